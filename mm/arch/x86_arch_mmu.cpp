@@ -1,0 +1,118 @@
+#include "mm/arch/x86_arch_mmu.h"
+
+#include "mm/mm_struct.h"
+
+namespace tlbsim::mm {
+
+X86ArchMmuBase::X86ArchMmuBase(const X86ArchConfig& cfg, StatGroup* stats_parent)
+    : ArchMmu(Arch::kX86_64, cfg.nr_cpus, cfg.pgtable_levels),
+      m_cpu(cfg.nr_cpus),
+      m_cfg(cfg),
+      m_vmstats(stats_parent) {
+  m_targets.reserve(cfg.nr_cpus);
+}
+
+void X86ArchMmuBase::init_new_context(Mm& mm) { (void)mm; }
+
+void X86ArchMmuBase::destroy_context(Mm& mm) {
+  // No CPU may still have it loaded: lazy users switched away (mmdrop ordering).
+  for (auto& c : m_cpu) {
+    if (c.loaded_mm == &mm) c.loaded_mm = nullptr;
+    for (auto& slot : c.ctxs)
+      if (slot.ctx_id == mm.ctx_id()) slot = {};
+  }
+}
+
+void X86ArchMmuBase::switch_mm(ExecContext& ctx, Mm& next) {
+  // Mirrors arch/x86/mm/tlb.c:switch_mm_irqs_off(): join mm_cpumask first, then
+  // read tlb_gen and pick the ASID.
+  next.cpumask().set(ctx.cpu);
+  x86::SwitchAction a = x86::switch_mm_irqs_off(m_cpu[ctx.cpu], next, m_cfg.pcid);
+  if (a.same_mm && !a.flush) return;
+  if (a.flush) ++m_vmstats.context_switch_flushes;
+  load_cr3(ctx, a);
+}
+
+void X86ArchMmuBase::enter_lazy_tlb(ExecContext& ctx) {
+  if (m_cpu[ctx.cpu].loaded_mm) m_cpu[ctx.cpu].is_lazy = true;
+}
+
+x86::FlushAction X86ArchMmuBase::flush_tlb_func_on(unsigned cpu, const x86::FlushTlbInfo& info,
+                                                   bool initiator) {
+  x86::CpuTlbState& st = m_cpu[cpu];
+  const uint64_t mm_gen = st.loaded_mm ? st.loaded_mm->tlb_gen() : 0;
+  if (!initiator) ++m_vmstats.nr_tlb_remote_flush_received;
+  x86::FlushAction a = x86::flush_tlb_func(st, info, mm_gen);
+  if (a.kind == x86::FlushAction::Kind::kNotLoaded && info.mm) {
+    const_cast<Mm*>(info.mm)->cpumask().clear(cpu);
+    ++m_vmstats.cpumask_trims;
+  }
+  if (initiator) {
+    if (a.kind == x86::FlushAction::Kind::kPartial) m_vmstats.nr_tlb_local_flush_one += a.nr_invlpg;
+    if (a.kind == x86::FlushAction::Kind::kFull) ++m_vmstats.nr_tlb_local_flush_all;
+  }
+  return a;
+}
+
+void X86ArchMmuBase::flush_tlb_mm_range(ExecContext& ctx, Mm& mm, uint64_t start, uint64_t end,
+                                        unsigned stride_shift, bool freed_tables) {
+  // Mirrors arch/x86/mm/tlb.c:flush_tlb_mm_range().
+  const uint64_t new_gen = mm.inc_tlb_gen();
+  const x86::FlushTlbInfo info = x86::get_flush_tlb_info(
+      &mm, start, end, stride_shift, freed_tables, new_gen, ctx.cpu, m_cfg.flush_ceiling);
+  const unsigned self = ctx.cpu;
+  if (mm.cpumask().any_other_than(self)) {
+    // native_flush_tlb_multi(): with freed tables every CPU in the mask (lazy ones
+    // too); otherwise only those should_flush_tlb() selects.
+    ++m_vmstats.nr_tlb_remote_flush;
+    m_targets.clear();
+    bool local = false;
+    const bool all = freed_tables && !m_cfg.debug_skip_lazy_freed_tables;
+    mm.cpumask().for_each([&](unsigned c) {
+      if (c == self) {
+        local = m_cpu[c].loaded_mm == &mm;
+        return;
+      }
+      if (all || x86::should_flush_tlb(m_cpu[c], info)) {
+        m_targets.push_back(c);
+      } else if (m_cpu[c].is_lazy) {
+        ++m_vmstats.ipis_skipped_lazy;
+      } else {
+        ++m_vmstats.ipis_skipped_not_loaded;
+      }
+    });
+    flush_tlb_multi(ctx, m_targets, local, info);
+  } else if (m_cpu[self].loaded_mm == &mm) {
+    flush_tlb_local(ctx, info);
+  }
+  // else: nobody has the mm loaded; nothing to flush.
+}
+
+void X86ArchMmuBase::tlb_flush(ExecContext& ctx, Mm& mm, const TlbFlushRequest& req) {
+  // Mirrors arch/x86/include/asm/tlb.h:tlb_flush().
+  const unsigned stride = req.unmap_shift();
+  if (req.fullmm) {
+    flush_tlb_mm_range(ctx, mm, 0, x86::kTlbFlushAll, stride, req.freed_tables);
+  } else {
+    flush_tlb_mm_range(ctx, mm, req.start.value(), req.end.value(), stride, req.freed_tables);
+  }
+}
+
+void X86ArchMmuBase::flush_tlb_mm(ExecContext& ctx, Mm& mm) {
+  flush_tlb_mm_range(ctx, mm, 0, x86::kTlbFlushAll, 0, true);
+}
+
+void X86ArchMmuBase::flush_tlb_range(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end) {
+  flush_tlb_mm_range(ctx, mm, start.value(), end.value(), 12, m_cfg.flush_range_freed_tables);
+}
+
+void X86ArchMmuBase::flush_tlb_page(ExecContext& ctx, Mm& mm, VirtAddr addr) {
+  flush_tlb_mm_range(ctx, mm, addr.value(), addr.value() + kPageSize, 12, false);
+}
+
+void X86ArchMmuBase::flush_pmd_tlb_range(ExecContext& ctx, Mm& mm, VirtAddr start,
+                                         VirtAddr end) {
+  flush_tlb_mm_range(ctx, mm, start.value(), end.value(), 21, false);
+}
+
+}  // namespace tlbsim::mm

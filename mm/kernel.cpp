@@ -1,0 +1,116 @@
+#include "mm/kernel.h"
+
+#include <stdexcept>
+
+#include "mm/folio.h"
+#include "mm/mmu_gather.h"
+
+namespace tlbsim::mm {
+
+Kernel::Kernel(const KernelProfile& profile, PhysMem& pm, ArchMmu& arch, StatGroup* stats_parent)
+    : m_profile(profile),
+      m_pm(pm),
+      m_arch(arch),
+      m_codec(arch.codec()),
+      m_stats(stats_parent, "kernel"),
+      m_vmstat(&m_stats),
+      m_flush_stats(&m_stats),
+      m_pt(pm, arch.codec(), arch.pgtable_levels()),
+      m_deferred(pm, m_vmstat),
+      m_rmap(pm, RmapConfig::from(profile), m_vmstat, &m_deferred),
+      m_zap_batching(profile.zap_batching()),
+      m_rmap_batching(profile.rmap_batching()),
+      m_debug_free_before_flush(profile.debug_free_before_flush()) {
+  // The shared zero page: allocated once, never refcounted by mappings.
+  auto zero = m_pm.alloc_folio(0);
+  if (!zero) throw std::runtime_error("machine memory too small for the zero page");
+  m_zero_pfn = *zero;
+  m_pm.page(m_zero_pfn).set(kPgZero);
+}
+
+Kernel::~Kernel() = default;
+
+Mm& Kernel::mm_create(ExecContext& ctx) {
+  auto mm = std::make_unique<Mm>(m_next_mm_id++, m_next_ctx_id++, m_arch.nr_cpus());
+  if (!m_pt.pgd_alloc(ctx, *mm)) throw std::runtime_error("out of memory allocating a pgd");
+  m_arch.init_new_context(*mm);
+  m_mms.push_back(std::move(mm));
+  return *m_mms.back();
+}
+
+void Kernel::exit_mmap(ExecContext& ctx, Mm& mm) {
+  // Mirrors mm/mmap.c:exit_mmap(): full-mm gather, unmap everything, free tables.
+  CauseScope cause(ctx, FlushCause::kExit);
+  std::vector<Vma*> vmas;
+  for (auto& [start, vma] : mm.vmas()) vmas.push_back(vma.get());
+  {
+    MmuGather tlb(*this, ctx, mm, /*fullmm=*/true);
+    unmap_vmas(tlb, vmas, VirtAddr(0), VirtAddr(~0ull));
+    if (!vmas.empty()) free_pgtables(tlb, vmas.front()->start(), vmas.back()->end(), VirtAddr(0),
+                                     VirtAddr(0));
+    tlb.tlb_finish_mmu();
+  }
+  while (!mm.vmas().empty()) vma_remove(mm, mm.vmas().begin()->second.get());
+  mm.dead = true;
+}
+
+void Kernel::mm_destroy(Mm& mm) {
+  if (!mm.dead) throw std::logic_error("mm_destroy before exit_mmap");
+  m_arch.destroy_context(mm);
+  m_pt.pgd_free(mm);
+  m_mms.remove_if([&](const std::unique_ptr<Mm>& p) { return p.get() == &mm; });
+}
+
+void Kernel::folio_put_refs(ExecContext& ctx, Pfn head, int32_t nr, const char* what) {
+  Folio folio(m_pm, head);
+  ctx.count(KOp::kAtomic);
+  if (folio.ref_count() < nr) throw std::logic_error("folio refcount underflow");
+  if (!folio.put_refs(nr)) return;
+  // __folio_put → free_unref_folios: unqueue from deferred split, drop mTHP stats.
+  if (folio.test_large()) m_deferred.unqueue(folio);
+  if (folio.test_anon() && folio.order() >= kMinAnonThpOrder && folio.order() <= kPmdOrder)
+    --m_vmstat.mthp[folio.order()]->nr_anon;
+  m_vmstat.pgfree += folio.nr_pages();
+  ctx.count(KOp::kPageFree);
+  m_pm.free_folio(head, what);
+}
+
+// --- flush requests ---------------------------------------------------------------------
+
+namespace {
+void count_flush(KernelFlushStats& st, FlushCause cause, bool full, uint64_t pages) {
+  ++st.requests;
+  auto& c = st.by_cause[static_cast<size_t>(cause == FlushCause::kNone ? FlushCause::kOther
+                                                                      : cause)];
+  ++c->requests;
+  if (full) {
+    ++c->full_mm;
+  } else {
+    ++c->range;
+    c->pages += pages;
+  }
+}
+}  // namespace
+
+void Kernel::tlb_flush(ExecContext& ctx, Mm& mm, const TlbFlushRequest& req) {
+  count_flush(m_flush_stats, ctx.cause, req.fullmm,
+              req.fullmm ? 0 : (req.end - req.start) >> kPageShift);
+  m_arch.tlb_flush(ctx, mm, req);
+}
+
+void Kernel::flush_tlb_mm(ExecContext& ctx, Mm& mm) {
+  count_flush(m_flush_stats, ctx.cause, true, 0);
+  m_arch.flush_tlb_mm(ctx, mm);
+}
+
+void Kernel::flush_tlb_range(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end) {
+  count_flush(m_flush_stats, ctx.cause, false, (end - start) >> kPageShift);
+  m_arch.flush_tlb_range(ctx, mm, start, end);
+}
+
+void Kernel::flush_tlb_page(ExecContext& ctx, Mm& mm, VirtAddr addr) {
+  count_flush(m_flush_stats, ctx.cause, false, 1);
+  m_arch.flush_tlb_page(ctx, mm, addr);
+}
+
+}  // namespace tlbsim::mm

@@ -1,0 +1,116 @@
+// Kernel profile: the switches that reproduce one Linux generation. Profiles are
+// JSON files in configs/kernels/ that set these keys; every switch can also be
+// overridden alone. docs/kernel-profiles.md lists each switch, its default per
+// profile and the kernel series it stands for.
+#pragma once
+
+#include <array>
+#include <string>
+
+#include "base/params.h"
+
+namespace tlbsim::mm {
+
+/// Anonymous THP sizes with a sysfs control (orders 2..9 on 4 KiB pages).
+inline constexpr unsigned kMinAnonThpOrder = 2;
+inline constexpr unsigned kPmdOrder = 9;
+
+/// /sys/kernel/mm/transparent_hugepage/ controls.
+struct ThpParams : ParamSet {
+  using ParamSet::ParamSet;
+  Param<std::string> enabled{this, "enabled", "never", "",
+                             "Top-level THP mode (transparent_hugepage/enabled)."};
+  Param<std::string> hugepages_16kB{this, "hugepages_16kB", "never", "",
+                                    "hugepages-16kB/enabled (mTHP order 2)."};
+  Param<std::string> hugepages_32kB{this, "hugepages_32kB", "never", "",
+                                    "hugepages-32kB/enabled (mTHP order 3)."};
+  Param<std::string> hugepages_64kB{this, "hugepages_64kB", "never", "",
+                                    "hugepages-64kB/enabled (mTHP order 4)."};
+  Param<std::string> hugepages_128kB{this, "hugepages_128kB", "never", "",
+                                     "hugepages-128kB/enabled (mTHP order 5)."};
+  Param<std::string> hugepages_256kB{this, "hugepages_256kB", "never", "",
+                                     "hugepages-256kB/enabled (mTHP order 6)."};
+  Param<std::string> hugepages_512kB{this, "hugepages_512kB", "never", "",
+                                     "hugepages-512kB/enabled (mTHP order 7)."};
+  Param<std::string> hugepages_1024kB{this, "hugepages_1024kB", "never", "",
+                                      "hugepages-1024kB/enabled (mTHP order 8)."};
+  Param<std::string> hugepages_2048kB{this, "hugepages_2048kB", "inherit", "",
+                                      "hugepages-2048kB/enabled (PMD THP, order 9)."};
+  Param<bool> use_zero_page{this, "use_zero_page", true, "",
+                            "Read faults on anonymous memory map the shared zero page "
+                            "(transparent_hugepage/use_zero_page for PMDs; always for PTEs)."};
+
+  ThpParams(ParamSet* parent, const char* key, const char* doc) : ParamSet(parent, key, doc) {
+    enabled.one_of({"always", "madvise", "never"});
+    for (auto* p : per_size()) p->one_of({"always", "inherit", "madvise", "never"});
+  }
+  /// The per-size control for `order` (2..9).
+  const Param<std::string>& per_size(unsigned order) const { return *per_size()[order - 2]; }
+
+ private:
+  std::array<Param<std::string>*, 8> per_size() const {
+    auto* self = const_cast<ThpParams*>(this);
+    return {&self->hugepages_16kB,  &self->hugepages_32kB,  &self->hugepages_64kB,
+            &self->hugepages_128kB, &self->hugepages_256kB, &self->hugepages_512kB,
+            &self->hugepages_1024kB, &self->hugepages_2048kB};
+  }
+};
+
+struct KernelProfile : ParamSet {
+  KernelProfile() : ParamSet("Kernel profile: switches reproducing one Linux generation.") {}
+
+  Param<std::string> name{this, "name", "linux-6.15", "", "Name of the profile."};
+  Param<std::string> version{this, "version", "6.15", "",
+                             "Linux version the profile models (informational)."};
+  Param<bool> rmap_batching{this, "rmap_batching", true, "",
+                            "Batched folio rmap calls for PTE runs of one folio "
+                            "(folio_*_rmap_ptes; Linux 6.8/6.9 rmap overhaul). Off: one "
+                            "rmap call per PTE."};
+  Param<bool> zap_batching{this, "zap_batching", true, "",
+                           "zap_present_ptes batches PTEs of one folio with folio_pte_batch "
+                           "(Linux 6.9). Off: per-PTE refcount, rmap and gather entry."};
+  Param<bool> fork_batching{this, "fork_batching", true, "",
+                            "copy_present_ptes batches PTEs of one folio (Linux 6.9)."};
+  Param<bool> mm_id{this, "mm_id", true, "",
+                    "CONFIG_MM_ID owner tracking of large folios (Linux 6.15)."};
+  Param<bool> no_page_mapcount{this, "no_page_mapcount", false, "",
+                               "CONFIG_NO_PAGE_MAPCOUNT: no per-page mapcounts in large "
+                               "folios (Linux 6.15, experimental). Requires mm_id."};
+  Param<bool> cow_reuse_large{this, "cow_reuse_large", true, "",
+                              "Write faults reuse exclusively owned PTE-mapped large folios "
+                              "(Linux 6.15, via MM-ID). Off: copy."};
+  Param<bool> deferred_split_partial_only{
+      this, "deferred_split_partial_only", true, "",
+      "Queue only partially mapped folios for deferred split, PG_partially_mapped "
+      "(Linux 6.12). Off: also queue PMD THPs at fault time and split on any unmap."};
+  Param<bool> flush_range_freed_tables{
+      this, "flush_range_freed_tables", true, "",
+      "x86 flush_tlb_range() passes freed_tables = true, so lazy CPUs get IPIs (early-2025 "
+      "fix, v6.14 + stable). Off: older behaviour."};
+  Param<uint32_t> x86_flush_ceiling{this, "x86_flush_ceiling", 33, "pages",
+                                    "x86 tlb_single_page_flush_ceiling: ranges of more "
+                                    "strides become full flushes.",
+                                    {min_value<uint32_t>(0)}};
+  Param<uint32_t> arm64_max_dvm_ops{this, "arm64_max_dvm_ops", 512, "ops",
+                                    "arm64 MAX_DVM_OPS (= PTRS_PER_PTE): per-page TLBIs up "
+                                    "to this count, else an ASID flush.",
+                                    {min_value<uint32_t>(1)}};
+  Param<bool> debug_free_before_flush{
+      this, "debug_free_before_flush", false, "",
+      "BROKEN ON PURPOSE (tests only): free gathered pages before the TLB flush. The TLB "
+      "coherence checker must catch it."};
+  Param<bool> debug_skip_lazy_freed_tables{
+      this, "debug_skip_lazy_freed_tables", false, "",
+      "BROKEN ON PURPOSE (tests only): do not IPI lazy CPUs even when page tables were "
+      "freed."};
+  ThpParams thp{this, "thp", "Transparent huge page controls (sysfs)."};
+
+  void validate(const std::string& pointer) const override {
+    if (no_page_mapcount() && !mm_id())
+      throw InputError(pointer + "/no_page_mapcount",
+                       "no_page_mapcount requires mm_id (CONFIG_NO_PAGE_MAPCOUNT depends on "
+                       "CONFIG_MM_ID), got mm_id = false");
+  }
+};
+
+}  // namespace tlbsim::mm

@@ -1,0 +1,81 @@
+// struct mm_struct: one address space.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+
+#include "base/addr.h"
+#include "base/cpu_mask.h"
+#include "mm/vma.h"
+
+namespace tlbsim::mm {
+
+/// rss counters (include/linux/mm_types_task.h).
+enum RssCounter : uint8_t { kMmFilePages, kMmAnonPages, kMmSwapEnts, kMmShmemPages, kNrRss };
+
+class Mm {
+ public:
+  Mm(uint32_t mm_id, uint64_t ctx_id, unsigned nr_cpus)
+      : m_mm_id(mm_id), m_ctx_id(ctx_id), m_cpumask(nr_cpus) {}
+
+  uint32_t mm_id() const { return m_mm_id; }
+  /// x86 context.ctx_id: never reused, identifies the mm in per-CPU ASID slots.
+  uint64_t ctx_id() const { return m_ctx_id; }
+  /// arm64 ASID (global allocator); x86 uses per-CPU dynamic ASIDs instead.
+  uint16_t asid() const { return m_asid; }
+  void set_asid(uint16_t a) { m_asid = a; }
+
+  Pfn pgd() const { return m_pgd; }
+  void set_pgd(Pfn p) { m_pgd = p; }
+
+  /// mm_cpumask: CPUs that have run this mm since they last flushed it away.
+  CpuMask& cpumask() { return m_cpumask; }
+  const CpuMask& cpumask() const { return m_cpumask; }
+
+  /// context.tlb_gen (x86): bumped by every flush request (inc_mm_tlb_gen).
+  uint64_t tlb_gen() const { return m_tlb_gen; }
+  uint64_t inc_tlb_gen() { return ++m_tlb_gen; }
+
+  int64_t rss(RssCounter c) const { return m_rss[c]; }
+  void add_rss(RssCounter c, int64_t d) { m_rss[c] += d; }
+
+  /// Page-table pages below the pgd (mm->pgtables_bytes / PAGE_SIZE).
+  int64_t nr_pgtables() const { return m_nr_pgtables; }
+  void add_pgtables(int64_t d) { m_nr_pgtables += d; }
+
+  /// mm->tlb_flush_pending: gathers active on this mm (mm_tlb_flush_nested).
+  int tlb_flush_pending = 0;
+
+  // --- VMAs ---------------------------------------------------------------------
+  using VmaMap = std::map<uint64_t, std::unique_ptr<Vma>>;  // keyed by start
+  VmaMap& vmas() { return m_vmas; }
+  const VmaMap& vmas() const { return m_vmas; }
+  /// find_vma: the VMA containing `a`, or nullptr.
+  Vma* find_vma(VirtAddr a) const {
+    auto it = m_vmas.upper_bound(a.value());
+    if (it == m_vmas.begin()) return nullptr;
+    --it;
+    return it->second->contains(a) ? it->second.get() : nullptr;
+  }
+  /// Next free address for mmap without a hint (top-down allocation is not modelled;
+  /// mappings are placed bottom-up from mmap_base, aligned as requested).
+  VirtAddr mmap_base = VirtAddr(0x7f0000000000ull);
+  VirtAddr mmap_next = VirtAddr(0x7f0000000000ull);
+
+  bool dead = false;  // exit_mmap ran
+
+ private:
+  uint32_t m_mm_id;
+  uint64_t m_ctx_id;
+  uint16_t m_asid = 0;
+  Pfn m_pgd;
+  CpuMask m_cpumask;
+  uint64_t m_tlb_gen = 0;
+  std::array<int64_t, kNrRss> m_rss{};
+  int64_t m_nr_pgtables = 0;
+  VmaMap m_vmas;
+};
+
+}  // namespace tlbsim::mm

@@ -1,0 +1,146 @@
+// mmap/munmap and VMA bookkeeping (mm/mmap.c, mm/vma.c).
+#include <algorithm>
+#include <cerrno>
+
+#include "mm/kernel.h"
+#include "mm/mmu_gather.h"
+
+namespace tlbsim::mm {
+
+AnonVma* Kernel::anon_vma_prepare(Vma& vma) {
+  // Mirrors mm/rmap.c:__anon_vma_prepare(): reuse a mergeable neighbour's anon_vma
+  // is not modelled; each VMA that faults first gets its own.
+  if (vma.anon_vma()) return vma.anon_vma();
+  m_anon_vmas.push_back(std::make_unique<AnonVma>(nullptr));
+  AnonVma* av = m_anon_vmas.back().get();
+  av->vmas().push_back(&vma);
+  vma.set_anon_vma(av);
+  return av;
+}
+
+Vma* Kernel::vma_create(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end, uint64_t flags) {
+  ctx.count(KOp::kVmaOp);
+  // vma_merge_new_range(): extend an adjacent anonymous VMA with identical flags.
+  auto it = mm.vmas().lower_bound(start.value());
+  if (it != mm.vmas().begin()) {
+    Vma* prev = std::prev(it)->second.get();
+    if (prev->end() == start && prev->flags() == flags && prev->is_anonymous()) {
+      prev->set_range(prev->start(), end, prev->pgoff());
+      return prev;
+    }
+  }
+  auto vma = std::make_unique<Vma>(&mm, start, end, flags, start.vpn());
+  Vma* raw = vma.get();
+  mm.vmas().emplace(start.value(), std::move(vma));
+  return raw;
+}
+
+void Kernel::vma_split(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr at) {
+  // Mirrors mm/vma.c:__split_vma(): the new VMA takes [at, end) and shares anon_vma.
+  ctx.count(KOp::kVmaOp);
+  auto tail = std::make_unique<Vma>(&mm, at, vma.end(), vma.flags(),
+                                    vma.pgoff() + ((at - vma.start()) >> kPageShift));
+  tail->set_file(vma.file());
+  if (vma.anon_vma()) {
+    tail->set_anon_vma(vma.anon_vma());
+    vma.anon_vma()->vmas().push_back(tail.get());
+  }
+  vma.set_range(vma.start(), at, vma.pgoff());
+  mm.vmas().emplace(at.value(), std::move(tail));
+}
+
+void Kernel::vma_remove(Mm& mm, Vma* vma) {
+  if (AnonVma* av = vma->anon_vma()) std::erase(av->vmas(), vma);
+  mm.vmas().erase(vma->start().value());
+}
+
+int64_t Kernel::sys_mmap(ExecContext& ctx, Mm& mm, const MmapArgs& a) {
+  // Mirrors mm/mmap.c:do_mmap() for anonymous mappings.
+  ctx.count(KOp::kSyscallEntry);
+  ctx.count(KOp::kLock);  // mmap_lock (write)
+  if (a.len == 0) return -EINVAL;
+  if (a.shared) {
+    // Shared anonymous memory is shmem in Linux; not modelled yet.
+    throw InputError("", "not supported yet: MAP_SHARED mappings");
+  }
+  const uint64_t len = (a.len + kPageSize - 1) & kPageMask;
+  VirtAddr start;
+  if (a.fixed) {
+    if (a.addr & (kPageSize - 1)) return -EINVAL;
+    start = VirtAddr(a.addr);
+    int r = sys_munmap(ctx, mm, start, len);  // MAP_FIXED replaces what was there
+    if (r) return r;
+  } else {
+    const uint64_t align = std::max<uint64_t>(a.align, kPageSize);
+    start = mm.mmap_next.align_up(align);
+    // Skip past existing VMAs that overlap.
+    for (;;) {
+      auto it = mm.vmas().lower_bound(start.value());
+      bool clash = false;
+      if (it != mm.vmas().begin() && std::prev(it)->second->end() > start) {
+        start = std::prev(it)->second->end().align_up(align);
+        clash = true;
+      } else if (it != mm.vmas().end() && it->second->start() < start + len) {
+        start = it->second->end().align_up(align);
+        clash = true;
+      }
+      if (!clash) break;
+    }
+    // Leave a guard gap so unrelated mappings never share page tables by accident.
+    mm.mmap_next = (start + len).align_up(kPmdSize) + kPmdSize;
+  }
+  uint64_t flags = kVmMayWrite | a.extra_vm_flags;
+  if (a.read) flags |= kVmRead;
+  if (a.write) flags |= kVmWrite;
+  if (a.exec) flags |= kVmExec;
+  vma_create(ctx, mm, start, start + len, flags);
+  if (a.populate) {
+    const uint32_t ff = a.write ? static_cast<uint32_t>(kFaultWrite) : 0u;
+    for (VirtAddr v = start; v < start + len; v += kPageSize) {
+      if (handle_mm_fault(ctx, mm, v, ff) == FaultResult::kOom) return -ENOMEM;
+    }
+  }
+  return static_cast<int64_t>(start.value());
+}
+
+int Kernel::sys_munmap(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len) {
+  // Mirrors mm/vma.c:do_vmi_munmap() → vms_gather_munmap_vmas() / vms_clear_ptes().
+  ctx.count(KOp::kSyscallEntry);
+  ctx.count(KOp::kLock);  // mmap_lock (write)
+  CauseScope cause(ctx, ctx.cause == FlushCause::kNone ? FlushCause::kMunmap : ctx.cause);
+  if (!addr.is_aligned(kPageSize) || len == 0) return -EINVAL;
+  const VirtAddr start = addr;
+  const VirtAddr end = addr + ((len + kPageSize - 1) & kPageMask);
+  if (end <= start) return -EINVAL;
+  // Split the VMAs straddling the edges.
+  if (Vma* v = mm.find_vma(start); v && v->start() < start) vma_split(ctx, mm, *v, start);
+  if (Vma* v = mm.find_vma(end - 1); v && v->end() > end) vma_split(ctx, mm, *v, end);
+  std::vector<Vma*> victims;
+  for (auto it = mm.vmas().lower_bound(start.value());
+       it != mm.vmas().end() && it->second->start() < end; ++it)
+    victims.push_back(it->second.get());
+  if (victims.empty()) return 0;
+  // Neighbours bound the page tables that may be freed.
+  VirtAddr floor(0), ceiling(0);
+  {
+    auto first = mm.vmas().find(victims.front()->start().value());
+    if (first != mm.vmas().begin()) floor = std::prev(first)->second->end();
+    auto after = mm.vmas().find(victims.back()->start().value());
+    if (++after != mm.vmas().end()) ceiling = after->second->start();
+  }
+  // Detach first (vms_gather_munmap_vmas): a fault racing with the teardown on
+  // another CPU finds no VMA, as in Linux.
+  std::vector<std::unique_ptr<Vma>> detached;
+  for (Vma* v : victims) detached.push_back(std::move(mm.vmas().extract(v->start().value()).mapped()));
+  {
+    MmuGather tlb(*this, ctx, mm, /*fullmm=*/false);
+    unmap_vmas(tlb, victims, start, end);
+    free_pgtables(tlb, victims.front()->start(), victims.back()->end(), floor, ceiling);
+    tlb.tlb_finish_mmu();
+  }
+  for (auto& v : detached)
+    if (AnonVma* av = v->anon_vma()) std::erase(av->vmas(), v.get());
+  return 0;
+}
+
+}  // namespace tlbsim::mm

@@ -1,0 +1,96 @@
+#include "mm/phys_mem.h"
+
+#include <stdexcept>
+#include <string>
+
+namespace tlbsim::mm {
+
+PhysMem::PhysMem(uint64_t bytes, unsigned max_order)
+    : m_max_order(max_order),
+      m_pages(bytes >> kPageShift),
+      m_buddy(bytes >> kPageShift, max_order),
+      m_large(1) {}
+
+std::optional<Pfn> PhysMem::alloc_folio(unsigned order) {
+  auto pfn = m_buddy.alloc(order);
+  if (!pfn) return std::nullopt;
+  const uint64_t nr = uint64_t{1} << order;
+  Page& head = m_pages[pfn->value()];
+  head = Page{};
+  head.set(kPgHead);
+  head.set_order(order);
+  head.refcount = 1;
+  for (uint64_t i = 1; i < nr; ++i) {
+    Page& t = m_pages[pfn->value() + i];
+    t = Page{};
+    t.set(kPgTail);
+    t.index = pfn->value();
+  }
+  if (order > 0) {
+    uint32_t slot;
+    if (!m_large_free.empty()) {
+      slot = m_large_free.back();
+      m_large_free.pop_back();
+    } else {
+      slot = static_cast<uint32_t>(m_large.size());
+      m_large.emplace_back();
+    }
+    m_large[slot] = LargeFolio{};
+    m_large[slot].head_pfn = pfn->value();
+    head.large = slot;
+    ++m_nr_large;
+  }
+  if (m_observer) m_observer->on_frames_allocated(*pfn, nr);
+  return pfn;
+}
+
+void PhysMem::free_folio(Pfn head_pfn, const char* what) {
+  Page& head = m_pages[head_pfn.value()];
+  if (!head.test(kPgHead) || head.refcount != 0)
+    throw std::logic_error("free_folio: frame " + std::to_string(head_pfn.value()) +
+                           " is not a folio head with refcount 0");
+  const unsigned order = head.order();
+  if (order > 0) {
+    m_large_free.push_back(head.large);
+    --m_nr_large;
+  }
+  const uint64_t nr = uint64_t{1} << order;
+  for (uint64_t i = 0; i < nr; ++i) m_pages[head_pfn.value() + i] = Page{};
+  m_buddy.free(head_pfn, order);
+  if (m_observer) m_observer->on_frames_freed(head_pfn, nr, what);
+}
+
+std::optional<Pfn> PhysMem::alloc_page_table() {
+  auto pfn = m_buddy.alloc(0);
+  if (!pfn) return std::nullopt;
+  Page& p = m_pages[pfn->value()];
+  p = Page{};
+  p.set(kPgPageTable);
+  p.refcount = 1;
+  uint64_t slot;
+  if (!m_tables_free.empty()) {
+    slot = m_tables_free.back();
+    m_tables_free.pop_back();
+    m_tables[slot].fill(0);
+  } else {
+    slot = m_tables.size();
+    m_tables.emplace_back();
+    m_tables[slot].fill(0);
+  }
+  p.mapping = slot;
+  ++m_nr_tables;
+  if (m_observer) m_observer->on_frames_allocated(*pfn, 1);
+  return pfn;
+}
+
+void PhysMem::free_page_table(Pfn pfn, const char* what) {
+  Page& p = m_pages[pfn.value()];
+  if (!p.test(kPgPageTable)) throw std::logic_error("free_page_table: not a page table");
+  m_tables_free.push_back(p.mapping);
+  p = Page{};
+  --m_nr_tables;
+  m_buddy.free(pfn, 0);
+  if (m_observer) m_observer->on_frames_freed(pfn, 1, what);
+}
+
+}  // namespace tlbsim::mm

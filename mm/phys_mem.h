@@ -1,0 +1,93 @@
+// Physical memory: the frame table, the buddy allocator, folio allocation and the
+// storage of page-table pages (which are frames like any other: the hardware
+// walker reads their entries by physical address).
+#pragma once
+
+#include <array>
+#include <deque>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "base/addr.h"
+#include "mm/buddy_allocator.h"
+#include "mm/page.h"
+
+namespace tlbsim::mm {
+
+inline constexpr unsigned kPtrsPerTable = 512;
+using PageTablePage = std::array<uint64_t, kPtrsPerTable>;
+
+/// Told when frames return to the allocator (the TLB coherence checker listens).
+class FrameObserver {
+ public:
+  virtual ~FrameObserver() = default;
+  /// Frames [pfn, pfn + nr) were freed; `what` says which kernel path freed them.
+  virtual void on_frames_freed(Pfn pfn, uint64_t nr, const char* what) = 0;
+  /// Frames [pfn, pfn + nr) were handed out again.
+  virtual void on_frames_allocated(Pfn pfn, uint64_t nr) = 0;
+};
+
+class PhysMem {
+ public:
+  /// `bytes` of memory (rounded down to frames).
+  PhysMem(uint64_t bytes, unsigned max_order);
+
+  uint64_t nr_frames() const { return m_pages.size(); }
+  Page& page(Pfn pfn) { return m_pages[pfn.value()]; }
+  const Page& page(Pfn pfn) const { return m_pages[pfn.value()]; }
+  Pfn pfn_of(const Page& p) const { return Pfn(static_cast<uint64_t>(&p - m_pages.data())); }
+  bool valid(Pfn pfn) const { return pfn.value() < m_pages.size(); }
+
+  // --- folios -----------------------------------------------------------------
+  /// Allocates a folio of `order` with refcount 1 (mapcounts 0). nullopt when no
+  /// block of that order is free (callers fall back to smaller orders).
+  std::optional<Pfn> alloc_folio(unsigned order);
+  /// Returns a folio whose refcount reached 0 to the allocator.
+  void free_folio(Pfn head, const char* what);
+  /// The head frame of the folio containing `pfn` (page_folio).
+  Pfn folio_head(Pfn pfn) const {
+    const Page& p = m_pages[pfn.value()];
+    return p.test(kPgTail) ? Pfn(p.index) : pfn;
+  }
+  LargeFolio& large(const Page& head) { return m_large[head.large]; }
+  const LargeFolio& large(const Page& head) const { return m_large[head.large]; }
+  LargeFolio& large_at(uint32_t index) { return m_large[index]; }
+
+  // --- page tables ------------------------------------------------------------
+  /// Allocates a zeroed page-table page (order-0 frame marked PageTable).
+  std::optional<Pfn> alloc_page_table();
+  void free_page_table(Pfn pfn, const char* what);
+  PageTablePage& table(Pfn pfn) { return m_tables[m_pages[pfn.value()].mapping]; }
+  const PageTablePage& table(Pfn pfn) const { return m_tables[m_pages[pfn.value()].mapping]; }
+  /// Reads the 64-bit entry at physical address `pa` of a page-table page (walker).
+  uint64_t read_entry(PhysAddr pa) const {
+    return table(pa.pfn())[(pa.value() & (kPageSize - 1)) >> 3];
+  }
+  uint64_t* entry_ptr(PhysAddr pa) { return &table(pa.pfn())[(pa.value() & (kPageSize - 1)) >> 3]; }
+  bool is_page_table(Pfn pfn) const { return m_pages[pfn.value()].test(kPgPageTable); }
+
+  // --- state ------------------------------------------------------------------
+  const BuddyAllocator& buddy() const { return m_buddy; }
+  uint64_t nr_free_pages() const { return m_buddy.nr_free_pages(); }
+  uint64_t nr_page_tables() const { return m_nr_tables; }
+  uint64_t nr_large_folios() const { return m_nr_large; }
+  unsigned max_order() const { return m_max_order; }
+  void set_observer(FrameObserver* o) { m_observer = o; }
+
+ private:
+  unsigned m_max_order;
+  std::vector<Page> m_pages;
+  BuddyAllocator m_buddy;
+  // deques: references stay valid while new tables/folios are allocated mid-walk.
+  std::deque<LargeFolio> m_large;       // slot 0 unused
+  std::vector<uint32_t> m_large_free;   // free slots of m_large
+  std::deque<PageTablePage> m_tables;   // page-table contents
+  std::vector<uint64_t> m_tables_free;  // free slots of m_tables
+  uint64_t m_nr_tables = 0;
+  uint64_t m_nr_large = 0;
+  FrameObserver* m_observer = nullptr;
+};
+
+}  // namespace tlbsim::mm

@@ -1,0 +1,181 @@
+// The kernel's page-table entry codec: what Linux keeps in
+// arch/{x86,arm64}/include/asm/pgtable*.h. Entries are the architectures' real
+// 64-bit formats (the hardware walker decodes the very same bits, with its own
+// definitions in models/arch/, cross-checked by static_asserts there).
+//
+// One codec value per machine; the per-entry predicates are inline and branch on
+// the architecture only where x86 and arm64 differ in meaning (arm64 encodes
+// "dirty" as DBM && !RDONLY, plus a software dirty bit).
+#pragma once
+
+#include <cstdint>
+
+#include "base/addr.h"
+
+namespace tlbsim::mm {
+
+enum class Arch : uint8_t { kX86_64, kArm64 };
+
+/// x86-64 entry bits (Intel SDM Vol. 3A, Tables 4-19 and 4-15; Linux pgtable_types.h).
+namespace x86_bits {
+inline constexpr uint64_t kPresent = 1ull << 0;
+inline constexpr uint64_t kRw = 1ull << 1;
+inline constexpr uint64_t kUser = 1ull << 2;
+inline constexpr uint64_t kPwt = 1ull << 3;
+inline constexpr uint64_t kPcd = 1ull << 4;
+inline constexpr uint64_t kAccessed = 1ull << 5;
+inline constexpr uint64_t kDirty = 1ull << 6;
+inline constexpr uint64_t kPse = 1ull << 7;  // leaf at PMD/PUD level
+inline constexpr uint64_t kGlobal = 1ull << 8;
+inline constexpr uint64_t kSoftDirty = 1ull << 11;  // _PAGE_SOFT_DIRTY (software)
+inline constexpr uint64_t kSpecial = 1ull << 9;     // _PAGE_SPECIAL (software)
+inline constexpr uint64_t kNx = 1ull << 63;
+inline constexpr uint64_t kPfnMask = 0x000FFFFFFFFFF000ull;  // bits 12..51
+}  // namespace x86_bits
+
+/// arm64 stage-1 descriptor bits, 4 KiB granule (Arm ARM D8.3; Linux pgtable-hwdef.h,
+/// pgtable-prot.h).
+namespace arm64_bits {
+inline constexpr uint64_t kValid = 1ull << 0;
+inline constexpr uint64_t kTable = 1ull << 1;     // table (levels 0-2) / page (level 3)
+inline constexpr uint64_t kAttrNormal = 0ull << 2;  // AttrIndx = MT_NORMAL (0)
+inline constexpr uint64_t kUser = 1ull << 6;      // AP[1]
+inline constexpr uint64_t kRdonly = 1ull << 7;    // AP[2]
+inline constexpr uint64_t kShared = 3ull << 8;    // SH = inner shareable
+inline constexpr uint64_t kAf = 1ull << 10;       // access flag
+inline constexpr uint64_t kNg = 1ull << 11;       // not global
+inline constexpr uint64_t kDbm = 1ull << 51;      // PTE_WRITE in Linux (hardware DBM)
+inline constexpr uint64_t kCont = 1ull << 52;     // contiguous hint
+inline constexpr uint64_t kPxn = 1ull << 53;
+inline constexpr uint64_t kUxn = 1ull << 54;
+inline constexpr uint64_t kSwDirty = 1ull << 55;  // PTE_DIRTY (software)
+inline constexpr uint64_t kSpecial = 1ull << 56;  // PTE_SPECIAL (software)
+inline constexpr uint64_t kOaMask = 0x0000FFFFFFFFF000ull;  // bits 12..47
+}  // namespace arm64_bits
+
+/// Protection of a user mapping (the VMA's vm_page_prot, reduced to what matters).
+struct PgProt {
+  bool write = false;
+  bool exec = false;
+  bool user = true;
+};
+
+class PteCodec {
+ public:
+  explicit PteCodec(Arch arch) : m_arch(arch) {}
+  Arch arch() const { return m_arch; }
+
+  // --- leaf PTE construction (mk_pte) ----------------------------------------
+  uint64_t mk_pte(Pfn pfn, PgProt prot) const {
+    if (m_arch == Arch::kX86_64) {
+      using namespace x86_bits;
+      // Linux's user protections (__PP) include _PAGE_ACCESSED: new PTEs are young.
+      uint64_t e = (pfn.value() << kPageShift) | kPresent | kAccessed | (prot.user ? kUser : 0);
+      if (prot.write) e |= kRw;
+      if (!prot.exec) e |= kNx;
+      return e;
+    }
+    using namespace arm64_bits;
+    uint64_t e = (pfn.value() << kPageShift) | kValid | kTable | kShared | kNg | kAf |
+                 (prot.user ? kUser : 0) | kRdonly | kPxn;
+    if (prot.write) e |= kDbm;  // writable-clean: DBM set, AP[2] read-only
+    if (!prot.exec) e |= kUxn;
+    return e;
+  }
+  /// Leaf entry at PMD/PUD level (huge page).
+  uint64_t mk_huge(Pfn pfn, PgProt prot) const {
+    uint64_t e = mk_pte(pfn, prot);
+    if (m_arch == Arch::kX86_64) return e | x86_bits::kPse;
+    return e & ~arm64_bits::kTable;  // block descriptor: bits[1:0] = 01
+  }
+  /// Non-leaf entry pointing at a next-level table.
+  uint64_t mk_table(Pfn table) const {
+    if (m_arch == Arch::kX86_64) {
+      using namespace x86_bits;
+      return (table.value() << kPageShift) | kPresent | kRw | kUser | kAccessed;
+    }
+    return (table.value() << kPageShift) | arm64_bits::kValid | arm64_bits::kTable;
+  }
+
+  // --- predicates -------------------------------------------------------------
+  static bool none(uint64_t e) { return e == 0; }
+  bool present(uint64_t e) const {
+    return m_arch == Arch::kX86_64 ? (e & x86_bits::kPresent) : (e & arm64_bits::kValid);
+  }
+  /// At PMD/PUD level: the entry maps a huge page (not a table).
+  bool huge(uint64_t e) const {
+    if (m_arch == Arch::kX86_64) return (e & x86_bits::kPresent) && (e & x86_bits::kPse);
+    return (e & arm64_bits::kValid) && !(e & arm64_bits::kTable);
+  }
+  Pfn pfn(uint64_t e) const {
+    uint64_t m = m_arch == Arch::kX86_64 ? x86_bits::kPfnMask : arm64_bits::kOaMask;
+    return Pfn((e & m) >> kPageShift);
+  }
+  bool write(uint64_t e) const {
+    return m_arch == Arch::kX86_64 ? (e & x86_bits::kRw) : (e & arm64_bits::kDbm);
+  }
+  bool young(uint64_t e) const {
+    return m_arch == Arch::kX86_64 ? (e & x86_bits::kAccessed) : (e & arm64_bits::kAf);
+  }
+  bool dirty(uint64_t e) const {
+    if (m_arch == Arch::kX86_64) return e & x86_bits::kDirty;
+    using namespace arm64_bits;
+    return (e & kSwDirty) || ((e & kDbm) && !(e & kRdonly));
+  }
+  bool cont(uint64_t e) const { return m_arch == Arch::kArm64 && (e & arm64_bits::kCont); }
+
+  // --- modifiers (pte_mk*) ----------------------------------------------------
+  uint64_t mkwrite(uint64_t e) const {
+    if (m_arch == Arch::kX86_64) return e | x86_bits::kRw;
+    using namespace arm64_bits;
+    e |= kDbm;
+    if (e & kSwDirty) e &= ~kRdonly;
+    return e;
+  }
+  uint64_t wrprotect(uint64_t e) const {
+    if (m_arch == Arch::kX86_64) return e & ~x86_bits::kRw;
+    using namespace arm64_bits;
+    if ((e & kDbm) && !(e & kRdonly)) e |= kSwDirty;  // keep hardware dirtiness
+    return (e & ~kDbm) | kRdonly;
+  }
+  uint64_t mkdirty(uint64_t e) const {
+    if (m_arch == Arch::kX86_64) return e | x86_bits::kDirty | x86_bits::kSoftDirty;
+    using namespace arm64_bits;
+    e |= kSwDirty;
+    if (e & kDbm) e &= ~kRdonly;
+    return e;
+  }
+  uint64_t mkclean(uint64_t e) const {
+    if (m_arch == Arch::kX86_64) return e & ~x86_bits::kDirty;
+    using namespace arm64_bits;
+    return (e & ~kSwDirty) | kRdonly;
+  }
+  uint64_t mkyoung(uint64_t e) const {
+    return m_arch == Arch::kX86_64 ? (e | x86_bits::kAccessed) : (e | arm64_bits::kAf);
+  }
+  uint64_t mkold(uint64_t e) const {
+    return m_arch == Arch::kX86_64 ? (e & ~x86_bits::kAccessed) : (e & ~arm64_bits::kAf);
+  }
+  uint64_t mkcont(uint64_t e) const { return e | arm64_bits::kCont; }
+  uint64_t mknoncont(uint64_t e) const {
+    return m_arch == Arch::kArm64 ? (e & ~arm64_bits::kCont) : e;
+  }
+  /// The same entry advanced by `n` frames (pte_advance_pfn).
+  uint64_t advance_pfn(uint64_t e, uint64_t n) const { return e + (n << kPageShift); }
+
+  /// Bits compared by folio_pte_batch: accessed, dirty, soft-dirty and write are
+  /// ignored (mm/internal.h __pte_batch_clear_ignored with flags 0).
+  uint64_t batch_normalise(uint64_t e) const {
+    if (m_arch == Arch::kX86_64) {
+      using namespace x86_bits;
+      return e & ~(kAccessed | kDirty | kSoftDirty | kRw);
+    }
+    using namespace arm64_bits;
+    return (e & ~(kAf | kSwDirty | kDbm)) | kRdonly;  // CONT is compared, as in Linux
+  }
+
+ private:
+  Arch m_arch;
+};
+
+}  // namespace tlbsim::mm

@@ -1,0 +1,329 @@
+// Lock order and exclusion are implied: the simulator is single-threaded kernel
+// code; the PTL/folio-lock rules of mm/rmap.c are represented by KOp::kLock counts
+// at the callers, not by real locks.
+#include "mm/rmap.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "mm/deferred_split.h"
+#include "mm/mm_struct.h"
+#include "mm/vma.h"
+
+namespace tlbsim::mm {
+
+namespace {
+[[noreturn]] void rmap_bug(const std::string& what) {
+  throw std::logic_error("rmap sanity check failed: " + what);
+}
+uint32_t mm_id_of(const Vma& vma) { return vma.mm()->mm_id(); }
+}  // namespace
+
+void Rmap::sanity_checks(Folio folio, Pfn page, uint64_t nr, RmapLevel level) const {
+  // Mirrors include/linux/rmap.h:__folio_rmap_sanity_checks().
+  if (folio.test_zero()) rmap_bug("the shared zero folio is never mapcounted");
+  if (nr == 0) rmap_bug("nr_pages == 0");
+  if (page < folio.pfn() || page + (nr - 1) >= folio.pfn() + folio.nr_pages())
+    rmap_bug("pages [" + std::to_string(page.value()) + ", +" + std::to_string(nr) +
+             ") outside folio " + std::to_string(folio.pfn().value()));
+  if (level == RmapLevel::kPmd && (folio.nr_pages() != 512 || nr != 512))
+    rmap_bug("PMD mapping of a folio that is not PMD-sized");
+}
+
+void Rmap::check_anon_rmap(Folio folio, Pfn page, const Vma& vma, VirtAddr address) const {
+  // Mirrors mm/rmap.c:__page_check_anon_rmap().
+  auto* av = reinterpret_cast<AnonVma*>(folio.head().mapping);
+  if (!av || !vma.anon_vma() || av->root() != vma.anon_vma()->root())
+    rmap_bug("folio anon_vma root differs from the VMA's");
+  const uint64_t expect = folio.head().index + (page - folio.pfn());
+  if (vma.linear_page_index(address) != expect)
+    rmap_bug("page index " + std::to_string(expect) + " != linear_page_index " +
+             std::to_string(vma.linear_page_index(address)));
+}
+
+// --- large mapcount and MM-ID -------------------------------------------------------
+
+void Rmap::folio_set_large_mapcount(Folio folio, int32_t mapcount, const Vma& vma) {
+  LargeFolio& lf = folio.lf();
+  lf.large_mapcount = mapcount;
+  if (!m_cfg.mm_id) return;
+  if (lf.mm_id[0] || lf.mm_id[1]) rmap_bug("folio_set_large_mapcount on a mapped folio");
+  lf.mm_id[0] = mm_id_of(vma);
+  lf.mm_id_mapcount[0] = mapcount;
+}
+
+int32_t Rmap::folio_add_return_large_mapcount(Folio folio, int32_t diff, const Vma& vma) {
+  // Mirrors include/linux/rmap.h:folio_add_return_large_mapcount() (CONFIG_MM_ID).
+  LargeFolio& lf = folio.lf();
+  const int32_t total = lf.large_mapcount += diff;
+  if (!m_cfg.mm_id) return total;
+  const uint32_t id = mm_id_of(vma);
+  if (lf.mm_id[0] == id) {
+    lf.mm_id_mapcount[0] += diff;
+  } else if (lf.mm_id[1] == id) {
+    lf.mm_id_mapcount[1] += diff;
+  } else if (lf.mm_id[0] == 0) {
+    lf.mm_id[0] = id;
+    lf.mm_id_mapcount[0] = diff;
+    if (total != diff) lf.maybe_mapped_shared = true;
+  } else if (lf.mm_id[1] == 0) {
+    lf.mm_id[1] = id;
+    lf.mm_id_mapcount[1] = diff;
+    lf.maybe_mapped_shared = true;
+  }
+  return total;
+}
+
+int32_t Rmap::folio_sub_return_large_mapcount(Folio folio, int32_t diff, const Vma& vma) {
+  // Mirrors include/linux/rmap.h:folio_sub_return_large_mapcount() (CONFIG_MM_ID).
+  LargeFolio& lf = folio.lf();
+  const int32_t total = lf.large_mapcount -= diff;
+  if (!m_cfg.mm_id) return total;
+  const uint32_t id = mm_id_of(vma);
+  for (int s = 0; s < 2; ++s) {
+    if (lf.mm_id[s] != id) continue;
+    lf.mm_id_mapcount[s] -= diff;
+    if (lf.mm_id_mapcount[s] > 0) return total;  // still mapped by this mm
+    // Underflow is tolerated: mappings added while no slot was free.
+    lf.mm_id_mapcount[s] = 0;
+    lf.mm_id[s] = 0;
+    break;
+  }
+  if (lf.mm_id_mapcount[0] == total || lf.mm_id_mapcount[1] == total)
+    lf.maybe_mapped_shared = false;
+  return total;
+}
+
+// --- adding ----------------------------------------------------------------------
+
+std::pair<int64_t, int64_t> Rmap::folio_add_rmap(Folio folio, Pfn page, uint64_t nr_pages,
+                                                 const Vma& vma, RmapLevel level) {
+  // Mirrors mm/rmap.c:__folio_add_rmap().
+  int64_t nr = 0, nr_pmdmapped = 0;
+  if (level == RmapLevel::kPte) {
+    if (!folio.test_large()) {
+      nr = (++folio.head().mapcount == 1) ? 1 : 0;
+    } else if (m_cfg.no_page_mapcount) {
+      const int32_t total =
+          folio_add_return_large_mapcount(folio, static_cast<int32_t>(nr_pages), vma);
+      nr = (total == static_cast<int32_t>(nr_pages)) ? static_cast<int64_t>(folio.nr_pages()) : 0;
+    } else {
+      int64_t first = 0;
+      Page* p = &folio.page_of(page);
+      for (uint64_t i = 0; i < nr_pages; ++i)
+        if (++p[i].mapcount == 1) ++first;
+      LargeFolio& lf = folio.lf();
+      if (first > 0) {
+        const int32_t v = lf.nr_pages_mapped += static_cast<int32_t>(first);
+        if (v < kEntirelyMapped) nr = first;
+      }
+      folio_add_return_large_mapcount(folio, static_cast<int32_t>(nr_pages), vma);
+    }
+  } else {
+    LargeFolio& lf = folio.lf();
+    const bool first = (++lf.entire_mapcount == 1);
+    if (m_cfg.no_page_mapcount) {
+      if (level == RmapLevel::kPmd && first) nr_pmdmapped = static_cast<int64_t>(folio.nr_pages());
+      const int32_t total = folio_add_return_large_mapcount(folio, 1, vma);
+      nr = (total == 1) ? static_cast<int64_t>(folio.nr_pages()) : 0;
+    } else {
+      if (first) {
+        const int32_t v = lf.nr_pages_mapped += kEntirelyMapped;
+        if (v < 2 * kEntirelyMapped) {
+          nr = static_cast<int64_t>(folio.nr_pages()) - (v & kFolioPagesMapped);
+          if (nr < 0) nr = 0;
+        }
+        if (level == RmapLevel::kPmd) nr_pmdmapped = static_cast<int64_t>(folio.nr_pages());
+      }
+      folio_add_return_large_mapcount(folio, 1, vma);
+    }
+  }
+  return {nr, nr_pmdmapped};
+}
+
+void Rmap::folio_set_anon(Folio folio, const Vma& vma, VirtAddr address, bool exclusive) {
+  // Mirrors mm/rmap.c:__folio_set_anon(): exclusive folios point at the VMA's own
+  // anon_vma, others at the root ("oldest possible").
+  AnonVma* av = vma.anon_vma();
+  if (!av) rmap_bug("anonymous VMA without anon_vma");
+  if (!exclusive) av = av->root();
+  folio.head().mapping = reinterpret_cast<uint64_t>(av);
+  folio.head().set(kPgAnon);
+  folio.head().index = vma.linear_page_index(address);
+}
+
+void Rmap::folio_add_new_anon_rmap(ExecContext& ctx, Folio folio, const Vma& vma,
+                                   VirtAddr address, uint32_t flags) {
+  // Mirrors mm/rmap.c:folio_add_new_anon_rmap().
+  ctx.count(KOp::kRmapCall);
+  ++m_vmstat.rmap_calls;
+  const bool exclusive = flags & kRmapExclusive;
+  const uint64_t nr_pages = folio.nr_pages();
+  folio.head().set(kPgSwapBacked);
+  folio_set_anon(folio, vma, address, exclusive);
+  int64_t nr, nr_pmdmapped = 0;
+  if (!folio.test_large()) {
+    folio.head().mapcount = 1;
+    if (exclusive) folio.head().set(kPgAnonExclusive);
+    nr = 1;
+  } else if (!folio.test_pmd_mappable()) {
+    nr = static_cast<int64_t>(nr_pages);
+    for (uint64_t i = 0; i < nr_pages; ++i) {
+      Page& p = folio.page(i);
+      if (!m_cfg.no_page_mapcount) p.mapcount = 1;
+      if (exclusive) p.set(kPgAnonExclusive);
+    }
+    folio_set_large_mapcount(folio, static_cast<int32_t>(nr_pages), vma);
+    if (!m_cfg.no_page_mapcount) folio.lf().nr_pages_mapped = static_cast<int32_t>(nr_pages);
+    ctx.count(KOp::kAtomic, 1);
+  } else {
+    nr = static_cast<int64_t>(nr_pages);
+    folio.lf().entire_mapcount = 1;
+    folio_set_large_mapcount(folio, 1, vma);
+    if (!m_cfg.no_page_mapcount) folio.lf().nr_pages_mapped = kEntirelyMapped;
+    if (exclusive) folio.head().set(kPgAnonExclusive);
+    nr_pmdmapped = nr;
+  }
+  if (address < vma.start() || address + nr_pages * kPageSize > vma.end())
+    rmap_bug("new anon folio extends outside its VMA");
+  m_vmstat.nr_anon_mapped += nr;
+  m_vmstat.nr_anon_thps += nr_pmdmapped;
+  if (folio.order() >= kMinAnonThpOrder && folio.order() <= kPmdOrder)
+    ++m_vmstat.mthp[folio.order()]->nr_anon;
+}
+
+void Rmap::folio_add_anon_rmap_ptes(ExecContext& ctx, Folio folio, Pfn page, uint64_t nr,
+                                    const Vma& vma, VirtAddr address, uint32_t flags) {
+  // Mirrors mm/rmap.c:folio_add_anon_rmap_ptes() → __folio_add_anon_rmap().
+  ctx.count(KOp::kRmapCall);
+  ctx.count(KOp::kAtomic, folio.test_large() && !m_cfg.no_page_mapcount ? nr + 1 : 1);
+  ++m_vmstat.rmap_calls;
+  sanity_checks(folio, page, nr, RmapLevel::kPte);
+  auto [nr_mapped, nr_pmd] = folio_add_rmap(folio, page, nr, vma, RmapLevel::kPte);
+  check_anon_rmap(folio, page, vma, address);
+  if (flags & kRmapExclusive) {
+    Page* p = &folio.page_of(page);
+    for (uint64_t i = 0; i < nr; ++i) p[i].set(kPgAnonExclusive);
+  }
+  m_vmstat.nr_anon_mapped += nr_mapped;
+  m_vmstat.nr_anon_thps += nr_pmd;
+}
+
+void Rmap::folio_add_anon_rmap_pmd(ExecContext& ctx, Folio folio, Pfn page, const Vma& vma,
+                                   VirtAddr address, uint32_t flags) {
+  ctx.count(KOp::kRmapCall);
+  ctx.count(KOp::kAtomic, 2);
+  ++m_vmstat.rmap_calls;
+  sanity_checks(folio, page, 512, RmapLevel::kPmd);
+  auto [nr_mapped, nr_pmd] = folio_add_rmap(folio, page, 512, vma, RmapLevel::kPmd);
+  check_anon_rmap(folio, page, vma, address);
+  if (flags & kRmapExclusive) folio.head().set(kPgAnonExclusive);
+  m_vmstat.nr_anon_mapped += nr_mapped;
+  m_vmstat.nr_anon_thps += nr_pmd;
+}
+
+void Rmap::folio_add_file_rmap_ptes(ExecContext& ctx, Folio folio, Pfn page, uint64_t nr,
+                                    const Vma& vma) {
+  // Mirrors mm/rmap.c:folio_add_file_rmap_ptes().
+  ctx.count(KOp::kRmapCall);
+  ctx.count(KOp::kAtomic, folio.test_large() && !m_cfg.no_page_mapcount ? nr + 1 : 1);
+  ++m_vmstat.rmap_calls;
+  if (folio.test_anon()) rmap_bug("file rmap on an anon folio");
+  sanity_checks(folio, page, nr, RmapLevel::kPte);
+  auto [nr_mapped, nr_pmd] = folio_add_rmap(folio, page, nr, vma, RmapLevel::kPte);
+  m_vmstat.nr_file_mapped += nr_mapped;
+  m_vmstat.nr_file_pmdmapped += nr_pmd;
+}
+
+void Rmap::folio_add_file_rmap_pmd(ExecContext& ctx, Folio folio, Pfn page, const Vma& vma) {
+  ctx.count(KOp::kRmapCall);
+  ctx.count(KOp::kAtomic, 2);
+  ++m_vmstat.rmap_calls;
+  if (folio.test_anon()) rmap_bug("file rmap on an anon folio");
+  sanity_checks(folio, page, 512, RmapLevel::kPmd);
+  auto [nr_mapped, nr_pmd] = folio_add_rmap(folio, page, 512, vma, RmapLevel::kPmd);
+  m_vmstat.nr_file_mapped += nr_mapped;
+  m_vmstat.nr_file_pmdmapped += nr_pmd;
+}
+
+// --- removing --------------------------------------------------------------------
+
+void Rmap::folio_remove_rmap(ExecContext& ctx, Folio folio, Pfn page, uint64_t nr_pages,
+                             const Vma& vma, RmapLevel level) {
+  // Mirrors mm/rmap.c:__folio_remove_rmap().
+  ctx.count(KOp::kRmapCall);
+  ++m_vmstat.rmap_calls;
+  sanity_checks(folio, page, nr_pages, level);
+  int64_t nr = 0, nr_pmdmapped = 0;
+  bool partially_mapped = false;
+  const int64_t folio_pages = static_cast<int64_t>(folio.nr_pages());
+  if (level == RmapLevel::kPte) {
+    if (!folio.test_large()) {
+      ctx.count(KOp::kAtomic);
+      nr = (--folio.head().mapcount == 0) ? 1 : 0;
+    } else if (m_cfg.no_page_mapcount) {
+      ctx.count(KOp::kAtomic);
+      const int32_t total =
+          folio_sub_return_large_mapcount(folio, static_cast<int32_t>(nr_pages), vma);
+      if (total == 0) nr = folio_pages;
+      else partially_mapped = total < folio_pages && folio.entire_mapcount() == 0;
+    } else {
+      ctx.count(KOp::kAtomic, nr_pages + 1);
+      folio_sub_return_large_mapcount(folio, static_cast<int32_t>(nr_pages), vma);
+      int64_t last = 0;
+      Page* p = &folio.page_of(page);
+      for (uint64_t i = 0; i < nr_pages; ++i) {
+        if (p[i].mapcount <= 0) rmap_bug("per-page mapcount underflow");
+        if (--p[i].mapcount == 0) ++last;
+      }
+      LargeFolio& lf = folio.lf();
+      if (last > 0) {
+        const int32_t v = lf.nr_pages_mapped -= static_cast<int32_t>(last);
+        if (v < kEntirelyMapped) nr = last;
+      }
+      partially_mapped = nr > 0 && lf.nr_pages_mapped != 0;
+    }
+  } else {
+    ctx.count(KOp::kAtomic, 2);
+    LargeFolio& lf = folio.lf();
+    const bool last = (--lf.entire_mapcount == 0);
+    if (m_cfg.no_page_mapcount) {
+      if (level == RmapLevel::kPmd && last) nr_pmdmapped = folio_pages;
+      const int32_t total = folio_sub_return_large_mapcount(folio, 1, vma);
+      if (total == 0) nr = folio_pages;
+      else partially_mapped = last && total < folio_pages;
+    } else {
+      folio_sub_return_large_mapcount(folio, 1, vma);
+      if (last) {
+        const int32_t v = lf.nr_pages_mapped -= kEntirelyMapped;
+        if (v < kEntirelyMapped) {
+          if (level == RmapLevel::kPmd) nr_pmdmapped = folio_pages;
+          nr = folio_pages - v;
+          if (nr < 0) nr = 0;
+        }
+      }
+      partially_mapped = nr > 0 && nr < nr_pmdmapped;
+    }
+  }
+  if (folio.mapcount() < 0) rmap_bug("folio mapcount underflow");
+  if (partially_mapped && folio.test_anon() && m_deferred && !folio.lf().partially_mapped)
+    m_deferred->deferred_split_folio(folio, true);
+  if (folio.test_anon()) {
+    m_vmstat.nr_anon_mapped -= nr;
+    m_vmstat.nr_anon_thps -= nr_pmdmapped;
+  } else {
+    m_vmstat.nr_file_mapped -= nr;
+    m_vmstat.nr_file_pmdmapped -= nr_pmdmapped;
+  }
+}
+
+void Rmap::folio_remove_rmap_ptes(ExecContext& ctx, Folio folio, Pfn page, uint64_t nr,
+                                  const Vma& vma) {
+  folio_remove_rmap(ctx, folio, page, nr, vma, RmapLevel::kPte);
+}
+
+void Rmap::folio_remove_rmap_pmd(ExecContext& ctx, Folio folio, Pfn page, const Vma& vma) {
+  folio_remove_rmap(ctx, folio, page, 512, vma, RmapLevel::kPmd);
+}
+
+}  // namespace tlbsim::mm

@@ -1,0 +1,54 @@
+// Kernel event counters and levels: /proc/vmstat items and the per-size mTHP
+// statistics of /sys/kernel/mm/transparent_hugepage/hugepages-<size>kB/stats/.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <string>
+
+#include "base/stats.h"
+#include "mm/kernel_profile.h"
+
+namespace tlbsim::mm {
+
+/// hugepages-<size>kB/stats/ for one order (enum mthp_stat_item).
+struct MthpStats : StatGroup {
+  MthpStats(StatGroup* parent, const std::string& name) : StatGroup(parent, name) {}
+  Scalar anon_fault_alloc{this, "anon_fault_alloc", "count", "Anonymous faults that allocated a folio of this size."};
+  Scalar anon_fault_fallback{this, "anon_fault_fallback", "count", "Faults that tried this size and fell back to a smaller one."};
+  Scalar anon_fault_fallback_charge{this, "anon_fault_fallback_charge", "count", "Fallbacks caused by a memcg charge failure (not modelled: stays 0)."};
+  Scalar split{this, "split", "count", "Folios of this size split successfully."};
+  Scalar split_failed{this, "split_failed", "count", "Split attempts that failed."};
+  Scalar split_deferred{this, "split_deferred", "count", "Folios queued for deferred split."};
+  Gauge nr_anon{this, "nr_anon", "folios", "Anonymous folios of this size currently allocated."};
+  Gauge nr_anon_partially_mapped{this, "nr_anon_partially_mapped", "folios", "Anonymous folios of this size that are partially mapped."};
+};
+
+struct VmStat : StatGroup {
+  explicit VmStat(StatGroup* parent) : StatGroup(parent, "vmstat") {
+    for (unsigned o = kMinAnonThpOrder; o <= kPmdOrder; ++o)
+      mthp[o] = std::make_unique<MthpStats>(
+          this, "hugepages_" + std::to_string((4u << o)) + "kB");
+  }
+  Gauge nr_anon_mapped{this, "nr_anon_mapped", "pages", "NR_ANON_MAPPED: anonymous pages mapped into user page tables."};
+  Gauge nr_anon_thps{this, "nr_anon_thps", "pages", "NR_ANON_THPS: anonymous pages mapped by PMDs."};
+  Gauge nr_file_mapped{this, "nr_file_mapped", "pages", "NR_FILE_MAPPED: file pages mapped into user page tables."};
+  Gauge nr_file_pmdmapped{this, "nr_file_pmdmapped", "pages", "NR_FILE_PMDMAPPED."};
+  Scalar pgfault{this, "pgfault", "count", "Page faults handled (PGFAULT)."};
+  Scalar pgfault_anon{this, "pgfault_anon", "count", "Faults that populated anonymous memory."};
+  Scalar pgfault_zero_page{this, "pgfault_zero_page", "count", "Read faults that mapped the shared zero page."};
+  Scalar pgfault_wp{this, "pgfault_wp", "count", "Write-protect faults (do_wp_page)."};
+  Scalar cow_copy{this, "cow_copy", "count", "Write faults that copied a page (wp_page_copy)."};
+  Scalar cow_reuse{this, "cow_reuse", "count", "Write faults that reused the page (wp_page_reuse)."};
+  Scalar pgfree{this, "pgfree", "pages", "Pages freed to the buddy allocator (PGFREE)."};
+  Scalar pgalloc{this, "pgalloc", "pages", "Pages allocated for folios."};
+  Scalar thp_fault_alloc{this, "thp_fault_alloc", "count", "PMD THPs allocated at fault (THP_FAULT_ALLOC)."};
+  Scalar thp_fault_fallback{this, "thp_fault_fallback", "count", "PMD THP faults that fell back (THP_FAULT_FALLBACK)."};
+  Scalar thp_split_pmd{this, "thp_split_pmd", "count", "PMD mappings split (THP_SPLIT_PMD)."};
+  Scalar thp_deferred_split_page{this, "thp_deferred_split_page", "count", "Folios queued for deferred split."};
+  Scalar rmap_calls{this, "rmap_calls", "count", "Calls into the folio rmap family (add, dup, remove)."};
+  Scalar oom{this, "oom", "count", "Faults that failed for lack of memory (VM_FAULT_OOM)."};
+  std::array<std::unique_ptr<MthpStats>, kPmdOrder + 1> mthp;
+};
+
+}  // namespace tlbsim::mm

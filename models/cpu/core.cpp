@@ -1,0 +1,318 @@
+#include "models/cpu/core.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "base/error.h"
+#include "mm/kernel.h"
+#include "models/system.h"
+
+namespace tlbsim {
+
+using workload::Op;
+using workload::OpKind;
+
+Core::Core(sc_core::sc_module_name name, unsigned id, System& sys, StatGroup* stats_parent)
+    : sc_core::sc_module(name),
+      m_id(id),
+      m_sys(sys),
+      m_ctx(id),
+      m_costs(sys.machine().costs.table()),
+      m_quantum(sys.machine().quantum_cycles()),
+      m_access_cycles(sys.machine().access_cycles()),
+      m_stats(stats_parent, "cpu[" + std::to_string(id) + "]"),
+      m_kops_stats(&m_stats, "kernel_ops") {
+  for (size_t i = 0; i < m_ctx.ops.size(); ++i)
+    m_kop_refs.push_back(std::make_unique<CounterRef>(&m_kops_stats, mm::kKOpNames[i], "count",
+                                                      "Primitive kernel operations of this kind.",
+                                                      &m_ctx.ops[i]));
+  m_mmu = std::make_unique<x86::X86CoreMmu>(id, sys.machine(), sys.phys(), sys.llc(), &m_stats);
+  if (CoherenceChecker* c = sys.checker()) {
+    m_mmu->set_frame_generations({c->generations()});
+    m_mmu->set_stale_hook(&CoherenceChecker::on_stale, c);
+  }
+  SC_THREAD(run);
+  SC_METHOD(ipi_handler);
+  sensitive << m_ipi_queue;
+  dont_initialize();
+}
+
+void Core::sync() {
+  if (m_local) {
+    ++m_stats.syncs;
+    const uint64_t l = m_local;
+    m_local = 0;
+    sc_core::wait(cycles_to_sc(l));
+  }
+}
+
+void Core::charge_kernel() {
+  uint64_t c = 0;
+  for (size_t i = 0; i < m_ctx.ops.size(); ++i) {
+    c += (m_ctx.ops[i] - m_charged[i]) * m_costs[i];
+    m_charged[i] = m_ctx.ops[i];
+  }
+  m_stats.kernel_cycles += c;
+  m_local += c;
+}
+
+void Core::post_ipi(const IpiMessage& m) {
+  m_mailbox.push_back(m);
+  m_ipi_queue.notify(cycles_to_sc(m.deliver_at - sc_now_cycles()));
+}
+
+void Core::ipi_handler() {
+  // Handle every message due now, in arrival order.
+  const uint64_t t = sc_now_cycles();
+  while (!m_mailbox.empty() && m_mailbox.front().deliver_at <= t) {
+    IpiMessage m = m_mailbox.front();
+    m_mailbox.pop_front();
+    ++m_stats.ipis_received;
+    const uint64_t cost = m_sys.arch().handle_flush_ipi(*this, m.info);
+    m_stats.handler_cycles += cost;
+    m_stolen += cost;
+    Core& from = m_sys.core(m.from);
+    const uint64_t ack = m_sys.topology().same_socket(m_id, m.from)
+                             ? m_sys.machine().x86.ack_cycles()
+                             : m_sys.machine().x86.ack_cross_socket_cycles();
+    from.last_ack_at = std::max(from.last_ack_at, t + cost + ack);
+    if (--from.pending_acks == 0) from.ack_event().notify();
+  }
+}
+
+void Core::run() {
+  if (!m_thread) return;
+  // An exception must not unwind through the SystemC kernel: hand it to the System,
+  // which stops the simulation and rethrows it from run().
+  try {
+    run_thread();
+  } catch (...) {
+    m_sys.fail(std::current_exception());
+  }
+}
+
+void Core::run_thread() {
+  mm::Mm& mm = m_sys.process_mm(m_process);
+  m_sys.arch().switch_mm(m_ctx, mm);
+  charge_kernel();
+  exec_ops(m_thread->ops);
+  // The thread returns: the CPU goes idle with the mm loaded lazily.
+  m_sys.arch().enter_lazy_tlb(m_ctx);
+  m_local += m_stolen;
+  m_stolen = 0;
+  sync();
+  m_sys.thread_exit(*this, m_process);
+  charge_kernel();
+  sync();
+  m_stats.cycles += now();
+}
+
+void Core::exec_ops(const std::vector<Op>& ops) {
+  for (const Op& op : ops) exec_op(op);
+}
+
+void Core::enter_region(const std::string& name) {
+  RegionStats& r = m_sys.region(name);
+  sync();
+  ++r.entries;
+  if (r.entries == 1) r.free_pages_at_entry.set(static_cast<int64_t>(m_sys.phys().nr_free_pages()));
+  r.first_entry = std::min(r.first_entry, now());
+  m_region_snapshot = snapshot();
+}
+
+void Core::leave_region(const std::string& name) {
+  sync();
+  RegionStats& r = m_sys.region(name);
+  const Snapshot s = snapshot();
+  const Snapshot& b = m_region_snapshot;
+  r.cpu_cycles += s.now - b.now;
+  r.kernel_cycles += s.kernel_cycles - b.kernel_cycles;
+  r.accesses += s.accesses - b.accesses;
+  r.faults += s.faults - b.faults;
+  r.syscalls += s.syscalls - b.syscalls;
+  r.dtlb_misses += s.dtlb_misses - b.dtlb_misses;
+  r.stlb_misses += s.stlb_misses - b.stlb_misses;
+  r.walks += s.walks - b.walks;
+  r.flush_requests += s.flush_requests - b.flush_requests;
+  r.ipis_sent += s.ipis_sent - b.ipis_sent;
+  r.invlpg += s.invlpg - b.invlpg;
+  r.full_flushes += s.full_flushes - b.full_flushes;
+  r.ipi_wait_cycles += s.ipi_wait_cycles - b.ipi_wait_cycles;
+  r.last_exit = std::max(r.last_exit, s.now);
+  r.free_pages_at_exit.set(static_cast<int64_t>(m_sys.phys().nr_free_pages()));
+  r.cycles.set(r.last_exit - r.first_entry);
+}
+
+Core::Snapshot Core::snapshot() const {
+  Snapshot s;
+  s.now = now();
+  s.kernel_cycles = m_stats.kernel_cycles;
+  s.accesses = m_stats.accesses;
+  s.faults = m_stats.faults;
+  s.syscalls = m_stats.syscalls;
+  s.dtlb_misses = m_mmu->l1d().stats.misses;
+  s.stlb_misses = m_mmu->stlb() ? m_mmu->stlb()->stats.misses : 0;
+  s.walks = m_mmu->walks;
+  s.flush_requests = m_stats.flush_requests;
+  s.ipis_sent = m_stats.ipis_sent;
+  s.invlpg = m_mmu->invlpg_count;
+  s.full_flushes = m_mmu->pcid_flushes;
+  s.ipi_wait_cycles = m_stats.ipi_wait_cycles;
+  return s;
+}
+
+void Core::exec_op(const Op& op) {
+  mm::Kernel& k = m_sys.kernel();
+  mm::Mm& mm = m_sys.process_mm(m_process);
+  switch (op.kind) {
+    case OpKind::kMmap: {
+      sync();
+      ++m_stats.syscalls;
+      mm::MmapArgs a;
+      a.len = op.size;
+      a.read = op.prot_read;
+      a.write = op.prot_write;
+      a.exec = op.prot_exec;
+      a.populate = op.populate;
+      a.align = op.align;
+      if (op.thp == workload::ThpHint::kHugePage) a.extra_vm_flags |= mm::kVmHugePage;
+      if (op.thp == workload::ThpHint::kNoHugePage) a.extra_vm_flags |= mm::kVmNoHugePage;
+      const int64_t r = k.sys_mmap(m_ctx, mm, a);
+      charge_kernel();
+      if (r < 0)
+        throw InputError(op.pointer, "mmap of " + std::to_string(op.size) +
+                                         " bytes failed with errno " + std::to_string(-r));
+      m_sys.set_mapping(m_process, op.mapping, VirtAddr(static_cast<uint64_t>(r)), op.size);
+      break;
+    }
+    case OpKind::kMunmap: {
+      auto [start, len] = m_sys.mapping(m_process, op.mapping, op.pointer);
+      const uint64_t length = op.length ? op.length : len - op.offset;
+      sync();
+      ++m_stats.syscalls;
+      const int r = k.sys_munmap(m_ctx, mm, start + op.offset, length);
+      charge_kernel();
+      if (r < 0) throw InputError(op.pointer, "munmap failed with errno " + std::to_string(-r));
+      if (op.offset == 0 && length >= len) m_sys.drop_mapping(m_process, op.mapping);
+      break;
+    }
+    case OpKind::kTouch:
+      op_touch(op);
+      break;
+    case OpKind::kBarrier: {
+      m_local += m_stolen;
+      m_stolen = 0;
+      sync();
+      const uint64_t t = sc_now_cycles();
+      m_sys.barrier_wait(*this, op.name);
+      m_stats.barrier_wait_cycles += sc_now_cycles() - t;
+      break;
+    }
+    case OpKind::kSleep:
+      m_local += op.cycles;
+      break;
+    case OpKind::kRegion:
+      enter_region(op.name);
+      exec_ops(op.body);
+      leave_region(op.name);
+      break;
+    default:
+      throw InputError(op.pointer, std::string("not supported yet: op \"") +
+                                       workload::op_name(op.kind) + "\"");
+  }
+}
+
+namespace {
+// splitmix64: deterministic, cheap, good enough for access addresses.
+inline uint64_t splitmix(uint64_t& s) {
+  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+void Core::op_touch(const Op& op) {
+  auto [start, len] = m_sys.mapping(m_process, op.mapping, op.pointer);
+  if (op.offset >= len) throw InputError(op.pointer, "offset beyond the end of the mapping");
+  const uint64_t window = op.length ? std::min(op.length, len - op.offset) : len - op.offset;
+  const VirtAddr base = start + op.offset;
+  const uint64_t pages = (window + kPageSize - 1) >> kPageShift;
+  const x86::Access kind = op.access == workload::AccessKind::kWrite  ? x86::Access::kWrite
+                           : op.access == workload::AccessKind::kExec ? x86::Access::kExec
+                                                                      : x86::Access::kRead;
+  uint64_t rng = op.seed * 0x9E3779B97F4A7C15ull + m_id + m_sys.seed();
+  // Zipf over pages: inverse CDF by bisection over a precomputed table (once per op).
+  std::vector<double> zipf_cdf;
+  if (op.pattern == workload::Pattern::kZipf) {
+    zipf_cdf.resize(pages);
+    double sum = 0;
+    for (uint64_t i = 0; i < pages; ++i) sum += 1.0 / std::pow(static_cast<double>(i + 1), op.zipf_theta);
+    double acc = 0;
+    for (uint64_t i = 0; i < pages; ++i) {
+      acc += 1.0 / std::pow(static_cast<double>(i + 1), op.zipf_theta) / sum;
+      zipf_cdf[i] = acc;
+    }
+  }
+  const uint64_t stride = op.pattern == workload::Pattern::kSequential ? kPageSize : op.stride;
+  const uint64_t count = op.count ? op.count : std::max<uint64_t>(1, window / stride);
+  for (uint64_t rep = 0; rep < op.repeat; ++rep) {
+    for (uint64_t i = 0; i < count; ++i) {
+      uint64_t off = 0;
+      switch (op.pattern) {
+        case workload::Pattern::kSequential:
+        case workload::Pattern::kStrided:
+          off = (i * stride) % window;
+          break;
+        case workload::Pattern::kRandom:
+          off = (splitmix(rng) % pages) << kPageShift;
+          break;
+        case workload::Pattern::kZipf: {
+          const double u = static_cast<double>(splitmix(rng) >> 11) * 0x1.0p-53;
+          off = static_cast<uint64_t>(std::lower_bound(zipf_cdf.begin(), zipf_cdf.end(), u) -
+                                      zipf_cdf.begin());
+          if (off >= pages) off = pages - 1;
+          off <<= kPageShift;
+          break;
+        }
+      }
+      access(base + off, kind, op);
+      m_local += op.think_cycles;
+    }
+  }
+}
+
+void Core::access(VirtAddr va, x86::Access kind, const Op& op) {
+  ++m_stats.accesses;
+  if (m_stolen) {
+    m_local += m_stolen;
+    m_stolen = 0;
+  }
+  for (;;) {
+    const x86::XlatResult r = m_mmu->translate(va, kind, m_pcid, m_cr3);
+    m_local += m_access_cycles + r.cycles;
+    m_stats.xlat_cycles += r.cycles;
+    if (!r.fault) break;
+    // Page fault: enter the kernel (synchronise first), then retry the access.
+    sync();
+    ++m_stats.faults;
+    uint32_t flags = mm::kFaultUser;
+    if (kind == x86::Access::kWrite) flags |= mm::kFaultWrite;
+    if (kind == x86::Access::kExec) flags |= mm::kFaultExec;
+    const mm::FaultResult fr = m_sys.kernel().handle_mm_fault(m_ctx, m_sys.process_mm(m_process), va, flags);
+    charge_kernel();
+    if (fr == mm::FaultResult::kSegv)
+    {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(va.value()));
+      throw InputError(op.pointer, "segmentation fault: thread on CPU " + std::to_string(m_id) +
+                                       " accessed " + buf +
+                                       " outside any mapping with the needed permission");
+    }
+    if (fr == mm::FaultResult::kOom)
+      throw InputError(op.pointer, "out of memory: the machine's memory is too small for the workload");
+  }
+  if (m_local >= m_quantum) sync();
+}
+
+}  // namespace tlbsim

@@ -1,0 +1,139 @@
+// A simulated CPU: one SC_THREAD replays its thread's op stream, loosely timed.
+// Local time is a plain uint64 cycle count ahead of SystemC time, turned into a
+// wait() only at synchronisation points: before every kernel entry, at barriers,
+// when the quantum is used up, and when the thread ends (systemc-performance.md).
+// SystemC time counts cycles: 1 cycle = 1 ns of sc_time.
+//
+// IPIs arrive in a mailbox and are handled by an SC_METHOD at their delivery time,
+// even while the thread itself waits (so shootdowns cannot deadlock); the handler's
+// cycles are "stolen" from the thread, which adds them at its next access.
+#pragma once
+
+#include <systemc>
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "base/stats.h"
+#include "mm/arch/x86_tlb.h"
+#include "mm/exec_context.h"
+#include "models/x86/x86_core_mmu.h"
+#include "workloads/op.h"
+
+namespace tlbsim {
+
+class System;
+
+inline uint64_t sc_now_cycles() { return sc_core::sc_time_stamp().value() / 1000; }
+inline sc_core::sc_time cycles_to_sc(uint64_t c) {
+  return sc_core::sc_time(static_cast<double>(c), sc_core::SC_NS);
+}
+
+struct CoreStats : StatGroup {
+  CoreStats(StatGroup* parent, const std::string& name) : StatGroup(parent, name) {}
+  Scalar cycles{this, "cycles", "cycles", "Time at which this CPU's thread finished."};
+  Scalar accesses{this, "accesses", "count", "User memory accesses translated."};
+  Scalar faults{this, "faults", "count", "Page faults taken."};
+  Scalar syscalls{this, "syscalls", "count", "System calls made."};
+  Scalar kernel_cycles{this, "kernel_cycles", "cycles", "Cycles of kernel work (cost table x primitive counts)."};
+  Scalar xlat_cycles{this, "xlat_cycles", "cycles", "Cycles of address translation beyond an L1 TLB hit."};
+  Scalar flush_requests{this, "flush_requests", "count", "flush_tlb_mm_range calls this CPU initiated."};
+  Scalar ipis_sent{this, "ipis_sent", "count", "TLB-shootdown IPIs sent."};
+  Scalar ipis_received{this, "ipis_received", "count", "TLB-shootdown IPIs handled."};
+  Scalar ipi_wait_cycles{this, "ipi_wait_cycles", "cycles", "Initiator stall waiting for shootdown acks."};
+  Scalar ipi_send_cycles{this, "ipi_send_cycles", "cycles", "Initiator cycles writing the ICR for IPIs."};
+  Scalar handler_cycles{this, "handler_cycles", "cycles", "Cycles lost to IPI handlers (interrupt entry, flush, exit)."};
+  Scalar local_flush_cycles{this, "local_flush_cycles", "cycles", "Cycles of INVLPG/CR3 flushes this CPU executed."};
+  Scalar barrier_wait_cycles{this, "barrier_wait_cycles", "cycles", "Cycles waiting at barriers."};
+  Scalar syncs{this, "syncs", "count", "Synchronisations with SystemC time."};
+};
+
+/// A message in a CPU's IPI mailbox.
+struct IpiMessage {
+  uint64_t deliver_at = 0;
+  unsigned from = 0;
+  mm::x86::FlushTlbInfo info;
+};
+
+class Core : public sc_core::sc_module {
+ public:
+  SC_HAS_PROCESS(Core);
+  Core(sc_core::sc_module_name name, unsigned id, System& sys, StatGroup* stats_parent);
+
+  unsigned id() const { return m_id; }
+  mm::ExecContext& ctx() { return m_ctx; }
+  x86::X86CoreMmu& mmu() { return *m_mmu; }
+  CoreStats& stats() { return m_stats; }
+
+  /// Assigns the thread this CPU runs (nullptr: idle).
+  void assign(const workload::Thread* thread, unsigned process) {
+    m_thread = thread;
+    m_process = process;
+  }
+
+  // --- time ---------------------------------------------------------------------------
+  uint64_t now() const { return sc_now_cycles() + m_local; }
+  void advance(uint64_t cycles) { m_local += cycles; }
+  /// Catches SystemC time up with local time.
+  void sync();
+  /// Converts kernel primitive counts since the last charge into cycles.
+  void charge_kernel();
+
+  // --- used by the x86 shootdown model -------------------------------------------
+  void post_ipi(const IpiMessage& m);
+  void add_stolen(uint64_t c) { m_stolen += c; }
+  /// Current translation context (set by the arch on CR3 loads).
+  void set_context(uint16_t pcid, Pfn cr3) {
+    m_pcid = pcid;
+    m_cr3 = cr3;
+  }
+  sc_core::sc_event& ack_event() { return m_ack_event; }
+  unsigned pending_acks = 0;
+  uint64_t last_ack_at = 0;
+
+ private:
+  void run();
+  void run_thread();
+  void ipi_handler();
+  void exec_ops(const std::vector<workload::Op>& ops);
+  void exec_op(const workload::Op& op);
+  void op_touch(const workload::Op& op);
+  void access(VirtAddr va, x86::Access kind, const workload::Op& op);
+  void enter_region(const std::string& name);
+  void leave_region(const std::string& name);
+
+  /// Counters read at region entry and exit.
+  struct Snapshot {
+    uint64_t now = 0, kernel_cycles = 0, accesses = 0, faults = 0, syscalls = 0;
+    uint64_t dtlb_misses = 0, stlb_misses = 0, walks = 0, flush_requests = 0, ipis_sent = 0;
+    uint64_t invlpg = 0, full_flushes = 0, ipi_wait_cycles = 0;
+  };
+  Snapshot snapshot() const;
+  Snapshot m_region_snapshot;
+
+  unsigned m_id;
+  System& m_sys;
+  const workload::Thread* m_thread = nullptr;
+  unsigned m_process = 0;
+  mm::ExecContext m_ctx;
+  std::array<uint64_t, static_cast<size_t>(mm::KOp::kCount)> m_charged{};
+  std::array<uint64_t, static_cast<size_t>(mm::KOp::kCount)> m_costs{};
+  uint64_t m_local = 0;
+  uint64_t m_stolen = 0;
+  uint64_t m_quantum;
+  uint64_t m_access_cycles;
+  uint16_t m_pcid = 0;
+  Pfn m_cr3;
+  CoreStats m_stats;
+  StatGroup m_kops_stats;
+  std::vector<std::unique_ptr<StatBase>> m_kop_refs;
+  std::unique_ptr<x86::X86CoreMmu> m_mmu;
+  std::deque<IpiMessage> m_mailbox;
+  sc_core::sc_event_queue m_ipi_queue;
+  sc_core::sc_event m_ack_event;
+};
+
+}  // namespace tlbsim

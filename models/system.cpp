@@ -1,0 +1,147 @@
+#include "models/system.h"
+
+#include <algorithm>
+
+#include "base/error.h"
+
+namespace tlbsim {
+
+namespace {
+unsigned barrier_uses(const std::vector<workload::Op>& ops, const std::string& name) {
+  unsigned n = 0;
+  for (const auto& op : ops) {
+    if (op.kind == workload::OpKind::kBarrier && op.name == name) ++n;
+    n += barrier_uses(op.body, name);
+  }
+  return n;
+}
+void collect_barriers(const std::vector<workload::Op>& ops, std::vector<std::string>& out) {
+  for (const auto& op : ops) {
+    if (op.kind == workload::OpKind::kBarrier) out.push_back(op.name);
+    collect_barriers(op.body, out);
+  }
+}
+}  // namespace
+
+System::System(const MachineParams& machine, const mm::KernelProfile& profile,
+               const workload::Workload& workload, uint64_t seed, StatGroup* stats_root)
+    : m_machine(machine),
+      m_profile(profile),
+      m_workload(workload),
+      m_seed(seed),
+      m_stats(stats_root, "system"),
+      m_regions_group(&m_stats, "regions") {
+  // SystemC's own informational reports (e.g. "simulation stopped by user") are not
+  // for our users; warnings and errors still show.
+  sc_core::sc_report_handler::set_actions(sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
+  const unsigned n = machine.cpus();
+  m_pm = std::make_unique<mm::PhysMem>(machine.memory().value, 18);
+  if (machine.coherence_check()) {
+    m_checker = std::make_unique<CoherenceChecker>(m_pm->nr_frames(), machine.coherence_fail_fast(),
+                                                   &m_stats);
+    m_pm->set_observer(m_checker.get());
+  }
+  m_topology = std::make_unique<Topology>(n, machine.topology);
+  m_llc = std::make_unique<LineCache>(machine.walker.llc_bytes().value, 16);
+  mm::X86ArchConfig cfg;
+  cfg.nr_cpus = n;
+  cfg.pgtable_levels = machine.pgtable_levels();
+  cfg.flush_ceiling = profile.x86_flush_ceiling();
+  cfg.pcid = machine.pcid();
+  cfg.flush_range_freed_tables = profile.flush_range_freed_tables();
+  cfg.debug_skip_lazy_freed_tables = profile.debug_skip_lazy_freed_tables();
+  m_arch = std::make_unique<X86SystemMmu>(cfg, machine.x86, *this, &m_stats);
+  m_kernel = std::make_unique<mm::Kernel>(profile, *m_pm, *m_arch, &m_stats);
+  for (unsigned i = 0; i < n; ++i)
+    m_cores.push_back(std::make_unique<Core>(("cpu" + std::to_string(i)).c_str(), i, *this, &m_stats));
+
+  // Processes, their address spaces and thread placement.
+  mm::ExecContext boot(0);
+  std::vector<std::string> barrier_names;
+  for (unsigned p = 0; p < workload.processes.size(); ++p) {
+    Process proc;
+    proc.mm = &m_kernel->mm_create(boot);
+    proc.live_threads = static_cast<unsigned>(workload.processes[p].threads.size());
+    m_procs.push_back(std::move(proc));
+    for (const auto& t : workload.processes[p].threads) {
+      m_cores[t.cpu]->assign(&t, p);
+      collect_barriers(t.ops, barrier_names);
+    }
+  }
+  for (const auto& name : barrier_names) {
+    if (m_barriers.count(name)) continue;
+    Barrier b;
+    for (const auto& p : workload.processes)
+      for (const auto& t : p.threads)
+        if (barrier_uses(t.ops, name)) ++b.expected;
+    b.released = std::make_unique<sc_core::sc_event>();
+    m_barriers.emplace(name, std::move(b));
+  }
+}
+
+System::~System() = default;
+
+void System::fail(std::exception_ptr e) {
+  if (!m_error) m_error = e;
+  sc_core::sc_stop();
+}
+
+void System::run() {
+  sc_core::sc_start();
+  if (m_error) std::rethrow_exception(m_error);
+  for (auto& [name, b] : m_barriers) {
+    if (b.arrived)
+      throw InputError("", "barrier \"" + name + "\" never completed: " +
+                               std::to_string(b.arrived) + " of " + std::to_string(b.expected) +
+                               " threads arrived (a participant finished or used it fewer times)");
+  }
+}
+
+std::pair<VirtAddr, uint64_t> System::mapping(unsigned process, const std::string& name,
+                                              const std::string& pointer) const {
+  const auto& m = m_procs[process].mappings;
+  auto it = m.find(name);
+  if (it == m.end())
+    throw InputError(pointer, "mapping \"" + name + "\" is not mapped at this point of the run "
+                              "(not yet created, or already unmapped; order threads with a barrier)");
+  return it->second;
+}
+
+void System::set_mapping(unsigned process, const std::string& name, VirtAddr start, uint64_t len) {
+  m_procs[process].mappings[name] = {start, len};
+}
+
+void System::drop_mapping(unsigned process, const std::string& name) {
+  m_procs[process].mappings.erase(name);
+}
+
+void System::barrier_wait(Core& core, const std::string& name) {
+  (void)core;
+  Barrier& b = m_barriers.at(name);
+  if (++b.arrived == b.expected) {
+    b.arrived = 0;
+    ++b.generation;
+    b.released->notify();
+    return;
+  }
+  const uint64_t gen = b.generation;
+  while (b.generation == gen) sc_core::wait(*b.released);
+}
+
+RegionStats& System::region(const std::string& name) {
+  auto it = m_regions.find(name);
+  if (it == m_regions.end())
+    it = m_regions.emplace(name, std::make_unique<RegionStats>(&m_regions_group, "region[" + name + "]"))
+             .first;
+  return *it->second;
+}
+
+void System::thread_exit(Core& core, unsigned process) {
+  Process& p = m_procs[process];
+  if (--p.live_threads > 0) return;
+  // do_exit → exit_mm → mmput → exit_mmap on the last thread's CPU.
+  m_kernel->exit_mmap(core.ctx(), *p.mm);
+  p.mappings.clear();
+}
+
+}  // namespace tlbsim

@@ -1,0 +1,118 @@
+// One simulated machine running one workload: memory, kernel, architecture, CPUs,
+// interconnect and the checkers, wired from a machine preset, a kernel profile and
+// a workload. SystemC elaborates once per process, so a process builds one System.
+#pragma once
+
+#include <systemc>
+
+#include <exception>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/stats.h"
+#include "mm/kernel.h"
+#include "mm/kernel_profile.h"
+#include "mm/phys_mem.h"
+#include "models/coherence_checker.h"
+#include "models/cpu/core.h"
+#include "models/interconnect/topology.h"
+#include "models/machine_params.h"
+#include "models/mem/line_cache.h"
+#include "models/x86/x86_system_mmu.h"
+#include "workloads/op.h"
+
+namespace tlbsim {
+
+/// Statistics of one named measurement region (summed over the CPUs that ran it).
+struct RegionStats : StatGroup {
+  RegionStats(StatGroup* parent, const std::string& name) : StatGroup(parent, name) {}
+  Scalar entries{this, "entries", "count", "Times a thread entered the region."};
+  Scalar cycles{this, "cycles", "cycles", "Wall-clock cycles from the first entry to the last exit."};
+  Scalar cpu_cycles{this, "cpu_cycles", "cycles", "Cycles summed over the CPUs inside the region."};
+  Scalar kernel_cycles{this, "kernel_cycles", "cycles", "Kernel work cycles inside the region."};
+  Scalar accesses{this, "accesses", "count", "Memory accesses."};
+  Scalar faults{this, "faults", "count", "Page faults."};
+  Scalar syscalls{this, "syscalls", "count", "System calls."};
+  Scalar dtlb_misses{this, "dtlb_misses", "count", "L1 dTLB misses."};
+  Scalar stlb_misses{this, "stlb_misses", "count", "STLB misses."};
+  Scalar walks{this, "walks", "count", "Page walks."};
+  Scalar flush_requests{this, "flush_requests", "count", "TLB flush requests initiated (flush_tlb_mm_range)."};
+  Scalar ipis_sent{this, "ipis_sent", "count", "Shootdown IPIs sent."};
+  Scalar invlpg{this, "invlpg", "count", "INVLPGs executed by the initiating CPUs."};
+  Scalar full_flushes{this, "full_flushes", "count", "Full PCID flushes executed by the initiating CPUs."};
+  Scalar ipi_wait_cycles{this, "ipi_wait_cycles", "cycles", "Initiator stall waiting for acks."};
+  Gauge free_pages_at_entry{this, "free_pages_at_entry", "pages", "Free frames when the region was first entered."};
+  Gauge free_pages_at_exit{this, "free_pages_at_exit", "pages", "Free frames when the region was last left."};
+  uint64_t first_entry = ~0ull, last_exit = 0;
+};
+
+class System {
+ public:
+  System(const MachineParams& machine, const mm::KernelProfile& profile,
+         const workload::Workload& workload, uint64_t seed, StatGroup* stats_root);
+  ~System();
+
+  /// Runs the simulation to completion. Throws InputError for workload errors
+  /// (segmentation faults, barriers that never complete).
+  void run();
+
+  const MachineParams& machine() const { return m_machine; }
+  mm::Kernel& kernel() { return *m_kernel; }
+  mm::PhysMem& phys() { return *m_pm; }
+  X86SystemMmu& arch() { return *m_arch; }
+  Core& core(unsigned i) { return *m_cores[i]; }
+  unsigned nr_cpus() const { return static_cast<unsigned>(m_cores.size()); }
+  const Topology& topology() const { return *m_topology; }
+  CoherenceChecker* checker() { return m_checker.get(); }
+  LineCache* llc() { return m_llc.get(); }
+  uint64_t seed() const { return m_seed; }
+
+  // --- services for the cores ---------------------------------------------------------
+  mm::Mm& process_mm(unsigned process) { return *m_procs[process].mm; }
+  /// Resolves a mapping name of a process to (start, length); throws if unmapped.
+  std::pair<VirtAddr, uint64_t> mapping(unsigned process, const std::string& name,
+                                        const std::string& pointer) const;
+  void set_mapping(unsigned process, const std::string& name, VirtAddr start, uint64_t len);
+  void drop_mapping(unsigned process, const std::string& name);
+  /// Blocks the calling core's thread until every participant arrived.
+  void barrier_wait(Core& core, const std::string& name);
+  RegionStats& region(const std::string& name);
+  /// A core's thread failed: stop the simulation; run() rethrows the first error.
+  void fail(std::exception_ptr e);
+  /// The calling core's thread finished: exit the process when it was the last one.
+  void thread_exit(Core& core, unsigned process);
+
+ private:
+  struct Barrier {
+    unsigned expected = 0, arrived = 0;
+    uint64_t generation = 0;
+    std::unique_ptr<sc_core::sc_event> released;
+  };
+  struct Process {
+    mm::Mm* mm = nullptr;
+    unsigned live_threads = 0;
+    std::map<std::string, std::pair<VirtAddr, uint64_t>> mappings;
+  };
+
+  const MachineParams& m_machine;
+  const mm::KernelProfile& m_profile;
+  const workload::Workload& m_workload;
+  uint64_t m_seed;
+  StatGroup m_stats;
+  std::unique_ptr<mm::PhysMem> m_pm;
+  std::unique_ptr<CoherenceChecker> m_checker;
+  std::unique_ptr<Topology> m_topology;
+  std::unique_ptr<LineCache> m_llc;
+  std::unique_ptr<X86SystemMmu> m_arch;
+  std::unique_ptr<mm::Kernel> m_kernel;
+  std::vector<std::unique_ptr<Core>> m_cores;
+  std::vector<Process> m_procs;
+  std::map<std::string, Barrier> m_barriers;
+  std::exception_ptr m_error;
+  StatGroup m_regions_group;
+  std::map<std::string, std::unique_ptr<RegionStats>> m_regions;
+};
+
+}  // namespace tlbsim

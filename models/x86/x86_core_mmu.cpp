@@ -1,0 +1,221 @@
+#include "models/x86/x86_core_mmu.h"
+
+#include <sstream>
+#include <stdexcept>
+
+#include "base/error.h"
+#include "base/size.h"
+#include "mm/page_table.h"
+
+namespace tlbsim::x86 {
+
+namespace {
+TlbGeometry geometry_of(const TlbParams& p, const std::string& name, const std::string& ptr) {
+  TlbGeometry g;
+  g.name = name;
+  g.entries = p.entries();
+  g.ways = p.ways();
+  g.hit_latency_cycles = p.hit_latency_cycles();
+  g.repl = *parse_replacement(p.replacement());
+  g.sizes.clear();
+  std::stringstream ss(p.sizes());
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    auto s = parse_page_size(item);
+    if (!s || (*s != PageSize::k4K && *s != PageSize::k2M && *s != PageSize::k1G))
+      throw InputError(ptr + "/sizes", "expected x86 page sizes among 4KiB, 2MiB, 1GiB, got \"" +
+                                           item + "\"");
+    g.sizes.push_back(*s);
+  }
+  if (g.ways == 0 || g.entries % g.ways != 0)
+    throw InputError(ptr + "/ways", "expected ways dividing entries (" +
+                                        std::to_string(g.entries) + "), got " +
+                                        std::to_string(g.ways));
+  return g;
+}
+
+WalkCacheGeometry pwc_geometry(const char* name, unsigned level, uint32_t entries) {
+  WalkCacheGeometry g;
+  g.name = name;
+  g.entries = entries;
+  g.ways = entries;
+  g.level_shift = {0, 0, 0, 0, 0, 0};
+  g.level_shift[level] = kWalkShifts4K[level];
+  return g;
+}
+}  // namespace
+
+X86CoreMmu::X86CoreMmu(unsigned cpu, const MachineParams& mp, mm::PhysMem& pm, LineCache* llc,
+                       StatGroup* parent)
+    : m_cpu(cpu),
+      m_pm(pm),
+      m_levels(mp.pgtable_levels()),
+      m_l1d(geometry_of(mp.l1d, "dtlb", "/machine/l1d")),
+      m_stlb_latency(mp.stlb.hit_latency_cycles()),
+      m_pwc_hit_cycles(mp.walker.pwc_hit_cycles()),
+      m_l1(mp.walker.l1_bytes().value, 12),
+      m_l2(mp.walker.l2_bytes().value, 16),
+      m_llc(llc),
+      m_l1_cycles(mp.walker.l1_cycles()),
+      m_l2_cycles(mp.walker.l2_cycles()),
+      m_llc_cycles(mp.walker.llc_cycles()),
+      m_dram_cycles(mp.walker.dram_cycles()),
+      m_l1d_stats(parent, "dtlb"),
+      m_l1d_2m_stats(parent, "dtlb_2m"),
+      m_stlb_stats(parent, "stlb"),
+      m_walker_stats(parent, "walker") {
+  if (mp.l1d_2m.entries())
+    m_l1d_2m = std::make_unique<Tlb>(geometry_of(mp.l1d_2m, "dtlb_2m", "/machine/l1d_2m"));
+  if (mp.stlb.entries())
+    m_stlb = std::make_unique<Tlb>(geometry_of(mp.stlb, "stlb", "/machine/stlb"));
+  if (mp.walker.pde_cache_entries())
+    m_pwc[2] = std::make_unique<WalkCache>(pwc_geometry("pde_cache", 2, mp.walker.pde_cache_entries()));
+  if (mp.walker.pdpt_cache_entries())
+    m_pwc[3] = std::make_unique<WalkCache>(pwc_geometry("pdpt_cache", 3, mp.walker.pdpt_cache_entries()));
+  if (mp.walker.pml4_cache_entries())
+    m_pwc[4] = std::make_unique<WalkCache>(pwc_geometry("pml4_cache", 4, mp.walker.pml4_cache_entries()));
+
+  auto add_tlb = [&](StatGroup* g, const Tlb* t) {
+    if (!t) return;
+    const TlbStats& s = t->stats;
+    m_stat_refs.push_back(std::make_unique<CounterRef>(g, "lookups", "count", "Lookups.", &s.lookups));
+    m_stat_refs.push_back(std::make_unique<CounterRef>(g, "hits", "count", "Hits.", &s.hits));
+    m_stat_refs.push_back(std::make_unique<CounterRef>(g, "misses", "count", "Misses.", &s.misses));
+    m_stat_refs.push_back(std::make_unique<CounterRef>(g, "hits_4k", "count", "Hits on 4 KiB entries.",
+                                                       &s.hits_by_size[static_cast<size_t>(PageSize::k4K)]));
+    m_stat_refs.push_back(std::make_unique<CounterRef>(g, "hits_2m", "count", "Hits on 2 MiB entries.",
+                                                       &s.hits_by_size[static_cast<size_t>(PageSize::k2M)]));
+    m_stat_refs.push_back(std::make_unique<CounterRef>(g, "inserts", "count", "Fills.", &s.inserts));
+    m_stat_refs.push_back(std::make_unique<CounterRef>(g, "evictions", "count", "Valid entries evicted.", &s.evictions));
+    m_stat_refs.push_back(std::make_unique<CounterRef>(g, "invalidations", "count", "Entries dropped by invalidations.", &s.invalidations));
+    m_stat_refs.push_back(std::make_unique<Formula>(g, "miss_rate", "ratio", "misses / lookups.",
+                                                    [&s] { return ratio(s.misses, s.lookups); }));
+  };
+  add_tlb(&m_l1d_stats, &m_l1d);
+  add_tlb(&m_l1d_2m_stats, m_l1d_2m.get());
+  add_tlb(&m_stlb_stats, m_stlb.get());
+  StatGroup* w = &m_walker_stats;
+  m_stat_refs.push_back(std::make_unique<CounterRef>(w, "walks", "count", "Page walks started.", &walks));
+  m_stat_refs.push_back(std::make_unique<CounterRef>(w, "faults", "count", "Walks that raised a page fault.", &walk_faults));
+  m_stat_refs.push_back(std::make_unique<CounterRef>(w, "reads", "count", "Page-table entries read by walks.", &walk_reads));
+  m_stat_refs.push_back(std::make_unique<CounterRef>(w, "cycles", "cycles", "Cycles spent walking.", &walk_cycles_total));
+  m_stat_refs.push_back(std::make_unique<CounterRef>(w, "ad_updates", "count", "Accessed/Dirty bits set by the walker.", &ad_updates));
+  static const char* kPwcNames[6] = {"", "", "pde_cache", "pdpt_cache", "pml4_cache", "pml5_cache"};
+  for (unsigned l = 2; l <= 4; ++l) {
+    if (!m_pwc[l]) continue;
+    auto& hs = m_pwc[l]->stats;
+    auto g = std::make_unique<StatGroup>(w, kPwcNames[l]);
+    m_stat_refs.push_back(std::make_unique<CounterRef>(g.get(), "hits", "count", "Paging-structure-cache hits.", &hs.hits[l]));
+    m_stat_refs.push_back(std::make_unique<CounterRef>(g.get(), "misses", "count", "Paging-structure-cache misses.", &hs.misses[l]));
+    m_groups.push_back(std::move(g));
+  }
+  auto hist = std::make_unique<Histogram>(w, "latency", "cycles", "Walk latency distribution.");
+  m_walk_latency = hist.get();
+  m_stat_refs.push_back(std::move(hist));
+  m_stat_refs.push_back(std::make_unique<CounterRef>(parent, "invlpg", "count", "INVLPG instructions executed.", &invlpg_count));
+  m_stat_refs.push_back(std::make_unique<CounterRef>(parent, "pcid_flushes", "count", "Full flushes of a PCID (CR3 write / INVPCID).", &pcid_flushes));
+}
+
+uint64_t X86CoreMmu::read_latency(uint64_t pa) {
+  ++walk_reads;
+  if (m_l1.access(pa)) return m_l1_cycles;
+  if (m_l2.access(pa)) return m_l2_cycles;
+  if (m_llc && m_llc->access(pa)) return m_llc_cycles;
+  return m_dram_cycles;
+}
+
+XlatResult X86CoreMmu::miss(VirtAddr va, Access kind, uint16_t pcid, Pfn cr3, uint64_t cycles) {
+  // The walk: start from the deepest paging-structure-cache hit, then one state per
+  // remaining level: read the entry, check it, follow it or finish at a leaf.
+  ++walks;
+  const bool write = kind == Access::kWrite;
+  uint64_t lat = 0;
+  unsigned level = m_levels;
+  Pfn table = cr3;
+  for (unsigned l = 2; l <= 4 && l < m_levels; ++l) {
+    if (!m_pwc[l]) continue;
+    lat += m_pwc_hit_cycles;
+    if (auto t = m_pwc[l]->lookup(l, va, pcid)) {
+      table = *t;
+      level = l - 1;
+      break;
+    }
+  }
+  for (;;) {
+    const uint64_t pa = (table.value() << kPageShift) + uint64_t{8} * mm::level_index(va, level);
+    lat += read_latency(pa);
+    uint64_t* ep = m_pm.entry_ptr(PhysAddr(pa));
+    uint64_t e = *ep;
+    if (!m_codec.present(e)) break;  // not present → page fault
+    const bool leaf = level == 1 || (level <= 3 && m_codec.huge(e));
+    if (!leaf) {
+      if (level >= 2 && level <= 4 && m_pwc[level]) m_pwc[level]->insert(level, va, pcid, m_codec.pfn(e));
+      table = m_codec.pfn(e);
+      --level;
+      continue;
+    }
+    // Leaf: permission check, then A/D update (locked RMW of the entry).
+    if (write && !m_codec.write(e)) break;  // write-protect fault
+    uint64_t upd = m_codec.mkyoung(e);
+    if (write) upd |= mm::x86_bits::kDirty;
+    if (upd != e) {
+      *ep = upd;
+      ++ad_updates;
+      lat += m_l1_cycles;
+      e = upd;
+    }
+    const PageSize size = level == 1 ? PageSize::k4K : level == 2 ? PageSize::k2M : PageSize::k1G;
+    const uint64_t bytes = page_bytes(size);
+    Pfn base = m_codec.pfn(e);
+    TlbEntry te = TlbEntry::for_page(va, size, base, pcid);
+    te.writable = m_codec.write(e);
+    te.user = e & mm::x86_bits::kUser;
+    te.executable = !(e & mm::x86_bits::kNx);
+    te.dirty = m_codec.dirty(e);
+    te.global = e & mm::x86_bits::kGlobal;
+    te.fill_id = m_gens.gen ? m_gens.gen[base.value()] : 0;
+    (void)bytes;
+    if (m_stlb && m_stlb->holds(size)) m_stlb->insert(te);
+    fill_l1(te);
+    walk_cycles_total += lat;
+    m_walk_latency->sample(lat);
+    return XlatResult{false, false, cycles + lat};
+  }
+  ++walk_faults;
+  walk_cycles_total += lat;
+  m_walk_latency->sample(lat);
+  invalidate_entry(va, pcid);  // a page fault drops the faulting address's entries
+  return XlatResult{true, write, cycles + lat};
+}
+
+void X86CoreMmu::invalidate_entry(VirtAddr va, uint16_t pcid) {
+  entries_invalidated += m_l1d.invalidate_va(va, pcid, false);
+  if (m_l1d_2m) entries_invalidated += m_l1d_2m->invalidate_va(va, pcid, false);
+  if (m_stlb) entries_invalidated += m_stlb->invalidate_va(va, pcid, false);
+}
+
+uint64_t X86CoreMmu::invlpg(VirtAddr va, uint16_t pcid) {
+  ++invlpg_count;
+  uint64_t n = m_l1d.invalidate_va(va, pcid, true);
+  if (m_l1d_2m) n += m_l1d_2m->invalidate_va(va, pcid, true);
+  if (m_stlb) n += m_stlb->invalidate_va(va, pcid, true);
+  for (auto& p : m_pwc)
+    if (p) p->invalidate_asid(pcid);
+  entries_invalidated += n;
+  return n;
+}
+
+uint64_t X86CoreMmu::flush_pcid(uint16_t pcid) {
+  ++pcid_flushes;
+  uint64_t n = m_l1d.invalidate_asid(pcid);
+  if (m_l1d_2m) n += m_l1d_2m->invalidate_asid(pcid);
+  if (m_stlb) n += m_stlb->invalidate_asid(pcid);
+  for (auto& p : m_pwc)
+    if (p) p->invalidate_asid(pcid);
+  entries_invalidated += n;
+  return n;
+}
+
+}  // namespace tlbsim::x86

@@ -1,0 +1,128 @@
+// One x86-64 core's translation hardware in plain C++ (no SystemC): L1 dTLBs, the
+// STLB, the paging-structure caches and the page walker, which reads the kernel's
+// real page-table entries from simulated frames and sets their A/D bits.
+//
+// Hot path: translate() allocates nothing and looks nothing up by name.
+// Walker: one state per level (gem5 stepWalk style), one debug line per step.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+#include "base/stats.h"
+#include "mm/phys_mem.h"
+#include "mm/pte.h"
+#include "models/machine_params.h"
+#include "models/mem/line_cache.h"
+#include "models/tlb/tlb.h"
+#include "models/tlb/walk_cache.h"
+
+namespace tlbsim::x86 {
+
+enum class Access : uint8_t { kRead, kWrite, kExec };
+
+/// Result of one translation attempt.
+struct XlatResult {
+  bool fault = false;
+  bool write_fault = false;  // the fault was raised by a store
+  uint64_t cycles = 0;       // translation latency beyond the core's access cost
+};
+
+/// Frame generations kept by the coherence checker: a TLB entry remembers the
+/// generation of its frame at fill time; a hit with another generation is stale.
+struct FrameGenerations {
+  const uint32_t* gen = nullptr;  // indexed by pfn; nullptr when checking is off
+};
+
+class X86CoreMmu {
+ public:
+  X86CoreMmu(unsigned cpu, const MachineParams& mp, mm::PhysMem& pm, LineCache* llc,
+             StatGroup* stats_parent);
+
+  /// Translates `va` for an access of `kind` under PCID `pcid`, walking from `cr3`
+  /// on a miss. A fault leaves the TLBs without an entry for `va`.
+  XlatResult translate(VirtAddr va, Access kind, uint16_t pcid, Pfn cr3) {
+    const bool write = kind == Access::kWrite;
+    if (const TlbEntry* e = m_l1d.lookup(va, pcid)) return hit(*e, va, write, pcid, cr3, 0);
+    if (m_l1d_2m) {
+      if (const TlbEntry* e = m_l1d_2m->lookup(va, pcid)) return hit(*e, va, write, pcid, cr3, 0);
+    }
+    if (m_stlb) {
+      if (const TlbEntry* e = m_stlb->lookup(va, pcid)) {
+        TlbEntry copy = *e;
+        fill_l1(copy);
+        return hit(copy, va, write, pcid, cr3, m_stlb_latency);
+      }
+    }
+    return miss(va, kind, pcid, cr3, m_stlb ? m_stlb_latency : 0);
+  }
+
+  /// INVLPG: drops every TLB entry covering `va` (global ones too) and, as the SDM
+  /// allows, every paging-structure-cache entry of the current PCID.
+  uint64_t invlpg(VirtAddr va, uint16_t pcid);
+  /// CR3 write without NOFLUSH (or INVPCID single-context): drops the PCID's
+  /// non-global TLB entries and its paging-structure-cache entries.
+  uint64_t flush_pcid(uint16_t pcid);
+
+  void set_frame_generations(FrameGenerations g) { m_gens = g; }
+  /// Called with (va, entry) on every stale hit; set by the coherence checker.
+  using StaleHook = void (*)(void* ctx, unsigned cpu, VirtAddr va, const TlbEntry& e);
+  void set_stale_hook(StaleHook hook, void* ctx) {
+    m_stale_hook = hook;
+    m_stale_ctx = ctx;
+  }
+
+  const Tlb& l1d() const { return m_l1d; }
+  const Tlb* stlb() const { return m_stlb.get(); }
+
+ private:
+  XlatResult hit(const TlbEntry& e, VirtAddr va, bool write, uint16_t pcid, Pfn cr3,
+                 uint64_t cycles) {
+    if (m_gens.gen && m_gens.gen[e.pfn.value()] != e.fill_id) m_stale_hook(m_stale_ctx, m_cpu, va, e);
+    if (write && (!e.writable || !e.dirty)) {
+      // A store through a read-only entry faults (and the fault drops the entry); a
+      // store through a clean entry needs a locked walk to set D. Both re-walk.
+      invalidate_entry(va, pcid);
+      return miss(va, Access::kWrite, pcid, cr3, cycles);
+    }
+    return XlatResult{false, false, cycles};
+  }
+  XlatResult miss(VirtAddr va, Access kind, uint16_t pcid, Pfn cr3, uint64_t cycles);
+  void fill_l1(const TlbEntry& e) {
+    if (e.size == PageSize::k4K) m_l1d.insert(e);
+    else if (m_l1d_2m && m_l1d_2m->holds(e.size)) m_l1d_2m->insert(e);
+  }
+  void invalidate_entry(VirtAddr va, uint16_t pcid);
+  uint64_t read_latency(uint64_t pa);
+
+  unsigned m_cpu;
+  mm::PhysMem& m_pm;
+  mm::PteCodec m_codec{mm::Arch::kX86_64};
+  unsigned m_levels;
+  Tlb m_l1d;
+  std::unique_ptr<Tlb> m_l1d_2m;
+  std::unique_ptr<Tlb> m_stlb;
+  uint64_t m_stlb_latency;
+  std::unique_ptr<WalkCache> m_pwc[6];  // [level]: 4 = PML4E, 3 = PDPTE, 2 = PDE (5 = PML5E)
+  uint64_t m_pwc_hit_cycles;
+  LineCache m_l1, m_l2;
+  LineCache* m_llc;
+  uint64_t m_l1_cycles, m_l2_cycles, m_llc_cycles, m_dram_cycles;
+  FrameGenerations m_gens;
+  StaleHook m_stale_hook = nullptr;
+  void* m_stale_ctx = nullptr;
+
+ public:
+  // Counters (plain members; registered with names below).
+  uint64_t walks = 0, walk_faults = 0, walk_cycles_total = 0, ad_updates = 0, walk_reads = 0;
+  uint64_t invlpg_count = 0, pcid_flushes = 0, entries_invalidated = 0;
+
+ private:
+  StatGroup m_l1d_stats, m_l1d_2m_stats, m_stlb_stats, m_walker_stats;
+  std::vector<std::unique_ptr<StatBase>> m_stat_refs;
+  std::vector<std::unique_ptr<StatGroup>> m_groups;
+  Histogram* m_walk_latency = nullptr;
+};
+
+}  // namespace tlbsim::x86

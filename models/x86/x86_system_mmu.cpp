@@ -1,0 +1,104 @@
+#include "models/x86/x86_system_mmu.h"
+
+#include "mm/mm_struct.h"
+#include "models/cpu/core.h"
+#include "models/system.h"
+
+namespace tlbsim {
+
+using mm::x86::FlushAction;
+
+X86SystemMmu::X86SystemMmu(const mm::X86ArchConfig& cfg, const X86FlushParams& costs,
+                           System& sys, StatGroup* stats_parent)
+    : X86ArchMmuBase(cfg, stats_parent), m_costs(costs), m_sys(sys) {}
+
+uint64_t X86SystemMmu::execute(Core& core, const FlushAction& a,
+                               const mm::x86::FlushTlbInfo& info) {
+  switch (a.kind) {
+    case FlushAction::Kind::kPartial: {
+      const uint64_t step = uint64_t{1} << info.stride_shift;
+      for (uint64_t i = 0; i < a.nr_invlpg; ++i)
+        core.mmu().invlpg(VirtAddr(info.start + i * step), a.pcid);
+      return a.nr_invlpg * m_costs.invlpg_cycles();
+    }
+    case FlushAction::Kind::kFull:
+      core.mmu().flush_pcid(a.pcid);
+      return m_costs.cr3_flush_cycles();
+    case FlushAction::Kind::kLazySwitch:
+      // switch_mm_irqs_off(init_mm): the user PCID's entries stay, tagged with a
+      // slot whose tlb_gen is now behind; switching back flushes them.
+      core.set_context(0, Pfn());
+      return m_costs.cr3_noflush_cycles();
+    default:
+      return 0;
+  }
+}
+
+void X86SystemMmu::flush_tlb_local(mm::ExecContext& ctx, const mm::x86::FlushTlbInfo& info) {
+  Core& me = m_sys.core(ctx.cpu);
+  me.charge_kernel();
+  ++me.stats().flush_requests;
+  const FlushAction a = flush_tlb_func_on(ctx.cpu, info, true);
+  const uint64_t c = execute(me, a, info);
+  me.stats().local_flush_cycles += c;
+  me.advance(c);
+}
+
+void X86SystemMmu::flush_tlb_multi(mm::ExecContext& ctx, const std::vector<unsigned>& targets,
+                                   bool local, const mm::x86::FlushTlbInfo& info) {
+  // native_flush_tlb_multi(): IPIs first, the local flush concurrently, then wait.
+  Core& me = m_sys.core(ctx.cpu);
+  me.charge_kernel();
+  me.sync();
+  ++me.stats().flush_requests;
+  const uint64_t t0 = me.now();
+  uint64_t send = 0;
+  me.pending_acks = static_cast<unsigned>(targets.size());
+  me.last_ack_at = t0;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const unsigned t = targets[i];
+    send += i == 0 ? m_costs.ipi_send_first_cycles() : m_costs.ipi_send_extra_cycles();
+    IpiMessage msg;
+    msg.from = ctx.cpu;
+    msg.info = info;
+    msg.deliver_at =
+        t0 + send + m_costs.ipi_delivery_cycles() + m_sys.topology().latency(ctx.cpu, t);
+    m_sys.core(t).post_ipi(msg);
+  }
+  me.stats().ipis_sent += targets.size();
+  me.stats().ipi_send_cycles += send;
+  me.advance(send);
+  if (local) {
+    const FlushAction a = flush_tlb_func_on(ctx.cpu, info, true);
+    const uint64_t c = execute(me, a, info);
+    me.stats().local_flush_cycles += c;
+    me.advance(c);
+  }
+  if (!targets.empty()) {
+    // Wait (in SystemC time) until every handler ran; acks become visible later.
+    me.sync();
+    const uint64_t before = me.now();
+    while (me.pending_acks > 0) sc_core::wait(me.ack_event());
+    if (me.last_ack_at > sc_now_cycles()) sc_core::wait(cycles_to_sc(me.last_ack_at - sc_now_cycles()));
+    me.stats().ipi_wait_cycles += sc_now_cycles() - before;
+  }
+}
+
+uint64_t X86SystemMmu::handle_flush_ipi(Core& target, const mm::x86::FlushTlbInfo& info) {
+  // flush_tlb_func() on the target, inside the interrupt.
+  const FlushAction a = flush_tlb_func_on(target.id(), info, false);
+  const uint64_t work = execute(target, a, info);
+  target.stats().local_flush_cycles += work;
+  return m_costs.irq_entry_exit_cycles() + m_costs.handler_cycles() + work;
+}
+
+void X86SystemMmu::load_cr3(mm::ExecContext& ctx, const mm::x86::SwitchAction& action) {
+  Core& me = m_sys.core(ctx.cpu);
+  const mm::x86::CpuTlbState& st = cpu_state(ctx.cpu);
+  const uint16_t pcid = config().pcid ? mm::x86::kern_pcid(action.asid) : 0;
+  if (action.flush) me.mmu().flush_pcid(pcid);
+  me.set_context(pcid, st.loaded_mm ? st.loaded_mm->pgd() : Pfn());
+  me.advance(action.flush ? m_costs.cr3_flush_cycles() : m_costs.cr3_noflush_cycles());
+}
+
+}  // namespace tlbsim

@@ -1,0 +1,50 @@
+// The timed x86-64 ArchMmu: executes the kernel's flush decisions (made in
+// mm::X86ArchMmuBase) on the simulated cores.
+//
+// Ordering contract: flush_tlb_multi() sends the IPIs, performs the initiator's own
+// flush concurrently, then waits until every target has run its handler (which
+// invalidates that core's TLB) and its acknowledgement is visible. Only then does
+// it return to the kernel, which frees the pages. IPI sent → all acks → frames freed.
+//
+// Timing of one shootdown, initiator I and targets T1..Tn (ascending CPU order):
+//   send:     first target ipi_send_first_cycles, each further ipi_send_extra_cycles
+//   delivery: Tk's handler starts at send_k + ipi_delivery_cycles + link(I, Tk)
+//   handler:  irq_entry_exit + handler + (INVLPG × n | CR3 flush) cycles on Tk
+//   ack:      visible to I after ack_cycles (same socket) or ack_cross_socket_cycles
+//   I resumes at max(own flush done, last ack visible).
+#pragma once
+
+#include <vector>
+
+#include "mm/arch/x86_arch_mmu.h"
+#include "models/machine_params.h"
+
+namespace tlbsim {
+
+class Core;
+class System;
+
+class X86SystemMmu final : public mm::X86ArchMmuBase {
+ public:
+  X86SystemMmu(const mm::X86ArchConfig& cfg, const X86FlushParams& costs, System& sys,
+               StatGroup* stats_parent);
+
+  /// Runs on the target core (SC_METHOD) when an IPI is delivered; returns the cycles
+  /// the handler took.
+  uint64_t handle_flush_ipi(Core& target, const mm::x86::FlushTlbInfo& info);
+
+ protected:
+  void flush_tlb_multi(mm::ExecContext& ctx, const std::vector<unsigned>& targets, bool local,
+                       const mm::x86::FlushTlbInfo& info) override;
+  void flush_tlb_local(mm::ExecContext& ctx, const mm::x86::FlushTlbInfo& info) override;
+  void load_cr3(mm::ExecContext& ctx, const mm::x86::SwitchAction& action) override;
+
+ private:
+  /// Executes a flush_tlb_func decision on `core`'s TLB; returns its cycles.
+  uint64_t execute(Core& core, const mm::x86::FlushAction& a, const mm::x86::FlushTlbInfo& info);
+
+  const X86FlushParams& m_costs;
+  System& m_sys;
+};
+
+}  // namespace tlbsim

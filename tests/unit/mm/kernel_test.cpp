@@ -1,0 +1,235 @@
+// Faults, munmap and the flushes they cause, on InstantArch (x86-64 decisions).
+#include <gtest/gtest.h>
+
+#include "mm/folio.h"
+#include "mm/mmu_gather.h"
+#include "tests/unit/mm/kernel_fixture.h"
+
+namespace tlbsim::mm::testing {
+namespace {
+
+using Kind = ArchEvent::Kind;
+
+class Kernel_ : public KernelFixture {};
+
+// mm/memory.c:do_anonymous_page() + folio_add_new_anon_rmap(): a write fault on an
+// order-0 anon page.
+TEST_F(Kernel_, WriteFaultInstallsExclusiveOrderZeroFolio) {
+  Mm& mm = process({0});
+  VirtAddr a = mmap(mm, 16 * kPageSize);
+  const uint64_t free_before = pm->nr_free_pages();
+  touch(mm, a + 3 * kPageSize);
+  uint64_t* pte = kernel->page_tables().walk(ctx[0], mm, a + 3 * kPageSize, 1, false);
+  ASSERT_NE(pte, nullptr);
+  Folio f = Folio::of(*pm, kernel->codec().pfn(*pte));
+  EXPECT_EQ(f.order(), 0u);
+  EXPECT_EQ(f.ref_count(), 1);
+  EXPECT_EQ(f.mapcount(), 1);
+  EXPECT_TRUE(f.head().test(kPgAnonExclusive));
+  EXPECT_TRUE(kernel->codec().write(*pte));
+  EXPECT_TRUE(kernel->codec().dirty(*pte));
+  EXPECT_EQ(mm.rss(kMmAnonPages), 1);
+  EXPECT_EQ(kernel->vmstat().nr_anon_mapped.value(), 1);
+  EXPECT_EQ(kernel->vmstat().rmap_calls.value(), 1u);
+  // One folio frame plus the PTE, PMD and PUD tables below the pgd.
+  EXPECT_EQ(free_before - pm->nr_free_pages(), 4u);
+  EXPECT_EQ(count(Kind::kFlushRequest), 0u);
+}
+
+// A read fault maps the shared zero page: no rmap, no refcount, no rss.
+TEST_F(Kernel_, ReadFaultMapsTheZeroPage) {
+  Mm& mm = process({0});
+  VirtAddr a = mmap(mm, kPageSize);
+  touch(mm, a, /*write=*/false);
+  uint64_t* pte = kernel->page_tables().walk(ctx[0], mm, a, 1, false);
+  EXPECT_EQ(kernel->codec().pfn(*pte), kernel->zero_pfn());
+  EXPECT_FALSE(kernel->codec().write(*pte));
+  EXPECT_EQ(mm.rss(kMmAnonPages), 0);
+  EXPECT_EQ(kernel->vmstat().rmap_calls.value(), 0u);
+  EXPECT_EQ(kernel->vmstat().pgfault_zero_page.value(), 1u);
+}
+
+// wp_page_copy() from the zero page: ptep_clear_flush → flush_tlb_page (1 INVLPG on
+// the only CPU that runs the mm, no IPI).
+TEST_F(Kernel_, WriteAfterZeroPageReadCopiesAndFlushesOnePage) {
+  Mm& mm = process({0});
+  VirtAddr a = mmap(mm, kPageSize);
+  touch(mm, a, false);
+  arch->clear_events();
+  touch(mm, a, true);
+  EXPECT_EQ(kernel->vmstat().cow_copy.value(), 1u);
+  EXPECT_EQ(count(Kind::kFlushRequest), 1u);
+  EXPECT_EQ(count(Kind::kIpi), 0u);
+  ASSERT_EQ(count(Kind::kLocalPartial), 1u);
+  EXPECT_EQ(mm.rss(kMmAnonPages), 1);
+}
+
+// T31: munmap of a range whose PTE table exists but holds only none entries.
+TEST_F(Kernel_, MunmapOfNonePtesNeverFlushes) {
+  Mm& mm = process({0, 1});
+  VirtAddr a = mmap(mm, 64 * kPageSize);
+  touch(mm, a);  // the PTE table exists and stays (page 0 survives)
+  arch->clear_events();
+  munmap(mm, a + 16 * kPageSize, 16 * kPageSize);
+  EXPECT_EQ(count(Kind::kFlushRequest), 0u);
+  EXPECT_EQ(count(Kind::kIpi), 0u);
+}
+
+// x86 flush_tlb_mm_range(): ≤ 33 pages → INVLPG per page, > 33 → full flush; one IPI
+// per remote CPU that runs the mm (tables stay: neighbours keep them in use).
+TEST_F(Kernel_, MunmapFlushTypeFollowsTheCeilingOf33) {
+  for (uint64_t n : {1, 2, 16, 32, 33, 34, 64, 512}) {
+    build();
+    Mm& mm = process({0, 1});
+    VirtAddr a = mmap(mm, 1024 * kPageSize);
+    populate(mm, a, 1024 * kPageSize);
+    arch->clear_events();
+    munmap(mm, a + 256 * kPageSize, n * kPageSize);
+    EXPECT_EQ(count(Kind::kFlushRequest), 1u) << n;
+    EXPECT_EQ(count(Kind::kIpi), 1u) << n;
+    if (n <= 33) {
+      EXPECT_EQ(count(Kind::kLocalPartial), 2u) << n;  // initiator and CPU1
+      for (auto& e : arch->events())
+        if (e.kind == Kind::kLocalPartial) {
+          EXPECT_EQ(e.count, n) << n;
+        }
+    } else {
+      EXPECT_EQ(count(Kind::kLocalFull), 2u) << n;
+    }
+    EXPECT_EQ(arch->vmstats().nr_tlb_local_flush_one.value(), n <= 33 ? n : 0) << n;
+    EXPECT_EQ(arch->vmstats().nr_tlb_local_flush_all.value(), n <= 33 ? 0u : 1u) << n;
+  }
+}
+
+// T19: 10,000 order-0 pages; the 9,678th gather item forces a flush inside
+// zap_pte_range (local bundle 7 + 19 batches × 509), the final one comes at
+// tlb_finish_mmu: 2 flushes, 2 IPIs.
+TEST_F(Kernel_, GatherFullForcesFlushAtItem9678) {
+  build({.cpus = 2, .memory = 512ull << 20});
+  Mm& mm = process({0, 1});
+  VirtAddr a = mmap(mm, 12000 * kPageSize);
+  populate(mm, a, 10000 * kPageSize);
+  arch->clear_events();
+  munmap(mm, a, 10000 * kPageSize);
+  EXPECT_EQ(count(Kind::kFlushRequest), 2u);
+  EXPECT_EQ(count(Kind::kIpi), 2u);
+  EXPECT_EQ(kernel->flush_stats().gather_forced.value(), 1u);
+  EXPECT_EQ(kernel->flush_stats().gather_batches.value(), 19u);
+  // Frames freed by the forced flush: exactly 9,678 folios before the second flush.
+  uint64_t freed_between = 0;
+  int flushes = 0;
+  for (auto& e : arch->events()) {
+    if (e.kind == Kind::kFlushRequest) ++flushes;
+    if (e.kind == Kind::kFramesFreed && flushes == 1) freed_between += e.count;
+  }
+  EXPECT_EQ(freed_between, 9678u);
+}
+
+// mmu_gather ordering: every frame is freed after the flush that covers it.
+TEST_F(Kernel_, NeverFreesFolioBeforeFlushCompletes) {
+  Mm& mm = process({0, 1});
+  VirtAddr a = mmap(mm, 64 * kPageSize);
+  populate(mm, a, 64 * kPageSize);
+  arch->clear_events();
+  munmap(mm, a, 64 * kPageSize);
+  bool flushed = false;
+  for (auto& e : arch->events()) {
+    if (e.kind == Kind::kLocalFull || e.kind == Kind::kLocalPartial) flushed = true;
+    if (e.kind == Kind::kFramesFreed) {
+      EXPECT_TRUE(flushed) << "frame freed before the TLB flush";
+    }
+  }
+  EXPECT_TRUE(flushed);
+}
+
+// The broken switch really breaks the ordering (so the checkers can be tested).
+TEST_F(Kernel_, DebugFreeBeforeFlushBreaksTheOrdering) {
+  profile.debug_free_before_flush.set(true);
+  build();
+  Mm& mm = process({0, 1});
+  VirtAddr a = mmap(mm, 64 * kPageSize);
+  populate(mm, a, 64 * kPageSize);
+  arch->clear_events();
+  munmap(mm, a, 64 * kPageSize);
+  ASSERT_FALSE(arch->events().empty());
+  EXPECT_EQ(arch->events().front().kind, Kind::kFramesFreed);
+}
+
+// munmap of a whole VMA frees its page tables: memory returns to what it was.
+TEST_F(Kernel_, MunmapReturnsEveryFrame) {
+  Mm& mm = process({0, 1});
+  const uint64_t before = pm->nr_free_pages();
+  VirtAddr a = mmap(mm, 4096 * kPageSize);
+  populate(mm, a, 4096 * kPageSize);
+  EXPECT_EQ(before - pm->nr_free_pages(), 4096u + 8 + 2);  // pages + 8 PTE tables + PMD + PUD
+  munmap(mm, a, 4096 * kPageSize);
+  EXPECT_EQ(pm->nr_free_pages(), before);
+  EXPECT_EQ(mm.nr_pgtables(), 0);
+  EXPECT_EQ(mm.rss(kMmAnonPages), 0);
+  EXPECT_EQ(kernel->vmstat().nr_anon_mapped.value(), 0);
+}
+
+// Lazy CPUs: skipped without freed tables, IPI'd (and switched to init_mm) with them.
+TEST_F(Kernel_, LazyCpuSkippedUnlessTablesAreFreed) {
+  Mm& mm = process({0, 1});
+  VirtAddr a = mmap(mm, 1024 * kPageSize);
+  populate(mm, a, 1024 * kPageSize);
+  arch->enter_lazy_tlb(ctx[1]);
+  arch->clear_events();
+  munmap(mm, a + 8 * kPageSize, 8 * kPageSize);  // tables stay
+  EXPECT_EQ(count(Kind::kIpi), 0u);
+  EXPECT_EQ(arch->vmstats().ipis_skipped_lazy.value(), 1u);
+  arch->clear_events();
+  munmap(mm, a, 1024 * kPageSize);  // the rest: tables freed
+  EXPECT_EQ(count(Kind::kIpi), 1u);
+  EXPECT_EQ(arch->cpu_state(1).loaded_mm, nullptr) << "lazy CPU switched to init_mm";
+}
+
+TEST_F(Kernel_, BrokenLazySwitchSkipsLazyCpuEvenWithFreedTables) {
+  profile.debug_skip_lazy_freed_tables.set(true);
+  build();
+  Mm& mm = process({0, 1});
+  VirtAddr a = mmap(mm, 64 * kPageSize);
+  populate(mm, a, 64 * kPageSize);
+  arch->enter_lazy_tlb(ctx[1]);
+  arch->clear_events();
+  munmap(mm, a, 64 * kPageSize);
+  EXPECT_EQ(count(Kind::kIpi), 0u);
+}
+
+// Per-PTE zap (linux-6.7) and batched zap (linux-6.9+) reach the same state.
+TEST_F(Kernel_, PerPteAndBatchedZapReachTheSameState) {
+  uint64_t free_after[2];
+  for (int batched = 0; batched < 2; ++batched) {
+    profile.zap_batching.set(batched);
+    build();
+    Mm& mm = process({0});
+    const uint64_t before = pm->nr_free_pages();
+    VirtAddr a = mmap(mm, 300 * kPageSize);
+    populate(mm, a, 300 * kPageSize);
+    munmap(mm, a, 300 * kPageSize);
+    free_after[batched] = pm->nr_free_pages();
+    EXPECT_EQ(free_after[batched], before);
+    EXPECT_EQ(kernel->vmstat().nr_anon_mapped.value(), 0);
+  }
+  EXPECT_EQ(free_after[0], free_after[1]);
+}
+
+// exit_mmap(): full-mm gather; x86 flushes everything once, IPIs lazy CPUs since
+// page tables are freed.
+TEST_F(Kernel_, ExitFlushesOnceAndFreesEverything) {
+  Mm& mm = process({0, 1});
+  const uint64_t before = pm->nr_free_pages();
+  VirtAddr a = mmap(mm, 100 * kPageSize);
+  populate(mm, a, 100 * kPageSize);
+  arch->enter_lazy_tlb(ctx[1]);
+  arch->clear_events();
+  kernel->exit_mmap(ctx[0], mm);
+  EXPECT_EQ(count(Kind::kFlushRequest), 1u);
+  EXPECT_EQ(count(Kind::kIpi), 1u);
+  EXPECT_EQ(pm->nr_free_pages(), before);
+  EXPECT_EQ(kernel->flush_stats().by_cause[static_cast<size_t>(FlushCause::kExit)]->full_mm.value(), 1u);
+}
+
+}  // namespace
+}  // namespace tlbsim::mm::testing

@@ -1,0 +1,116 @@
+#include "tools/tlbsim/report.h"
+
+#include <cstdio>
+#include <iomanip>
+#include <sstream>
+
+#include "base/file_util.h"
+
+#ifndef TLBSIM_GIT_REV
+#define TLBSIM_GIT_REV "unknown"
+#endif
+#ifndef TLBSIM_VERSION
+#define TLBSIM_VERSION "0.0.0"
+#endif
+
+namespace tlbsim {
+
+std::string config_hash(const Json& config) {
+  const std::string s = config.dump();
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+void write_outputs(const std::filesystem::path& dir, const Experiment& ex, const StatGroup& root,
+                   const RunMeta& meta) {
+  Json config = ex.effective_config();
+  Json j = Json::object();
+  Json m = Json::object();
+  m["tlbsim_version"] = TLBSIM_VERSION;
+  m["git_revision"] = TLBSIM_GIT_REV;
+  m["experiment"] = ex.name;
+  m["experiment_file"] = ex.file.string();
+  m["seed"] = ex.seed;
+  m["config_hash"] = config_hash(config);
+  m["simulated_cycles"] = meta.simulated_cycles;
+  m["host_seconds"] = std::stod(format_number(meta.host_seconds));
+  j["meta"] = std::move(m);
+  j["config"] = std::move(config);
+  j["stats"] = root.to_json();
+  write_file_atomic(dir / "stats.json", j.dump(2) + "\n");
+  std::vector<StatRow> rows;
+  root.rows(rows);
+  std::ostringstream csv;
+  csv << "path,value,unit\n";
+  for (const auto& r : rows) csv << r.path << ',' << r.value << ',' << r.unit << '\n';
+  write_file_atomic(dir / "stats.csv", csv.str());
+}
+
+namespace {
+uint64_t get(const StatGroup& g, const std::string& path) {
+  const StatBase* s = g.find(path);
+  if (!s) return 0;
+  if (auto* sc = dynamic_cast<const Scalar*>(s)) return sc->value();
+  if (auto* r = dynamic_cast<const CounterRef*>(s)) return r->value();
+  if (auto* ga = dynamic_cast<const Gauge*>(s)) return static_cast<uint64_t>(ga->value());
+  return 0;
+}
+}  // namespace
+
+void print_summary(std::ostream& os, const Experiment& ex, const StatGroup& root,
+                   const RunMeta& meta) {
+  const StatGroup* sys = root.find_group("system");
+  if (!sys) return;
+  const double ghz = ex.machine->freq_ghz();
+  os << "tlbsim: " << ex.name << " — machine " << ex.machine_preset << " (" << ex.machine->arch()
+     << ", " << ex.machine->cpus() << " CPUs), kernel " << ex.kernel_profile << ", seed " << ex.seed
+     << "\n";
+  os << "simulated " << meta.simulated_cycles << " cycles ("
+     << format_number(static_cast<double>(meta.simulated_cycles) / ghz / 1000.0) << " us) in "
+     << format_number(meta.host_seconds) << " s of host time\n\n";
+  auto row = [&](const std::vector<std::string>& cells, const std::vector<int>& w) {
+    for (size_t i = 0; i < cells.size(); ++i) {
+      if (i == 0) os << std::left << std::setw(w[i]) << cells[i];
+      else os << std::right << std::setw(w[i]) << cells[i];
+    }
+    os << "\n";
+  };
+  const std::vector<int> w = {18, 14, 9, 9, 9, 9, 9, 9, 11, 9};
+  row({"region", "cycles", "faults", "flushes", "ipis", "invlpg", "full", "walks", "dtlb_miss",
+       "syscalls"}, w);
+  if (const StatGroup* regions = sys->find_group("regions")) {
+    Json rj = regions->to_json();
+    for (auto it = rj.begin(); it != rj.end(); ++it) {
+      const std::string rn = it.key();
+      const std::string p = "regions." + rn + ".";
+      std::string label = rn.substr(7, rn.size() - 8);  // region[NAME]
+      row({label, std::to_string(get(*sys, p + "cycles")), std::to_string(get(*sys, p + "faults")),
+           std::to_string(get(*sys, p + "flush_requests")), std::to_string(get(*sys, p + "ipis_sent")),
+           std::to_string(get(*sys, p + "invlpg")), std::to_string(get(*sys, p + "full_flushes")),
+           std::to_string(get(*sys, p + "walks")), std::to_string(get(*sys, p + "dtlb_misses")),
+           std::to_string(get(*sys, p + "syscalls"))}, w);
+    }
+  }
+  os << "\n";
+  const std::vector<int> wc = {8, 14, 10, 9, 9, 9, 9, 12, 12, 12};
+  row({"cpu", "cycles", "accesses", "faults", "ipi_tx", "ipi_rx", "invlpg", "dtlb_miss",
+       "stlb_miss", "walks"}, wc);
+  for (unsigned c = 0; c < ex.machine->cpus(); ++c) {
+    const std::string p = "cpu[" + std::to_string(c) + "].";
+    row({"cpu" + std::to_string(c), std::to_string(get(*sys, p + "cycles")),
+         std::to_string(get(*sys, p + "accesses")), std::to_string(get(*sys, p + "faults")),
+         std::to_string(get(*sys, p + "ipis_sent")), std::to_string(get(*sys, p + "ipis_received")),
+         std::to_string(get(*sys, p + "invlpg")), std::to_string(get(*sys, p + "dtlb.misses")),
+         std::to_string(get(*sys, p + "stlb.misses")), std::to_string(get(*sys, p + "walker.walks"))},
+        wc);
+  }
+  os << "\nstale-TLB violations: " << get(*sys, "coherence.stale_tlb_violations") << "\n";
+}
+
+}  // namespace tlbsim

@@ -1,0 +1,28 @@
+// Run outputs: stats.json {meta, config, stats}, stats.csv and the terminal summary.
+#pragma once
+
+#include <filesystem>
+#include <ostream>
+
+#include "base/stats.h"
+#include "tools/tlbsim/experiment.h"
+
+namespace tlbsim {
+
+struct RunMeta {
+  double host_seconds = 0;
+  uint64_t simulated_cycles = 0;
+};
+
+/// FNV-1a 64 of the effective configuration, as 16 hex digits.
+std::string config_hash(const Json& config);
+
+/// Writes stats.json and stats.csv into `dir` atomically.
+void write_outputs(const std::filesystem::path& dir, const Experiment& ex, const StatGroup& root,
+                   const RunMeta& meta);
+
+/// The terminal summary: per region and per CPU, the key metrics.
+void print_summary(std::ostream& os, const Experiment& ex, const StatGroup& root,
+                   const RunMeta& meta);
+
+}  // namespace tlbsim

@@ -1,0 +1,92 @@
+// The workload op vocabulary: what a simulated thread does. Plain data, produced
+// by the JSON reader (workload_reader.h) and the generators, replayed by the CPU
+// models. Every op the language names exists here; an op that a later layer cannot
+// execute yet is rejected at validation with "not supported yet", never ignored.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tlbsim::workload {
+
+enum class OpKind : uint8_t {
+  kMmap,
+  kTouch,
+  kMunmap,
+  kMprotect,
+  kMadvise,
+  kMremap,
+  kFork,
+  kExit,
+  kWait,
+  kBarrier,
+  kMlock,
+  kMunlock,
+  kMovePages,
+  kUffdioMove,
+  kReclaim,
+  kSleep,
+  kRegion,
+  kMigrate,
+};
+
+enum class AccessKind : uint8_t { kRead, kWrite, kExec };
+enum class Pattern : uint8_t { kSequential, kRandom, kStrided, kZipf };
+enum class ThpHint : uint8_t { kDefault, kHugePage, kNoHugePage };
+
+struct Op {
+  OpKind kind = OpKind::kSleep;
+  std::string pointer;  // JSON pointer of the op (for run-time messages)
+
+  // mmap / munmap / touch / mprotect / madvise: the mapping (by name) and a window.
+  std::string mapping;
+  uint64_t size = 0;    // mmap: length
+  uint64_t offset = 0;  // window start inside the mapping
+  uint64_t length = 0;  // window length (0 = to the end of the mapping)
+  bool prot_read = true, prot_write = true, prot_exec = false;
+  bool shared = false;
+  bool populate = false;
+  ThpHint thp = ThpHint::kDefault;
+  uint64_t align = 0;
+
+  // touch
+  AccessKind access = AccessKind::kRead;
+  Pattern pattern = Pattern::kSequential;
+  uint64_t stride = 4096;
+  uint64_t count = 0;   // accesses per repetition (0 = one per page of the window)
+  uint64_t repeat = 1;
+  uint64_t think_cycles = 0;
+  uint64_t seed = 1;
+  double zipf_theta = 0.99;
+
+  // barrier / region: name; region: body
+  std::string name;
+  std::vector<Op> body;
+
+  // sleep
+  uint64_t cycles = 0;
+
+  // migrate
+  int cpu = -1;
+};
+
+struct Thread {
+  std::string name;
+  unsigned cpu = 0;
+  std::vector<Op> ops;
+};
+
+struct Process {
+  std::string name;
+  std::vector<Thread> threads;
+};
+
+struct Workload {
+  std::string name;
+  std::vector<Process> processes;
+};
+
+const char* op_name(OpKind k);
+
+}  // namespace tlbsim::workload

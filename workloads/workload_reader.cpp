@@ -1,0 +1,346 @@
+#include "workloads/workload_reader.h"
+
+#include <map>
+#include <set>
+
+#include "base/error.h"
+#include "base/params.h"
+#include "base/size.h"
+
+namespace tlbsim::workload {
+
+const char* op_name(OpKind k) {
+  switch (k) {
+    case OpKind::kMmap: return "mmap";
+    case OpKind::kTouch: return "touch";
+    case OpKind::kMunmap: return "munmap";
+    case OpKind::kMprotect: return "mprotect";
+    case OpKind::kMadvise: return "madvise";
+    case OpKind::kMremap: return "mremap";
+    case OpKind::kFork: return "fork";
+    case OpKind::kExit: return "exit";
+    case OpKind::kWait: return "wait";
+    case OpKind::kBarrier: return "barrier";
+    case OpKind::kMlock: return "mlock";
+    case OpKind::kMunlock: return "munlock";
+    case OpKind::kMovePages: return "move_pages";
+    case OpKind::kUffdioMove: return "uffdio_move";
+    case OpKind::kReclaim: return "reclaim";
+    case OpKind::kSleep: return "sleep";
+    case OpKind::kRegion: return "region";
+    case OpKind::kMigrate: return "migrate";
+  }
+  return "?";
+}
+
+bool op_supported(OpKind k) {
+  switch (k) {
+    case OpKind::kMmap:
+    case OpKind::kTouch:
+    case OpKind::kMunmap:
+    case OpKind::kBarrier:
+    case OpKind::kSleep:
+    case OpKind::kRegion:
+      return true;
+    default:
+      return false;
+  }
+}
+
+namespace {
+
+const std::map<std::string, OpKind>& op_names() {
+  static const std::map<std::string, OpKind> m = {
+      {"mmap", OpKind::kMmap},         {"touch", OpKind::kTouch},
+      {"access", OpKind::kTouch},      {"munmap", OpKind::kMunmap},
+      {"mprotect", OpKind::kMprotect}, {"madvise", OpKind::kMadvise},
+      {"mremap", OpKind::kMremap},     {"fork", OpKind::kFork},
+      {"exit", OpKind::kExit},         {"wait", OpKind::kWait},
+      {"barrier", OpKind::kBarrier},   {"mlock", OpKind::kMlock},
+      {"munlock", OpKind::kMunlock},   {"move_pages", OpKind::kMovePages},
+      {"uffdio_move", OpKind::kUffdioMove}, {"reclaim", OpKind::kReclaim},
+      {"sleep", OpKind::kSleep},       {"region", OpKind::kRegion},
+      {"migrate", OpKind::kMigrate}};
+  return m;
+}
+
+std::vector<std::string> keys_of(const std::map<std::string, OpKind>& m) {
+  std::vector<std::string> v;
+  for (auto& [k, _] : m) v.push_back(k);
+  return v;
+}
+
+/// Reads fields of one JSON object and rejects the keys nobody asked for.
+class ObjectReader {
+ public:
+  ObjectReader(const Json& j, std::string pointer, const char* what)
+      : m_j(j), m_ptr(std::move(pointer)) {
+    if (!j.is_object())
+      throw InputError(m_ptr.empty() ? "/" : m_ptr,
+                       std::string("expected ") + what + " object, got " +
+                           (j.is_array() ? "an array" : j.dump()));
+  }
+  std::string ptr(const std::string& key) const { return m_ptr + "/" + json_pointer_escape(key); }
+  const Json* get(const std::string& key) {
+    m_allowed.insert(key);
+    auto it = m_j.find(key);
+    return it == m_j.end() ? nullptr : &*it;
+  }
+  std::string str(const std::string& key, const std::string& def, bool required = false) {
+    const Json* v = get(key);
+    if (!v) {
+      if (required) throw InputError(m_ptr.empty() ? "/" : m_ptr, "missing required key \"" + key + "\"");
+      return def;
+    }
+    if (!v->is_string()) throw InputError(ptr(key), "expected a string, got " + v->dump());
+    return v->get<std::string>();
+  }
+  std::string choice(const std::string& key, const std::string& def,
+                     const std::vector<std::string>& choices) {
+    std::string s = str(key, def);
+    for (auto& c : choices)
+      if (c == s) return s;
+    throw InputError(ptr(key), "expected one of " + join_choices(choices) + ", got \"" + s + "\"");
+  }
+  uint64_t uint(const std::string& key, uint64_t def, uint64_t min = 0) {
+    const Json* v = get(key);
+    if (!v) return def;
+    if (!v->is_number_integer() || (v->is_number_integer() && !v->is_number_unsigned() &&
+                                    v->get<int64_t>() < 0))
+      throw InputError(ptr(key), "expected a non-negative integer, got " + v->dump());
+    uint64_t x = v->get<uint64_t>();
+    if (x < min)
+      throw InputError(ptr(key), "expected an integer >= " + std::to_string(min) + ", got " +
+                                     v->dump());
+    return x;
+  }
+  uint64_t size(const std::string& key, uint64_t def, bool required = false) {
+    const Json* v = get(key);
+    if (!v) {
+      if (required) throw InputError(m_ptr.empty() ? "/" : m_ptr, "missing required key \"" + key + "\"");
+      return def;
+    }
+    if (v->is_number_unsigned()) return v->get<uint64_t>();
+    if (!v->is_string())
+      throw InputError(ptr(key), "expected a size such as \"4KiB\" or \"1GiB\", got " + v->dump());
+    std::string why;
+    auto s = parse_size(v->get<std::string>(), &why);
+    if (!s) throw InputError(ptr(key), "expected a size such as \"4KiB\" or \"1GiB\" (" + why +
+                                           "), got " + v->dump());
+    return *s;
+  }
+  bool boolean(const std::string& key, bool def) {
+    const Json* v = get(key);
+    if (!v) return def;
+    if (!v->is_boolean()) throw InputError(ptr(key), "expected true or false, got " + v->dump());
+    return v->get<bool>();
+  }
+  double number(const std::string& key, double def) {
+    const Json* v = get(key);
+    if (!v) return def;
+    if (!v->is_number()) throw InputError(ptr(key), "expected a number, got " + v->dump());
+    return v->get<double>();
+  }
+  /// Throws for any key not read (keys starting with "_" are comments).
+  void finish() const {
+    std::vector<std::string> allowed(m_allowed.begin(), m_allowed.end());
+    for (auto it = m_j.begin(); it != m_j.end(); ++it) {
+      if (!it.key().empty() && it.key()[0] == '_') continue;
+      if (m_allowed.count(it.key())) continue;
+      std::string msg = "unknown key \"" + it.key() + "\"";
+      std::string near = closest_match(it.key(), allowed);
+      if (!near.empty()) msg += " (did you mean \"" + near + "\"?)";
+      msg += "; valid keys here: " + join_choices(allowed);
+      throw InputError(ptr(it.key()), msg);
+    }
+  }
+
+ private:
+  const Json& m_j;
+  std::string m_ptr;
+  std::set<std::string> m_allowed;
+};
+
+void parse_prot(ObjectReader& r, Op& op) {
+  std::string prot = r.str("prot", "rw");
+  for (char c : prot)
+    if (c != 'r' && c != 'w' && c != 'x' && c != '-')
+      throw InputError(r.ptr("prot"), "expected a protection like \"r\", \"rw\" or \"rwx\", got \"" +
+                                           prot + "\"");
+  op.prot_read = prot.find('r') != std::string::npos;
+  op.prot_write = prot.find('w') != std::string::npos;
+  op.prot_exec = prot.find('x') != std::string::npos;
+}
+
+struct Scope {
+  std::set<std::string> mappings;       // names defined so far in this thread's process
+  std::set<std::string>* barriers;      // every barrier name used
+  unsigned depth = 0;
+};
+
+Op read_op(const Json& j, const std::string& ptr, Scope& scope);
+
+std::vector<Op> read_ops(const Json& j, const std::string& ptr, Scope& scope) {
+  if (!j.is_array()) throw InputError(ptr, "expected an array of ops, got " + j.dump().substr(0, 40));
+  std::vector<Op> ops;
+  for (size_t i = 0; i < j.size(); ++i) ops.push_back(read_op(j[i], ptr + "/" + std::to_string(i), scope));
+  return ops;
+}
+
+Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
+  ObjectReader r(j, ptr, "an op");
+  const Json* name_j = r.get("op");
+  if (!name_j) throw InputError(ptr, "missing required key \"op\"; valid ops: " + join_choices(keys_of(op_names())));
+  if (!name_j->is_string()) throw InputError(r.ptr("op"), "expected an op name string, got " + name_j->dump());
+  const std::string name = name_j->get<std::string>();
+  auto it = op_names().find(name);
+  if (it == op_names().end()) {
+    std::string msg = "unknown op \"" + name + "\"";
+    std::string near = closest_match(name, keys_of(op_names()));
+    if (!near.empty()) msg += " (did you mean \"" + near + "\"?)";
+    throw InputError(r.ptr("op"), msg + "; valid ops: " + join_choices(keys_of(op_names())));
+  }
+  Op op;
+  op.kind = it->second;
+  op.pointer = ptr;
+  if (!op_supported(op.kind))
+    throw InputError(r.ptr("op"), std::string("not supported yet: op \"") + name +
+                                      "\" is part of the workload language but this version "
+                                      "cannot execute it; supported ops: mmap, touch, access, "
+                                      "munmap, barrier, sleep, region");
+  auto require_mapping = [&]() {
+    op.mapping = r.str("mapping", "", true);
+    if (!scope.mappings.count(op.mapping)) {
+      std::vector<std::string> known(scope.mappings.begin(), scope.mappings.end());
+      throw InputError(r.ptr("mapping"), "no mapping named \"" + op.mapping +
+                                             "\" is created by an earlier mmap of this process" +
+                                             (known.empty() ? "" : "; known: " + join_choices(known)));
+    }
+  };
+  switch (op.kind) {
+    case OpKind::kMmap: {
+      op.mapping = r.str("name", "", true);
+      op.size = r.size("size", 0, true);
+      if (op.size == 0) throw InputError(r.ptr("size"), "expected a size > 0, got 0");
+      parse_prot(r, op);
+      op.shared = r.boolean("shared", false);
+      if (op.shared) throw InputError(r.ptr("shared"), "not supported yet: shared mappings");
+      op.populate = r.boolean("populate", false);
+      std::string thp = r.choice("thp", "default", {"default", "hugepage", "nohugepage"});
+      op.thp = thp == "hugepage" ? ThpHint::kHugePage
+                                 : thp == "nohugepage" ? ThpHint::kNoHugePage : ThpHint::kDefault;
+      op.align = r.size("align", 0);
+      if (op.align & (op.align - 1)) throw InputError(r.ptr("align"), "expected a power of two");
+      if (r.get("file")) throw InputError(r.ptr("file"), "not supported yet: file mappings");
+      if (r.get("hugetlb")) throw InputError(r.ptr("hugetlb"), "not supported yet: hugetlb mappings");
+      scope.mappings.insert(op.mapping);
+      break;
+    }
+    case OpKind::kTouch: {
+      require_mapping();
+      op.offset = r.size("offset", 0);
+      op.length = r.size("length", 0);
+      std::string acc = r.choice("access", name == "access" ? "read" : "write", {"read", "write", "exec"});
+      op.access = acc == "read" ? AccessKind::kRead : acc == "write" ? AccessKind::kWrite : AccessKind::kExec;
+      std::string pat = r.choice("pattern", "sequential", {"sequential", "random", "strided", "zipf"});
+      op.pattern = pat == "sequential" ? Pattern::kSequential
+                   : pat == "random"   ? Pattern::kRandom
+                   : pat == "strided"  ? Pattern::kStrided
+                                       : Pattern::kZipf;
+      op.stride = r.size("stride", 4096);
+      if (op.stride == 0) throw InputError(r.ptr("stride"), "expected a stride > 0, got 0");
+      op.count = r.uint("count", 0);
+      op.repeat = r.uint("repeat", 1, 1);
+      op.think_cycles = r.uint("think_cycles", 0);
+      op.seed = r.uint("seed", 1);
+      op.zipf_theta = r.number("zipf_theta", 0.99);
+      if (op.zipf_theta <= 0 || op.zipf_theta >= 10)
+        throw InputError(r.ptr("zipf_theta"), "expected 0 < zipf_theta < 10");
+      break;
+    }
+    case OpKind::kMunmap:
+      require_mapping();
+      op.offset = r.size("offset", 0);
+      op.length = r.size("length", 0);
+      if (op.offset % 4096 || op.length % 4096)
+        throw InputError(ptr, "munmap offset and length must be multiples of 4KiB");
+      break;
+    case OpKind::kBarrier:
+      op.name = r.str("name", "", true);
+      scope.barriers->insert(op.name);
+      break;
+    case OpKind::kSleep:
+      op.cycles = r.uint("cycles", 0);
+      break;
+    case OpKind::kRegion: {
+      op.name = r.str("name", "", true);
+      if (scope.depth > 0) throw InputError(r.ptr("name"), "regions cannot be nested");
+      const Json* body = r.get("ops");
+      if (!body) throw InputError(ptr, "missing required key \"ops\" (the ops inside the region)");
+      ++scope.depth;
+      op.body = read_ops(*body, r.ptr("ops"), scope);
+      --scope.depth;
+      break;
+    }
+    default:
+      break;
+  }
+  r.finish();
+  return op;
+}
+
+}  // namespace
+
+Workload read_workload(const Json& j, const std::string& pointer, unsigned nr_cpus) {
+  ObjectReader r(j, pointer, "a workload");
+  Workload w;
+  w.name = r.str("name", "workload");
+  r.str("description", "");
+  const Json* procs = r.get("processes");
+  if (!procs) throw InputError(pointer.empty() ? "/" : pointer, "missing required key \"processes\"");
+  if (!procs->is_array() || procs->empty())
+    throw InputError(r.ptr("processes"), "expected a non-empty array of processes");
+  std::set<std::string> barriers;
+  std::map<unsigned, std::string> cpu_owner;
+  for (size_t pi = 0; pi < procs->size(); ++pi) {
+    const std::string pptr = r.ptr("processes") + "/" + std::to_string(pi);
+    ObjectReader pr((*procs)[pi], pptr, "a process");
+    Process p;
+    p.name = pr.str("name", "p" + std::to_string(pi));
+    const Json* threads = pr.get("threads");
+    if (!threads) throw InputError(pptr, "missing required key \"threads\"");
+    if (!threads->is_array() || threads->empty())
+      throw InputError(pr.ptr("threads"), "expected a non-empty array of threads");
+    // Mappings are per process, created in program order; a later thread may use
+    // what an earlier thread's mmap created (the barrier orders them at run time).
+    Scope scope;
+    scope.barriers = &barriers;
+    for (size_t ti = 0; ti < threads->size(); ++ti) {
+      const std::string tptr = pr.ptr("threads") + "/" + std::to_string(ti);
+      ObjectReader tr((*threads)[ti], tptr, "a thread");
+      Thread t;
+      t.name = tr.str("name", "t" + std::to_string(ti));
+      t.cpu = static_cast<unsigned>(tr.uint("cpu", ti));
+      if (t.cpu >= nr_cpus)
+        throw InputError(tr.ptr("cpu"), "expected a CPU number below " + std::to_string(nr_cpus) +
+                                            " (the machine has " + std::to_string(nr_cpus) +
+                                            " CPUs), got " + std::to_string(t.cpu));
+      if (cpu_owner.count(t.cpu))
+        throw InputError(tr.ptr("cpu"), "not supported yet: two threads pinned to CPU " +
+                                            std::to_string(t.cpu) + " (also " + cpu_owner[t.cpu] +
+                                            "); the scheduler runs one thread per CPU");
+      cpu_owner[t.cpu] = p.name + "/" + t.name;
+      const Json* ops = tr.get("ops");
+      if (!ops) throw InputError(tptr, "missing required key \"ops\"");
+      t.ops = read_ops(*ops, tr.ptr("ops"), scope);
+      tr.finish();
+      p.threads.push_back(std::move(t));
+    }
+    pr.finish();
+    w.processes.push_back(std::move(p));
+  }
+  r.finish();
+  return w;
+}
+
+}  // namespace tlbsim::workload

@@ -289,9 +289,65 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
   return op;
 }
 
+/// Replaces "${name}" in every string of `j` by the parameter's value: a string that
+/// is exactly "${name}" takes the parameter's JSON value (so numbers stay numbers),
+/// otherwise the value's text is spliced in.
+Json substitute(const Json& j, const Json& params, const std::string& ptr) {
+  if (j.is_object()) {
+    Json o = Json::object();
+    for (auto it = j.begin(); it != j.end(); ++it)
+      o[it.key()] = substitute(it.value(), params, ptr + "/" + json_pointer_escape(it.key()));
+    return o;
+  }
+  if (j.is_array()) {
+    Json a = Json::array();
+    for (size_t i = 0; i < j.size(); ++i) a.push_back(substitute(j[i], params, ptr + "/" + std::to_string(i)));
+    return a;
+  }
+  if (!j.is_string()) return j;
+  const std::string s = j.get<std::string>();
+  if (s.find("${") == std::string::npos) return j;
+  std::string out;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t open = s.find("${", i);
+    if (open == std::string::npos) {
+      out += s.substr(i);
+      break;
+    }
+    size_t close = s.find('}', open);
+    if (close == std::string::npos) throw InputError(ptr, "unterminated ${...} in \"" + s + "\"");
+    const std::string name = s.substr(open + 2, close - open - 2);
+    auto it = params.find(name);
+    if (it == params.end()) {
+      std::vector<std::string> known;
+      for (auto p = params.begin(); p != params.end(); ++p) known.push_back(p.key());
+      throw InputError(ptr, "unknown workload parameter \"" + name + "\"" +
+                                (known.empty() ? "; the workload declares no \"params\""
+                                               : "; declared: " + join_choices(known)));
+    }
+    if (open == 0 && close + 1 == s.size()) return *it;  // the whole string: keep the type
+    out += s.substr(i, open - i);
+    out += it->is_string() ? it->get<std::string>() : it->dump();
+    i = close + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
-Workload read_workload(const Json& j, const std::string& pointer, unsigned nr_cpus) {
+Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_cpus) {
+  if (!raw.is_object())
+    throw InputError(pointer.empty() ? "/" : pointer, "expected a workload object");
+  Json params = Json::object();
+  if (auto it = raw.find("params"); it != raw.end()) {
+    if (!it->is_object())
+      throw InputError(pointer + "/params", "expected an object of parameter defaults");
+    params = *it;
+  }
+  Json body = raw;
+  body.erase("params");
+  const Json j = substitute(body, params, pointer);
   ObjectReader r(j, pointer, "a workload");
   Workload w;
   w.name = r.str("name", "workload");

@@ -13,6 +13,8 @@ namespace tlbsim::workload {
 using Json = nlohmann::ordered_json;
 
 /// Parses and validates `j` (the workload object); `pointer` prefixes messages.
+/// A workload may declare "params" (name → default value); "${name}" in any string
+/// is replaced by the value (a whole-string reference keeps the value's JSON type).
 /// Throws InputError. `nr_cpus` bounds thread pinning.
 Workload read_workload(const Json& j, const std::string& pointer, unsigned nr_cpus);
 

@@ -2,6 +2,7 @@
 
 #include "base/error.h"
 #include "base/file_util.h"
+#include "base/size.h"
 #include "workloads/workload_reader.h"
 
 namespace tlbsim {
@@ -110,6 +111,25 @@ std::string load_layered(Set& set, const Json& doc, const std::string& key, cons
   return preset;
 }
 
+/// "folio_size": the anonymous folio size faults should use: that size's sysfs control
+/// becomes "always", every other size "never" (4KiB: all never).
+void apply_folio_size(Experiment& ex, const Json& v, const std::string& file) {
+  uint64_t bytes = 0;
+  std::string why;
+  if (v.is_number_unsigned()) bytes = v.get<uint64_t>();
+  else if (v.is_string()) bytes = parse_size(v.get<std::string>(), &why).value_or(0);
+  const bool pow2 = bytes && !(bytes & (bytes - 1));
+  if (!pow2 || bytes < 4096 || bytes > (2u << 20) || bytes == 8192)
+    throw InputError("/folio_size", "expected a folio size of 4KiB or 16KiB…2MiB (a power of "
+                                    "two; order 1 is not an anonymous THP size), got " + v.dump(),
+                     file);
+  auto& thp = ex.kernel->thp;
+  for (unsigned order = mm::kMinAnonThpOrder; order <= mm::kPmdOrder; ++order)
+    const_cast<Param<std::string>&>(thp.per_size(order))
+        .set((uint64_t{4096} << order) == bytes ? "always" : "never");
+  ex.folio_size = bytes;
+}
+
 }  // namespace
 
 Json Experiment::effective_config() const {
@@ -118,6 +138,7 @@ Json Experiment::effective_config() const {
   j["seed"] = seed;
   j["machine_preset"] = machine_preset;
   j["kernel_profile"] = kernel_profile;
+  if (folio_size) j["folio_size"] = format_size(folio_size);
   j["machine"] = machine->to_json();
   j["kernel"] = kernel->to_json();
   j["workload"] = workload_json;
@@ -126,7 +147,7 @@ Json Experiment::effective_config() const {
 
 std::unique_ptr<Experiment> load_experiment(const fs::path& file,
                                             const std::vector<std::string>& sets,
-                                            const SearchPaths& paths) {
+                                            const SearchPaths& paths, bool as_point) {
   const std::string fname = file.string();
   Json doc = read_json_file(file);
   if (!doc.is_object()) throw InputError("/", "expected an experiment object", fname);
@@ -136,9 +157,11 @@ std::unique_ptr<Experiment> load_experiment(const fs::path& file,
   for (const auto& s : sets) {
     auto [path, value] = parse_set(s);
     const std::string& top = path[0];
-    if (top != "machine" && top != "kernel" && top != "seed" && top != "workload" && top != "name")
+    if (top != "machine" && top != "kernel" && top != "seed" && top != "workload" &&
+        top != "name" && top != "folio_size")
       throw InputError("", "unknown top-level key \"" + top +
-                               "\"; --set accepts machine.*, kernel.*, workload.*, seed, name",
+                               "\"; --set accepts machine.*, kernel.*, workload.*, seed, name, "
+                               "folio_size",
                        "--set " + s);
     if (path.size() == 1) {
       doc[top] = value;
@@ -159,7 +182,7 @@ std::unique_ptr<Experiment> load_experiment(const fs::path& file,
     auto ex = std::make_unique<Experiment>();
     ex->file = file;
     const std::vector<std::string> top_keys = {"name", "description", "machine", "kernel",
-                                               "workload", "seed"};
+                                               "workload", "seed", "folio_size", "sweep"};
     for (auto it = doc.begin(); it != doc.end(); ++it) {
       const std::string& k = it.key();
       if (!k.empty() && k[0] == '_') continue;
@@ -170,6 +193,9 @@ std::unique_ptr<Experiment> load_experiment(const fs::path& file,
         throw InputError("/" + json_pointer_escape(k), msg + "; valid keys: " + join_choices(top_keys), fname);
       }
     }
+    if (doc.contains("sweep") && !as_point)
+      throw InputError("/sweep", "this experiment is a sweep: run it with `tlbsim run` (which "
+                                 "runs every point), not as a single run", fname);
     ex->name = file.stem().string();
     if (auto it = doc.find("name"); it != doc.end()) {
       if (!it->is_string() || it->get<std::string>().empty())
@@ -187,17 +213,53 @@ std::unique_ptr<Experiment> load_experiment(const fs::path& file,
                                       "machine preset", "x86_small", fname);
     ex->kernel_profile = load_layered(*ex->kernel, doc, "kernel", paths.root / "configs/kernels",
                                       "kernel profile", "linux-6.15", fname);
+    if (auto it = doc.find("folio_size"); it != doc.end()) apply_folio_size(*ex, *it, fname);
     // Workload: inline object, or a catalog name.
     auto wit = doc.find("workload");
     if (wit == doc.end()) throw InputError("/", "missing required key \"workload\"", fname);
     std::string wfile = fname, wptr = "/workload";
+    std::string catalog;
+    Json param_overrides = Json::object();
     if (wit->is_string()) {
-      const fs::path wp = find_named(paths.root / "workloads/catalog", wit->get<std::string>(),
+      catalog = wit->get<std::string>();
+    } else if (wit->is_object() && wit->contains("preset")) {
+      // {"preset": "munmap", "params": {...}}: a catalog workload with parameters.
+      const Json& pr = (*wit)["preset"];
+      if (!pr.is_string())
+        throw InputError("/workload/preset", "expected a catalog workload name, got " + pr.dump(), fname);
+      catalog = pr.get<std::string>();
+      for (auto it = wit->begin(); it != wit->end(); ++it) {
+        if (it.key() == "preset" || (!it.key().empty() && it.key()[0] == '_')) continue;
+        if (it.key() != "params")
+          throw InputError("/workload/" + json_pointer_escape(it.key()),
+                           "unknown key \"" + it.key() + "\" next to a catalog \"preset\"; valid "
+                           "keys: preset or params", fname);
+        if (!it->is_object())
+          throw InputError("/workload/params", "expected an object of parameter values", fname);
+        param_overrides = *it;
+      }
+    }
+    if (!catalog.empty()) {
+      const fs::path wp = find_named(paths.root / "workloads/catalog", catalog,
                                      "catalog workload", "/workload", fname);
-      ex->workload_ref = wit->get<std::string>();
+      ex->workload_ref = wp.string();
       ex->workload_json = read_json_file(wp);
       wfile = wp.string();
       wptr = "";
+      Json& declared = ex->workload_json["params"];
+      if (declared.is_null()) declared = Json::object();
+      for (auto it = param_overrides.begin(); it != param_overrides.end(); ++it) {
+        if (!declared.contains(it.key())) {
+          std::vector<std::string> known;
+          for (auto d = declared.begin(); d != declared.end(); ++d) known.push_back(d.key());
+          std::string msg = "unknown parameter \"" + it.key() + "\" of catalog workload \"" + catalog + "\"";
+          std::string near = closest_match(it.key(), known);
+          if (!near.empty()) msg += " (did you mean \"" + near + "\"?)";
+          throw InputError("/workload/params/" + json_pointer_escape(it.key()),
+                           msg + "; its parameters: " + join_choices(known), fname);
+        }
+        declared[it.key()] = *it;
+      }
     } else {
       ex->workload_json = *wit;
     }

@@ -20,6 +20,7 @@ struct Experiment {
   std::string description;
   std::filesystem::path file;
   uint64_t seed = 1;
+  uint64_t folio_size = 0;  // 0: the kernel profile's THP settings apply
   std::string machine_preset, kernel_profile, workload_ref;
   std::unique_ptr<MachineParams> machine = std::make_unique<MachineParams>();
   std::unique_ptr<mm::KernelProfile> kernel = std::make_unique<mm::KernelProfile>();
@@ -36,8 +37,9 @@ struct SearchPaths {
 };
 
 /// Loads and validates an experiment file; `sets` are "key.path=value" overrides.
+/// A file with a "sweep" is rejected unless `as_point` (one point of its sweep).
 std::unique_ptr<Experiment> load_experiment(const std::filesystem::path& file,
                                             const std::vector<std::string>& sets,
-                                            const SearchPaths& paths);
+                                            const SearchPaths& paths, bool as_point = false);
 
 }  // namespace tlbsim

@@ -7,10 +7,15 @@
 #include <iostream>
 
 #include "base/error.h"
+#include "base/file_util.h"
 #include "base/log.h"
 #include "models/system.h"
 #include "tools/tlbsim/experiment.h"
 #include "tools/tlbsim/report.h"
+#include "tools/tlbsim/compare.h"
+#include "tools/tlbsim/sweep.h"
+
+#include <unistd.h>
 
 #ifndef TLBSIM_SOURCE_DIR
 #define TLBSIM_SOURCE_DIR "."
@@ -54,15 +59,59 @@ int cmd_params(bool markdown) {
 }
 
 int cmd_validate(const std::string& file, const std::vector<std::string>& sets) {
-  auto ex = load_experiment(file, sets, search_paths());
-  std::cout << file << ": valid (machine " << ex->machine_preset << ", kernel "
-            << ex->kernel_profile << ", " << ex->workload.processes.size() << " process(es))\n";
+  const auto axes = read_sweep_axes(file);
+  if (axes.empty()) {
+    auto ex = load_experiment(file, sets, search_paths());
+    std::cout << file << ": valid (machine " << ex->machine_preset << ", kernel "
+              << ex->kernel_profile << ", " << ex->workload.processes.size() << " process(es))\n";
+    return 0;
+  }
+  // A sweep: every point must load; report each bad point.
+  int bad = 0;
+  const auto points = expand_sweep(axes);
+  for (const auto& p : points) {
+    std::vector<std::string> all = sets;
+    all.insert(all.end(), p.sets.begin(), p.sets.end());
+    try {
+      load_experiment(file, all, search_paths(), true);
+    } catch (const InputError& e) {
+      std::cerr << "tlbsim: sweep point " << p.index << " (" << p.label << "): " << e.what() << "\n";
+      ++bad;
+    }
+  }
+  if (bad) return 2;
+  std::cout << file << ": valid sweep of " << points.size() << " points\n";
   return 0;
 }
 
+std::string self_exe() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) throw std::runtime_error("cannot find the tlbsim executable (/proc/self/exe)");
+  return std::string(buf, static_cast<size_t>(n));
+}
+
 int cmd_run(const std::string& file, const std::vector<std::string>& sets, std::string out,
-            bool quiet) {
-  auto ex = load_experiment(file, sets, search_paths());
+            bool quiet, bool point, unsigned jobs, bool resume) {
+  if (!point) {
+    const auto axes = read_sweep_axes(file);
+    if (!axes.empty()) {
+      SweepOptions o;
+      o.experiment = file;
+      o.sets = sets;
+      std::string name = std::filesystem::path(file).stem().string();
+      Json doc = read_json_file(file);
+      if (doc.contains("name") && doc["name"].is_string()) name = doc["name"].get<std::string>();
+      o.out = out.empty() ? "results/" + name : out;
+      o.jobs = jobs;
+      o.resume = resume;
+      o.quiet = quiet;
+      o.self = self_exe();
+      o.paths = search_paths();
+      return run_sweep(o, axes);
+    }
+  }
+  auto ex = load_experiment(file, sets, search_paths(), point);
   if (out.empty()) out = "results/" + ex->name;
   StatGroup root("");
   const auto t0 = std::chrono::steady_clock::now();
@@ -101,18 +150,32 @@ int sc_main(int argc, char* argv[]) {
   app.require_subcommand(1);
   std::string file, out, debug;
   std::vector<std::string> sets;
-  bool quiet = false, markdown = false;
+  bool quiet = false, markdown = false, point = false, resume = false;
+  unsigned jobs = std::max(1u, static_cast<unsigned>(sysconf(_SC_NPROCESSORS_ONLN)));
   auto* run = app.add_subcommand("run", "Run an experiment and write its statistics");
   run->add_option("experiment", file, "Experiment JSON file")->required();
   run->add_option("--out", out, "Output directory (default results/<experiment name>)");
   run->add_option("--set", sets, "Override a parameter: key.path=value (repeatable)");
   run->add_flag("--quiet", quiet, "Print nothing but errors");
   run->add_option("--debug", debug, "Debug log categories, comma separated, or \"all\"");
+  run->add_option("-j,--jobs", jobs, "Sweep: worker processes (default: number of cores)")
+      ->check(CLI::PositiveNumber);
+  run->add_flag("--resume", resume, "Sweep: skip points whose results exist (same configuration)");
+  run->add_flag("--point", point, "Run one point of a sweep (used by the sweep runner)")
+      ->group("");
   auto* validate = app.add_subcommand("validate", "Check an experiment without running it");
   validate->add_option("experiment", file, "Experiment JSON file")->required();
   validate->add_option("--set", sets, "Override a parameter: key.path=value (repeatable)");
   auto* params = app.add_subcommand("params", "List every parameter with default, unit and doc");
   params->add_flag("--markdown", markdown, "Print a Markdown table");
+  CompareOptions cmp;
+  auto* compare = app.add_subcommand("compare", "Print two or more runs side by side with ratios");
+  compare->add_option("runs", cmp.runs, "Result directories or stats.json files")->required();
+  compare->add_flag("--all", cmp.all, "Every metric that differs, not only the headline ones");
+  compare->add_option("--filter", cmp.filter, "Only metrics whose path contains this text");
+  bool csv = false, md = false;
+  compare->add_flag("--csv", csv, "CSV output");
+  compare->add_flag("--markdown", md, "Markdown table output");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -135,8 +198,12 @@ int sc_main(int argc, char* argv[]) {
       log::enable_debug(cats);
     }
     if (*params) return cmd_params(markdown);
+    if (*compare) {
+      cmp.format = csv ? "csv" : md ? "markdown" : "text";
+      return run_compare(cmp);
+    }
     if (*validate) return cmd_validate(file, sets);
-    return cmd_run(file, sets, out, quiet);
+    return cmd_run(file, sets, out, quiet, point, jobs, resume);
   } catch (const InputError& e) {
     std::cerr << "tlbsim: " << e.what() << "\n";
     return 2;

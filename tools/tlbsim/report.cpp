@@ -27,6 +27,24 @@ std::string config_hash(const Json& config) {
   return buf;
 }
 
+bool headline_metric(const std::string& k) {
+  static const char* kRegion[] = {".cycles", ".kernel_cycles", ".faults", ".flush_requests",
+                                  ".ipis_sent", ".invlpg", ".full_flushes", ".tlbis",
+                                  ".ipi_wait_cycles", ".walks", ".dtlb_misses", ".stlb_misses"};
+  auto ends_with = [&](const char* s) {
+    const size_t n = std::char_traits<char>::length(s);
+    return k.size() > n && k.compare(k.size() - n, n, s) == 0;
+  };
+  if (k.rfind("system.regions.", 0) == 0) {
+    for (const char* s : kRegion)
+      if (ends_with(s)) return true;
+    return false;
+  }
+  return k == "meta.simulated_cycles" || k == "system.kernel.tlb_flush.requests" ||
+         k == "system.x86_tlbflush.nr_tlb_remote_flush_received" ||
+         k == "system.kernel.vmstat.pgfault" || k == "system.coherence.stale_tlb_violations";
+}
+
 void write_outputs(const std::filesystem::path& dir, const Experiment& ex, const StatGroup& root,
                    const RunMeta& meta) {
   Json config = ex.effective_config();

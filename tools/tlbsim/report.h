@@ -17,6 +17,10 @@ struct RunMeta {
 /// FNV-1a 64 of the effective configuration, as 16 hex digits.
 std::string config_hash(const Json& config);
 
+/// The metrics shown by default in sweep.csv and `tlbsim compare`: per region the
+/// headline counters, machine-wide the flush and shootdown totals.
+bool headline_metric(const std::string& path);
+
 /// Writes stats.json and stats.csv into `dir` atomically.
 void write_outputs(const std::filesystem::path& dir, const Experiment& ex, const StatGroup& root,
                    const RunMeta& meta);

@@ -1,0 +1,325 @@
+#include "tools/tlbsim/sweep.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "base/error.h"
+#include "base/file_util.h"
+#include "base/stats.h"
+#include "tools/tlbsim/experiment.h"
+#include "tools/tlbsim/report.h"
+
+namespace tlbsim {
+
+namespace fs = std::filesystem;
+
+std::vector<SweepAxis> read_sweep_axes(const fs::path& file) {
+  const Json doc = read_json_file(file);
+  std::vector<SweepAxis> axes;
+  auto it = doc.find("sweep");
+  if (it == doc.end()) return axes;
+  const std::string f = file.string();
+  if (!it->is_object() || it->empty())
+    throw InputError("/sweep", "expected an object of axes, e.g. {\"machine\": [\"x86_small\", "
+                               "\"x86_server\"], \"folio_size\": [\"4KiB\", \"64KiB\"]}", f);
+  static const std::set<std::string> kTops = {"machine", "kernel", "workload", "seed",
+                                              "folio_size"};
+  for (auto a = it->begin(); a != it->end(); ++a) {
+    const std::string ptr = "/sweep/" + json_pointer_escape(a.key());
+    const std::string top = a.key().substr(0, a.key().find('.'));
+    if (!kTops.count(top))
+      throw InputError(ptr, "unknown sweep axis \"" + a.key() + "\"; axes are --set keys under "
+                            "machine, kernel, workload, seed or folio_size", f);
+    if (!a->is_array() || a->empty())
+      throw InputError(ptr, "expected a non-empty array of values, got " + a->dump(), f);
+    axes.push_back(SweepAxis{a.key(), std::vector<Json>(a->begin(), a->end())});
+  }
+  return axes;
+}
+
+namespace {
+std::string text_of(const Json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+std::string sanitize(const std::string& s) {
+  std::string o;
+  for (char c : s) o += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ||
+                         c == '_' || c == '=' || c == ',') ? c : '_';
+  return o;
+}
+}  // namespace
+
+std::vector<SweepPoint> expand_sweep(const std::vector<SweepAxis>& axes) {
+  std::vector<SweepPoint> points(1);
+  for (const auto& axis : axes) {
+    std::vector<SweepPoint> next;
+    for (const auto& p : points) {
+      for (const auto& v : axis.values) {
+        SweepPoint q = p;
+        q.sets.push_back(axis.key + "=" + v.dump());
+        q.values.push_back(text_of(v));
+        q.label += (q.label.empty() ? "" : " ") + axis.key + "=" + text_of(v);
+        next.push_back(std::move(q));
+      }
+    }
+    points = std::move(next);
+  }
+  for (size_t i = 0; i < points.size(); ++i) {
+    points[i].index = i;
+    char num[24];
+    std::snprintf(num, sizeof num, "%03zu", i);
+    std::string name;
+    for (size_t a = 0; a < axes.size(); ++a)
+      name += (a ? "," : "") + axes[a].key + "=" + points[i].values[a];
+    points[i].dir = std::string(num) + "-" + sanitize(name);
+  }
+  return points;
+}
+
+namespace {
+
+/// Flattened leaves of a stats.json ("system.regions.region[x].cycles" → value).
+std::map<std::string, double> metrics_of(const fs::path& stats_json) {
+  std::map<std::string, double> m;
+  Json j = read_json_file(stats_json);
+  std::function<void(const Json&, const std::string&)> walk = [&](const Json& n, const std::string& path) {
+    if (n.is_object() && n.contains("value") && n.contains("unit")) {
+      if (n["value"].is_number()) m[path] = n["value"].get<double>();
+      return;
+    }
+    if (!n.is_object()) return;
+    for (auto it = n.begin(); it != n.end(); ++it)
+      walk(it.value(), path.empty() ? it.key() : path + "." + it.key());
+  };
+  walk(j["stats"], "");
+  m["meta.simulated_cycles"] = j["meta"]["simulated_cycles"].get<double>();
+  return m;
+}
+
+struct PointResult {
+  std::string status = "pending";  // ok, skipped, bad_input, failed
+  std::string error;
+  std::map<std::string, double> metrics;
+  double seconds = 0;
+};
+
+std::string csv_escape(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string o = "\"";
+  for (char c : s) o += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return o + "\"";
+}
+
+void write_csv(const fs::path& out, const std::vector<SweepAxis>& axes,
+               const std::vector<SweepPoint>& points, const std::vector<PointResult>& res) {
+  std::set<std::string> cols;
+  for (const auto& r : res)
+    for (const auto& [k, v] : r.metrics)
+      if (headline_metric(k)) cols.insert(k);
+  std::ostringstream csv;
+  csv << "point,dir";
+  for (const auto& a : axes) csv << "," << csv_escape(a.key);
+  csv << ",status";
+  for (const auto& c : cols) csv << "," << csv_escape(c);
+  csv << ",error\n";
+  for (size_t i = 0; i < points.size(); ++i) {
+    csv << i << "," << csv_escape(points[i].dir);
+    for (const auto& v : points[i].values) csv << "," << csv_escape(v);
+    csv << "," << res[i].status;
+    for (const auto& c : cols) {
+      auto it = res[i].metrics.find(c);
+      csv << "," << (it == res[i].metrics.end() ? "" : format_number(it->second));
+    }
+    csv << "," << csv_escape(res[i].error) << "\n";
+  }
+  write_file_atomic(out / "sweep.csv", csv.str());
+}
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+std::string fmt_duration(double s) {
+  char buf[32];
+  const long t = static_cast<long>(s + 0.5);
+  std::snprintf(buf, sizeof buf, "%ld:%02ld", t / 60, t % 60);
+  return buf;
+}
+
+}  // namespace
+
+int run_sweep(const SweepOptions& o, const std::vector<SweepAxis>& axes) {
+  const auto points = expand_sweep(axes);
+  std::vector<PointResult> res(points.size());
+  fs::create_directories(o.out);
+  const bool tty = !o.quiet && isatty(STDOUT_FILENO);
+  const auto t0 = std::chrono::steady_clock::now();
+  size_t done = 0, ran = 0;
+  double ran_seconds = 0;
+
+  std::vector<size_t> todo;
+  for (const auto& p : points) {
+    const fs::path stats = o.out / p.dir / "stats.json";
+    if (o.resume && fs::exists(stats)) {
+      try {
+        // Reuse only a result of the very same configuration.
+        std::vector<std::string> sets = o.sets;
+        sets.insert(sets.end(), p.sets.begin(), p.sets.end());
+        const std::string want =
+            config_hash(load_experiment(o.experiment, sets, o.paths, true)->effective_config());
+        if (read_json_file(stats)["meta"]["config_hash"] == want) {
+          res[p.index].metrics = metrics_of(stats);
+          res[p.index].status = "skipped";
+          ++done;
+          continue;
+        }
+      } catch (const std::exception&) {
+        // unreadable or no longer valid: run it again (and report its error)
+      }
+    }
+    todo.push_back(p.index);
+  }
+  write_csv(o.out, axes, points, res);
+
+  auto progress = [&](const std::string& line) {
+    if (o.quiet) return;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const size_t left = points.size() - done;
+    const double per = ran ? ran_seconds / ran : 0;
+    const double eta = ran ? per * static_cast<double>(left) / std::max(1u, o.jobs) : 0;
+    if (tty) {
+      const int width = 30;
+      const int filled = static_cast<int>(width * done / std::max<size_t>(1, points.size()));
+      std::cout << "\r\033[K" << line << "\n[" << std::string(filled, '=')
+                << std::string(width - filled, ' ') << "] " << done << "/" << points.size()
+                << " points, " << fmt_duration(elapsed) << " elapsed"
+                << (ran ? ", ETA " + fmt_duration(eta) : "") << std::flush;
+    } else {
+      std::cout << "[" << done << "/" << points.size() << "] " << line
+                << (ran ? " (ETA " + fmt_duration(eta) + ")" : "") << "\n" << std::flush;
+    }
+  };
+
+  std::map<pid_t, std::pair<size_t, std::chrono::steady_clock::time_point>> running;
+  size_t next = 0;
+  auto launch = [&](size_t idx) {
+    const SweepPoint& p = points[idx];
+    const fs::path dir = o.out / p.dir;
+    fs::create_directories(dir);
+    std::vector<std::string> args = {o.self, "run", o.experiment.string(), "--quiet", "--point",
+                                     "--out", dir.string()};
+    for (const auto& s : o.sets) {
+      args.push_back("--set");
+      args.push_back(s);
+    }
+    for (const auto& s : p.sets) {
+      args.push_back("--set");
+      args.push_back(s);
+    }
+    const std::string log = (dir / "run.log").string();
+    pid_t pid = fork();
+    if (pid == 0) {
+      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) {
+        dup2(fd, STDERR_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        close(fd);
+      }
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(o.self.c_str(), argv.data());
+      _exit(127);
+    }
+    if (pid < 0) throw std::runtime_error("fork failed");
+    running[pid] = {idx, std::chrono::steady_clock::now()};
+  };
+
+  while (next < todo.size() || !running.empty()) {
+    while (next < todo.size() && running.size() < std::max(1u, o.jobs)) launch(todo[next++]);
+    int status = 0;
+    pid_t pid = waitpid(-1, &status, 0);
+    if (pid < 0) break;
+    auto it = running.find(pid);
+    if (it == running.end()) continue;
+    const size_t idx = it->second.first;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second.second).count();
+    running.erase(it);
+    PointResult& r = res[idx];
+    r.seconds = secs;
+    const fs::path dir = o.out / points[idx].dir;
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+    if (code == 0) {
+      r.status = "ok";
+      r.metrics = metrics_of(dir / "stats.json");
+    } else {
+      r.status = code == 2 ? "bad_input" : "failed";
+      r.error = read_text(dir / "run.log");
+    }
+    ++done;
+    ++ran;
+    ran_seconds += secs;
+    write_csv(o.out, axes, points, res);
+    progress("point " + std::to_string(idx) + " " + r.status + ": " + points[idx].label + " (" +
+             format_number(std::round(secs * 100) / 100) + " s)" +
+             (r.error.empty() ? "" : " — " + r.error));
+  }
+  if (tty) std::cout << "\n";
+
+  // The table: per point, per region, cycles / flushes / IPIs or TLBIs.
+  if (!o.quiet) {
+    std::set<std::string> regions;
+    for (const auto& r : res)
+      for (const auto& [k, v] : r.metrics)
+        if (k.rfind("system.regions.region[", 0) == 0) {
+          auto end = k.find("].", 22);
+          if (end != std::string::npos) regions.insert(k.substr(22, end - 22));
+        }
+    std::cout << "\n";
+    std::printf("%-4s %-48s %-9s", "#", "point", "status");
+    for (const auto& rg : regions)
+      std::printf(" %16s %8s %8s %8s", (rg + ".cycles").c_str(), "flushes", "ipis", "tlbis");
+    std::printf("\n");
+    for (size_t i = 0; i < points.size(); ++i) {
+      std::printf("%-4zu %-48s %-9s", i, points[i].label.substr(0, 48).c_str(), res[i].status.c_str());
+      for (const auto& rg : regions) {
+        auto g = [&](const char* m) {
+          auto it = res[i].metrics.find("system.regions.region[" + rg + "]." + m);
+          return it == res[i].metrics.end() ? std::string("-") : format_number(it->second);
+        };
+        std::printf(" %16s %8s %8s %8s", g("cycles").c_str(), g("flush_requests").c_str(),
+                    g("ipis_sent").c_str(), g("tlbis").c_str());
+      }
+      std::printf("\n");
+    }
+    std::cout << "\nresults: " << (o.out / "sweep.csv").string() << "\n";
+  }
+  bool bad = false, failed = false;
+  for (size_t i = 0; i < points.size(); ++i) {
+    if (res[i].status == "bad_input") bad = true;
+    if (res[i].status == "failed") failed = true;
+    if (res[i].status == "bad_input" || res[i].status == "failed")
+      std::cerr << "tlbsim: sweep point " << i << " (" << points[i].label << ") " << res[i].status
+                << ": " << res[i].error << "\n";
+  }
+  return failed ? 1 : bad ? 2 : 0;
+}
+
+}  // namespace tlbsim

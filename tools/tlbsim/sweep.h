@@ -1,0 +1,53 @@
+// Sweeps: an experiment's optional "sweep" object names axes (any --set key:
+// machine, kernel, folio_size, kernel.zap_batching, workload.params.size, ...) and
+// their values; the cartesian product of the axes gives the points. Each point runs
+// in its own worker process (SystemC elaborates once per process), writes its own
+// result directory atomically, and is skipped on --resume when its stats.json
+// exists with the same configuration hash, so an interrupted sweep loses no
+// finished work. sweep.csv (one row per point) is rewritten after every point.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "base/params.h"
+#include "tools/tlbsim/experiment.h"
+
+namespace tlbsim {
+
+struct SweepAxis {
+  std::string key;          // a --set path
+  std::vector<Json> values;
+};
+
+struct SweepPoint {
+  size_t index = 0;
+  std::string label;                // "machine=x86_small kernel=linux-6.7"
+  std::string dir;                  // "003-machine=x86_small,kernel=linux-6.7"
+  std::vector<std::string> sets;    // --set arguments of this point
+  std::vector<std::string> values;  // axis values as text, in axis order
+};
+
+/// The axes of the experiment's "sweep" object (empty when it has none).
+std::vector<SweepAxis> read_sweep_axes(const std::filesystem::path& file);
+
+/// The cartesian product, first axis varying slowest.
+std::vector<SweepPoint> expand_sweep(const std::vector<SweepAxis>& axes);
+
+struct SweepOptions {
+  std::filesystem::path experiment;
+  std::vector<std::string> sets;  // applied to every point
+  std::filesystem::path out;
+  unsigned jobs = 1;
+  bool resume = false;
+  bool quiet = false;
+  std::string self;  // path of the tlbsim executable
+  SearchPaths paths;
+};
+
+/// Runs every point; returns 0 when all succeeded, 2 when some point had bad input,
+/// 1 when some point failed otherwise. Prints progress and the final table.
+int run_sweep(const SweepOptions& opts, const std::vector<SweepAxis>& axes);
+
+}  // namespace tlbsim

@@ -85,6 +85,49 @@ class ArchMmu {
   /// flush_pmd_tlb_range(vma, start, end): PMD-level leaf changes (THP).
   virtual void flush_pmd_tlb_range(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end) = 0;
 
+  // --- PTE accessors (include/linux/pgtable.h; arm64 contpte in arch/arm64/mm/contpte.c)
+  // Generic code must change user PTEs through these so arm64 can keep its contpte
+  // blocks consistent (fold when a whole aligned 16-page block of one folio is mapped,
+  // unfold with break-before-make + flush before one PTE of a block changes). The
+  // defaults are the generic loops (x86). Callers count their own KOp::kPteWrite /
+  // kPteRead as before; implementations count only extra work (contpte conversions).
+  /// set_ptes(mm, addr, ptep, pte, nr): map `nr` consecutive pages of one folio with
+  /// `pte` advanced by one frame per entry. For nr > 1 the entries must be none.
+  virtual void set_ptes(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t* ptep, uint64_t pte,
+                        unsigned nr) {
+    (void)ctx, (void)mm, (void)addr;
+    for (unsigned i = 0; i < nr; ++i) ptep[i] = m_codec.advance_pfn(pte, i);
+  }
+  /// ptep_get(): the entry; arm64 ORs access/dirty over its contpte block.
+  virtual uint64_t ptep_get(const uint64_t* ptep) const { return *ptep; }
+  /// ptep_get_and_clear(mm, addr, ptep): clear one entry and return the old value.
+  virtual uint64_t ptep_get_and_clear(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t* ptep) {
+    (void)ctx, (void)mm, (void)addr;
+    const uint64_t old = *ptep;
+    *ptep = 0;
+    return old;
+  }
+  /// get_and_clear_full_ptes(mm, addr, ptep, nr, full): clear `nr` entries mapping
+  /// one folio (zap); returns the first entry with the dirty and young bits of all
+  /// `nr` ORed in. arm64 unfolds only blocks the range covers partially.
+  virtual uint64_t get_and_clear_full_ptes(ExecContext& ctx, Mm& mm, VirtAddr addr,
+                                           uint64_t* ptep, unsigned nr, bool full) {
+    (void)ctx, (void)mm, (void)addr, (void)full;
+    uint64_t first = ptep[0];
+    for (unsigned i = 0; i < nr; ++i) {
+      if (m_codec.dirty(ptep[i])) first = m_codec.mkdirty(first);
+      if (m_codec.young(ptep[i])) first = m_codec.mkyoung(first);
+      ptep[i] = 0;
+    }
+    return first;
+  }
+  /// wrprotect_ptes(mm, addr, ptep, nr): write-protect `nr` entries (fork).
+  virtual void wrprotect_ptes(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t* ptep,
+                              unsigned nr) {
+    (void)ctx, (void)mm, (void)addr;
+    for (unsigned i = 0; i < nr; ++i) ptep[i] = m_codec.wrprotect(ptep[i]);
+  }
+
  private:
   PteCodec m_codec;
   unsigned m_nr_cpus;

@@ -6,7 +6,14 @@
 //     or more mms has "maybe mapped shared" set (no false negatives);
 //   - per mm: rss counters equal the mapped anon/file pages;
 //   - no mapped frame, and no page-table frame in use, is free in the allocator;
-//   - NR_ANON_MAPPED equals the pages of anon folios with at least one mapping.
+//   - NR_ANON_MAPPED / NR_FILE_MAPPED / NR_ANON_THPS / NR_FILE_PMDMAPPED equal the
+//     pages the page tables map;
+//   - every leaf lies in a VMA at its page's linear index (file pages in a VMA of
+//     their file); writable anon mappings are PageAnonExclusive; private mappings
+//     never write file pages; writable shared file pages are dirty;
+//   - per mm: nr_pgtables = page tables walked + PTE tables deposited with PMD
+//     tables, one deposit per anon (or huge zero) PMD mapping;
+//   - the page cache: each cached folio is live and holds its nr_pages references.
 #pragma once
 
 #include <string>

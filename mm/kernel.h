@@ -8,12 +8,14 @@
 #include <cstdint>
 #include <list>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "base/stats.h"
 #include "mm/arch_mmu.h"
 #include "mm/deferred_split.h"
 #include "mm/exec_context.h"
+#include "mm/filemap.h"
 #include "mm/kernel_profile.h"
 #include "mm/mm_struct.h"
 #include "mm/page_table.h"
@@ -57,6 +59,9 @@ struct MmapArgs {
   bool populate = false;
   uint64_t align = 0;  // extra alignment of the chosen address (0 = page)
   uint64_t extra_vm_flags = 0;  // VM_HUGEPAGE, VM_NOHUGEPAGE, VM_LOCKED...
+  // faults (huge_memory.cpp, filemap.cpp)
+  int64_t file = -1;         // file id from Kernel::create_file; −1 = anonymous memory
+  uint64_t file_offset = 0;  // byte offset in the file (page aligned)
 };
 
 enum class FaultResult : uint8_t { kOk, kSegv, kOom, kRetry };
@@ -89,6 +94,40 @@ class Kernel {
   /// handle_mm_fault(): resolve a fault at `addr` raised by the hardware walker.
   FaultResult handle_mm_fault(ExecContext& ctx, Mm& mm, VirtAddr addr, uint32_t flags);
 
+  // faults (huge_memory.cpp, filemap.cpp)
+  /// Creates a file of `nr_pages` pages whose contents are all in the page cache, in
+  /// folios of `folio_order` (0..8; smaller at the end of the file or when memory is
+  /// fragmented). Map it with MmapArgs::file. Returns the file id, or −ENOMEM.
+  int64_t create_file(uint64_t nr_pages, unsigned folio_order = 0);
+  const PageCache& page_cache() const { return m_page_cache; }
+  /// The huge zero folio (PMD-sized), or Pfn() before the first huge-zero read fault.
+  Pfn huge_zero_pfn() const { return m_huge_zero_pfn; }
+  /// thp_vma_allowable_orders(vma, vm_flags, TVA_IN_PF | TVA_ENFORCE_SYSFS, orders)
+  /// for an anonymous VMA: the THP orders (bit n = order n) the sysfs settings and
+  /// VM_HUGEPAGE/VM_NOHUGEPAGE allow among `orders`.
+  uint32_t thp_vma_allowable_orders(const Vma& vma, uint64_t vm_flags, uint32_t orders) const;
+  /// flush_pmd_tlb_range(vma, start, end): counted by cause like the other flush
+  /// requests, then handed to the arch (PMD-level leaf changes).
+  void flush_pmd_tlb_range(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end);
+
+  // --- fork (fork.cpp) -------------------------------------------------------------
+  /// dup_mmap(): fork() of `oldmm`. Creates the child mm, duplicates every VMA but
+  /// VM_DONTCOPY ones (VM_WIPEONFORK ones empty), links the child into the anon_vma
+  /// trees (anon_vma_fork) and copies the page tables of VMAs that have an anon_vma
+  /// (copy_page_range): private writable PTEs become read-only in both processes,
+  /// folios gain the child's references and mappings, pinned exclusive pages are
+  /// copied for the child. Ends with exactly one flush_tlb_mm(oldmm)
+  /// (FlushCause::kFork). Throws std::runtime_error when memory runs out (the
+  /// partial child is torn down first).
+  Mm& dup_mmap(ExecContext& ctx, Mm& oldmm);
+  /// pin_user_page(): pin_user_pages(FOLL_PIN | FOLL_WRITE | FOLL_LONGTERM) of the
+  /// page at `va` (faulted in for write first if needed). Sets MMF_HAS_PINNED on
+  /// `mm`; pins the folio (large: pincount +1 and refcount +1; small: refcount
+  /// +GUP_PIN_COUNTING_BIAS). Returns the pinned page, or nullopt (no VMA, OOM).
+  std::optional<Pfn> pin_user_page(ExecContext& ctx, Mm& mm, VirtAddr va);
+  /// unpin_user_page(): drops one pin taken by pin_user_page (may free the folio).
+  void unpin_user_page(ExecContext& ctx, Pfn page);
+
   // --- TLB maintenance requests (counted by cause, then handed to the arch) --------
   void tlb_flush(ExecContext& ctx, Mm& mm, const TlbFlushRequest& req);
   void flush_tlb_mm(ExecContext& ctx, Mm& mm);
@@ -120,6 +159,16 @@ class Kernel {
 
  private:
   friend class MmuGather;
+  // fork (fork.cpp)
+  friend class ForkCopier;
+  void anon_vma_fork(ExecContext& ctx, Vma& vma, Vma& pvma);
+  /// pgtable_trans_huge_deposit() (mm/pgtable-generic.c): keep the PTE table
+  /// `pgtable` with the PMD table `pmd_table` (LIFO, linked through Page::index) for a
+  /// later split of an anon PMD mapping in it; pgtable_trans_huge_withdraw() takes
+  /// the newest one back. Used by copy_huge_pmd; THP faults and zap_huge_pmd pair
+  /// with them.
+  void pgtable_trans_huge_deposit(Pfn pmd_table, Pfn pgtable);
+  Pfn pgtable_trans_huge_withdraw(Pfn pmd_table);
   // memory.cpp
   FaultResult do_anonymous_page(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr,
                                 uint64_t* pte, uint32_t flags);
@@ -140,6 +189,48 @@ class Kernel {
   void vma_split(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr at);
   void vma_remove(Mm& mm, Vma* vma);
   AnonVma* anon_vma_prepare(Vma& vma);
+  // faults (huge_memory.cpp, filemap.cpp)
+  struct VmFault;  // struct vm_fault, mm/fault.h
+  // memory.cpp: the PTE-level fault path.
+  bool pmd_alloc(ExecContext& ctx, VmFault& vmf, bool* oom);
+  bool pte_alloc(ExecContext& ctx, VmFault& vmf);
+  FaultResult handle_pte_fault(ExecContext& ctx, VmFault& vmf);
+  Folio alloc_anon_folio(ExecContext& ctx, Vma& vma, VirtAddr addr, const uint64_t* pte_table);
+  bool wp_can_reuse_anon_folio(ExecContext& ctx, Folio folio, Vma& vma);
+  bool wp_can_reuse_large_anon_folio(ExecContext& ctx, Folio folio, Vma& vma);
+  void wp_page_reuse(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr, uint64_t* pte);
+  FaultResult wp_page_copy(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr, uint64_t* pte,
+                           Folio old_folio, Pfn old_page);
+  FaultResult wp_page_shared(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr, uint64_t* pte,
+                             Folio folio);
+  void zap_pmd_range(MmuGather& tlb, Vma& vma, Pfn pmd_table, VirtAddr start, VirtAddr end);
+  /// populate_vma_page_range() for one page (mm/gup.c): fault it in unless already
+  /// mapped (and writable when `write`). kOk, or the fault's failure.
+  FaultResult populate_page(ExecContext& ctx, Mm& mm, VirtAddr addr, bool write);
+  // huge_memory.cpp: PMD-mapped THPs.
+  uint32_t thp_vma_suitable_orders(const Vma& vma, VirtAddr addr, uint32_t orders) const;
+  std::optional<FaultResult> do_huge_pmd_anonymous_page(ExecContext& ctx, VmFault& vmf);
+  void map_anon_folio_pmd(ExecContext& ctx, Folio folio, VmFault& vmf);
+  std::optional<Pfn> get_huge_zero_folio(ExecContext& ctx);
+  FaultResult do_huge_pmd_wp_page(ExecContext& ctx, VmFault& vmf);
+  FaultResult do_huge_zero_wp_pmd(ExecContext& ctx, VmFault& vmf);
+  void huge_pmd_set_accessed(ExecContext& ctx, VmFault& vmf);
+  void zap_huge_pmd(MmuGather& tlb, Vma& vma, Pfn pmd_table, uint64_t* pmd, VirtAddr addr);
+  void zap_deposited_table(ExecContext& ctx, Mm& mm, Pfn pmd_table);
+  // filemap.cpp: file mappings (do_fault and the page cache).
+  Vma* mmap_file_vma(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end, uint64_t flags,
+                     int64_t file, uint64_t pgoff);
+  FaultResult do_fault(ExecContext& ctx, VmFault& vmf);
+  FaultResult do_read_fault(ExecContext& ctx, VmFault& vmf);
+  FaultResult do_cow_fault(ExecContext& ctx, VmFault& vmf);
+  FaultResult do_shared_fault(ExecContext& ctx, VmFault& vmf);
+  bool do_fault_around(ExecContext& ctx, VmFault& vmf);
+  bool filemap_map_pages(ExecContext& ctx, VmFault& vmf, uint64_t start_pgoff,
+                         uint64_t end_pgoff);
+  Pfn filemap_fault(ExecContext& ctx, VmFault& vmf);
+  FaultResult finish_fault(ExecContext& ctx, VmFault& vmf, Folio folio, Pfn page);
+  void set_pte_range(ExecContext& ctx, VmFault& vmf, Folio folio, Pfn page, unsigned nr,
+                     VirtAddr addr, uint64_t* ptep);
 
   const KernelProfile& m_profile;
   PhysMem& m_pm;
@@ -160,6 +251,17 @@ class Kernel {
   bool m_zap_batching;
   bool m_rmap_batching;
   bool m_debug_free_before_flush;
+  // faults (huge_memory.cpp, filemap.cpp)
+  ThpSysfs m_thp = ThpSysfs::from(m_profile);
+  // __wp_can_reuse_large_anon_folio() needs the MM-ID shared bit (Linux 6.15).
+  bool m_cow_reuse_large = m_profile.cow_reuse_large() && m_profile.mm_id();
+  // deferred_split_folio(folio, false) at PMD THP faults (Linux 6.12+, shrink_underused).
+  bool m_thp_queue_underused =
+      m_profile.deferred_split_partial_only() && m_profile.thp.shrink_underused();
+  unsigned m_fault_around_pages = fault_around_pages_of(m_profile.fault_around_bytes().value);
+  PageCache m_page_cache{m_pm};
+  Pfn m_huge_zero_pfn;
+  static unsigned fault_around_pages_of(uint64_t bytes);
 };
 
 }  // namespace tlbsim::mm

@@ -39,6 +39,11 @@ struct ThpParams : ParamSet {
   Param<bool> use_zero_page{this, "use_zero_page", true, "",
                             "Read faults on anonymous memory map the shared zero page "
                             "(transparent_hugepage/use_zero_page for PMDs; always for PTEs)."};
+  Param<bool> shrink_underused{this, "shrink_underused", true, "",
+                               "Queue PMD THPs on the deferred split queue at fault time "
+                               "so the shrinker can split underused ones "
+                               "(transparent_hugepage/shrink_underused, Linux 6.12+; only "
+                               "with deferred_split_partial_only)."};
 
   ThpParams(ParamSet* parent, const char* key, const char* doc) : ParamSet(parent, key, doc) {
     enabled.one_of({"always", "madvise", "never"});
@@ -103,13 +108,54 @@ struct KernelProfile : ParamSet {
       this, "debug_skip_lazy_freed_tables", false, "",
       "BROKEN ON PURPOSE (tests only): do not IPI lazy CPUs even when page tables were "
       "freed."};
+  Param<bool> arm64_contpte{this, "arm64_contpte", true, "",
+                            "arm64 CONFIG_ARM64_CONTPTE (Linux 6.9): set_ptes() of a whole "
+                            "aligned 16-page block of one folio sets PTE_CONT; changing one "
+                            "PTE of a block unfolds it."};
+  Param<bool> debug_no_contpte_unfold_flush{
+      this, "debug_no_contpte_unfold_flush", false, "",
+      "BROKEN ON PURPOSE (tests only): a contpte unfold clears and rewrites the 16 PTEs "
+      "without the TLBI between break and make. The TLB coherence checker must catch it."};
   ThpParams thp{this, "thp", "Transparent huge page controls (sysfs)."};
+  Param<Bytes> fault_around_bytes{
+      this, "fault_around_bytes", Bytes{64 << 10}, "bytes",
+      "File read faults map up to this many bytes of page-cache pages around the fault "
+      "(debugfs fault_around_bytes; rounded down to a power of two, 4KiB..2MiB).",
+      {min_value(Bytes{4 << 10}), max_value(Bytes{2 << 20})}};
 
   void validate(const std::string& pointer) const override {
     if (no_page_mapcount() && !mm_id())
       throw InputError(pointer + "/no_page_mapcount",
                        "no_page_mapcount requires mm_id (CONFIG_NO_PAGE_MAPCOUNT depends on "
                        "CONFIG_MM_ID), got mm_id = false");
+  }
+};
+
+/// The sysfs THP state as Linux keeps it (huge_anon_orders_always/_inherit/_madvise
+/// bitmaps and transparent_hugepage_flags), computed once from a profile so the
+/// fault path never compares strings. Bit n stands for order n.
+struct ThpSysfs {
+  uint32_t orders_always = 0;
+  uint32_t orders_inherit = 0;
+  uint32_t orders_madvise = 0;
+  bool global_always = false;   // enabled == always
+  bool global_madvise = false;  // enabled == madvise
+  bool use_zero_page = true;
+  bool shrink_underused = true;
+
+  static ThpSysfs from(const KernelProfile& p) {
+    ThpSysfs s;
+    s.global_always = p.thp.enabled() == "always";
+    s.global_madvise = p.thp.enabled() == "madvise";
+    for (unsigned o = kMinAnonThpOrder; o <= kPmdOrder; ++o) {
+      const std::string& v = p.thp.per_size(o)();
+      if (v == "always") s.orders_always |= 1u << o;
+      else if (v == "inherit") s.orders_inherit |= 1u << o;
+      else if (v == "madvise") s.orders_madvise |= 1u << o;
+    }
+    s.use_zero_page = p.thp.use_zero_page();
+    s.shrink_underused = p.thp.shrink_underused();
+    return s;
   }
 };
 

@@ -1,8 +1,10 @@
-// Page faults and the zap path (mm/memory.c).
+// Page faults and the zap path (mm/memory.c). PMD-level THP faults live in
+// huge_memory.cpp, file faults (do_fault) in filemap.cpp.
 #include <algorithm>
 #include <stdexcept>
 
 #include "base/error.h"
+#include "mm/fault.h"
 #include "mm/folio.h"
 #include "mm/kernel.h"
 #include "mm/mmu_gather.h"
@@ -18,7 +20,9 @@ namespace {
 // --- faults -------------------------------------------------------------------------
 
 FaultResult Kernel::handle_mm_fault(ExecContext& ctx, Mm& mm, VirtAddr addr, uint32_t flags) {
-  // Mirrors mm/memory.c:handle_mm_fault() → __handle_mm_fault() → handle_pte_fault().
+  // Mirrors mm/memory.c:handle_mm_fault() → __handle_mm_fault(): a PMD-level fault
+  // (THP) when the PMD is none and THP is allowed or the PMD maps a THP, else
+  // handle_pte_fault().
   ctx.count(KOp::kFaultEntry);
   ctx.count(KOp::kLock);  // mmap_lock (read) / per-VMA lock
   ++m_vmstat.pgfault;
@@ -28,32 +32,103 @@ FaultResult Kernel::handle_mm_fault(ExecContext& ctx, Mm& mm, VirtAddr addr, uin
   if (write && !vma->test(kVmWrite)) return FaultResult::kSegv;
   if ((flags & kFaultExec) && !vma->test(kVmExec)) return FaultResult::kSegv;
   if (!write && !(flags & kFaultExec) && !vma->test(kVmRead)) return FaultResult::kSegv;
-  if (!vma->is_anonymous()) not_supported("faults on file-backed mappings");
-  if (m_profile.thp.enabled() != "never" &&
-      (m_profile.thp.enabled() == "always" || vma->test(kVmHugePage)))
-    not_supported("anonymous THP/mTHP faults (set kernel.thp.enabled to \"never\")");
 
+  VmFault vmf(mm, *vma, addr, flags);
   bool oom = false;
-  uint64_t* pte = m_pt.walk(ctx, mm, addr, 1, /*alloc=*/true, &oom);
-  if (!pte) {
-    if (oom) {
-      ++m_vmstat.oom;
-      return FaultResult::kOom;
-    }
-    not_supported("faults under a huge PMD/PUD mapping");
+  if (!pmd_alloc(ctx, vmf, &oom)) {
+    ++m_vmstat.oom;
+    return FaultResult::kOom;
   }
-  ctx.count(KOp::kLock);  // PTL
+  if (PteCodec::none(vmf.orig_pmd)) {
+    // create_huge_pmd(): anonymous VMAs only (file THPs would come from the page
+    // cache through ->huge_fault, which the simulated files do not have).
+    if (vma->is_anonymous() && thp_vma_allowable_orders(*vma, vma->flags(), 1u << kPmdOrder)) {
+      if (auto r = do_huge_pmd_anonymous_page(ctx, vmf)) return *r;
+      // VM_FAULT_FALLBACK: PTE level, mTHP orders below PMD_ORDER.
+    }
+  } else if (m_codec.huge(vmf.orig_pmd)) {
+    if (write && !m_codec.write(vmf.orig_pmd)) {
+      // wp_huge_pmd(): file PMDs would be split and COWed at PTE level.
+      if (!vma->is_anonymous()) not_supported("write faults on PMD-mapped file folios");
+      return do_huge_pmd_wp_page(ctx, vmf);
+    }
+    huge_pmd_set_accessed(ctx, vmf);
+    return FaultResult::kOk;
+  }
+  return handle_pte_fault(ctx, vmf);
+}
+
+bool Kernel::pmd_alloc(ExecContext& ctx, VmFault& vmf, bool* oom) {
+  // p4d_alloc / pud_alloc / pmd_alloc of __handle_mm_fault(): the PMD entry for
+  // the address and the PMD table holding it.
+  uint64_t* pud = m_pt.walk(ctx, vmf.mm, vmf.address, 3, /*alloc=*/true, oom);
+  if (!pud) {
+    if (*oom) return false;
+    not_supported("faults under a PUD-level huge mapping");
+  }
   ctx.count(KOp::kPteRead);
-  const uint64_t entry = *pte;
-  if (PteCodec::none(entry)) return do_anonymous_page(ctx, mm, *vma, addr, pte, flags);
+  if (PteCodec::none(*pud)) {
+    auto table = m_pm.alloc_page_table();
+    if (!table) {
+      *oom = true;
+      return false;
+    }
+    ctx.count(KOp::kPtAlloc);
+    ctx.count(KOp::kPteWrite);
+    vmf.mm.add_pgtables(1);
+    *pud = m_codec.mk_table(*table);
+  } else if (m_codec.huge(*pud)) {
+    not_supported("faults under a PUD-level huge mapping");
+  }
+  vmf.pmd_table = m_codec.pfn(*pud);
+  vmf.pmd = &m_pm.table(vmf.pmd_table)[level_index(vmf.address, 2)];
+  vmf.orig_pmd = *vmf.pmd;
+  ctx.count(KOp::kPteRead);
+  return true;
+}
+
+bool Kernel::pte_alloc(ExecContext& ctx, VmFault& vmf) {
+  // pte_alloc() + pmd_install(): a PTE table under a none PMD.
+  if (PteCodec::none(*vmf.pmd)) {
+    auto table = m_pm.alloc_page_table();
+    if (!table) return false;
+    ctx.count(KOp::kPtAlloc);
+    ctx.count(KOp::kPteWrite);
+    vmf.mm.add_pgtables(1);
+    *vmf.pmd = m_codec.mk_table(*table);
+    vmf.orig_pmd = *vmf.pmd;
+  }
+  vmf.pte = &m_pt.table_of(*vmf.pmd)[level_index(vmf.address, 1)];
+  return true;
+}
+
+FaultResult Kernel::handle_pte_fault(ExecContext& ctx, VmFault& vmf) {
+  // Mirrors mm/memory.c:handle_pte_fault(). The PTE table is installed up front
+  // (Linux does it in do_anonymous_page / do_fault: the same single allocation).
+  if (!pte_alloc(ctx, vmf)) {
+    ++m_vmstat.oom;
+    return FaultResult::kOom;
+  }
+  ctx.count(KOp::kPteRead);  // ptep_get_lockless
+  const uint64_t entry = m_arch.ptep_get(vmf.pte);
+  vmf.orig_pte = entry;
+  if (PteCodec::none(entry)) {
+    // do_pte_missing(): each handler takes the PTL itself.
+    if (vmf.vma.is_anonymous())
+      return do_anonymous_page(ctx, vmf.mm, vmf.vma, vmf.address, vmf.pte, vmf.flags);
+    return do_fault(ctx, vmf);
+  }
   if (!m_codec.present(entry)) not_supported("swap and migration entries");
-  if (write && !m_codec.write(entry)) return do_wp_page(ctx, mm, *vma, addr, pte);
+  ctx.count(KOp::kLock);  // PTL, held on entry to do_wp_page
+  const bool write = vmf.write();
+  if (write && !m_codec.write(entry))
+    return do_wp_page(ctx, vmf.mm, vmf.vma, vmf.address, vmf.pte);
   // Spurious fault (another CPU populated the PTE first) or an A/D update:
   // ptep_set_access_flags() with the young/dirty bits; no flush on x86.
   uint64_t updated = m_codec.mkyoung(entry);
   if (write) updated = m_codec.mkdirty(updated);
   if (updated != entry) {
-    *pte = updated;
+    *vmf.pte = updated;
     ctx.count(KOp::kPteWrite);
   }
   return FaultResult::kOk;
@@ -61,96 +136,254 @@ FaultResult Kernel::handle_mm_fault(ExecContext& ctx, Mm& mm, VirtAddr addr, uin
 
 FaultResult Kernel::do_anonymous_page(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr,
                                       uint64_t* pte, uint32_t flags) {
-  // Mirrors mm/memory.c:do_anonymous_page().
+  // Mirrors mm/memory.c:do_anonymous_page(): `pte` is the none entry for the
+  // page-aligned `addr` in an installed PTE table.
   ++m_vmstat.pgfault_anon;
-  const bool write = flags & kFaultWrite;
-  if (!write) {
-    // Read fault: map the shared zero page read-only (pte_mkspecial); no rmap,
-    // no refcount, no rss.
-    PgProt prot = vma.page_prot();
-    prot.write = false;
-    *pte = m_codec.mk_pte(m_zero_pfn, prot);
+  if (vma.test(kVmShared)) return FaultResult::kSegv;  // VM_FAULT_SIGBUS (no ->fault)
+  ctx.count(KOp::kLock);  // pte_offset_map_lock (zero page or new folio)
+  if (!(flags & kFaultWrite)) {
+    // Read fault: the shared zero page, read-only and special (no folio, rmap,
+    // refcount or rss). mTHP is never used for reads.
+    m_arch.set_ptes(ctx, mm, addr, pte, m_codec.mk_pte(m_zero_pfn, vm_page_prot(vma)), 1);
     ctx.count(KOp::kPteWrite);
     ++m_vmstat.pgfault_zero_page;
     return FaultResult::kOk;
   }
-  if (!anon_vma_prepare(vma)) return FaultResult::kOom;
-  // alloc_anon_folio(): order 0 (mTHP order selection is not wired yet; THP-enabled
-  // profiles are rejected in handle_mm_fault rather than silently using 4 KiB).
-  auto pfn = m_pm.alloc_folio(0);
-  if (!pfn) {
+  if (!anon_vma_prepare(vma)) return FaultResult::kOom;  // vmf_anon_prepare
+  uint64_t* table = pte - level_index(addr, 1);
+  Folio folio = alloc_anon_folio(ctx, vma, addr, table);
+  if (!folio) {
     ++m_vmstat.oom;
     return FaultResult::kOom;
   }
+  const unsigned nr = static_cast<unsigned>(folio.nr_pages());
+  const VirtAddr start = addr.align_down(nr * kPageSize);
+  uint64_t entry = m_codec.mk_pte(folio.pfn(), vm_page_prot(vma));  // young (pte_sw_mkyoung)
+  entry = maybe_mkwrite(m_codec, m_codec.mkdirty(entry), vma);
+  // Under the PTL the range is re-checked (vmf_pte_changed / pte_range_none); no
+  // other CPU runs kernel code concurrently here, so it is still none.
+  ctx.count(KOp::kPteRead, nr);
+  if (nr > 1) {
+    folio.ref_add(static_cast<int32_t>(nr - 1));  // now one reference per PTE
+    ctx.count(KOp::kAtomic);
+  }
+  mm.add_rss(kMmAnonPages, nr);
+  if (folio.order() >= kMinAnonThpOrder) ++m_vmstat.mthp[folio.order()]->anon_fault_alloc;
+  m_rmap.folio_add_new_anon_rmap(ctx, folio, vma, start, kRmapExclusive);
+  // set_ptes(): no flush, the entries were none.
+  m_arch.set_ptes(ctx, mm, start, table + level_index(start, 1), entry, nr);
+  ctx.count(KOp::kPteWrite, nr);
+  return FaultResult::kOk;
+}
+
+Folio Kernel::alloc_anon_folio(ExecContext& ctx, Vma& vma, VirtAddr addr,
+                               const uint64_t* pte_table) {
+  // Mirrors mm/memory.c:alloc_anon_folio(). Userfaultfd (order 0) and memcg
+  // charging (anon_fault_fallback_charge) are not modelled.
+  uint32_t orders = thp_vma_allowable_orders(vma, vma.flags(), (1u << kPmdOrder) - 1);
+  orders = thp_vma_suitable_orders(vma, addr, orders);
+  if (orders) {
+    // Drop, highest first, the orders whose aligned window holds a non-none PTE;
+    // the first all-none window means every lower one is all-none too. Orders
+    // dropped here count no statistic.
+    unsigned order = highest_order(orders);
+    while (orders) {
+      const VirtAddr start = addr.align_down(kPageSize << order);
+      const uint64_t* p = pte_table + level_index(start, 1);
+      bool none = true;
+      for (unsigned i = 0; i < (1u << order) && none; ++i) {
+        ctx.count(KOp::kPteRead);
+        none = PteCodec::none(m_arch.ptep_get(p + i));
+      }
+      if (none) break;
+      order = next_order(orders, order);
+    }
+    // Allocate the highest remaining order; fall back one enabled order at a time.
+    while (orders) {
+      auto pfn = m_pm.alloc_folio(order);
+      ctx.count(KOp::kPageAlloc);
+      if (pfn) {
+        ctx.count(KOp::kPageZero, uint64_t{1} << order);  // folio_zero_user
+        m_vmstat.pgalloc += uint64_t{1} << order;
+        return Folio(m_pm, *pfn);
+      }
+      ++m_vmstat.mthp[order]->anon_fault_fallback;
+      order = next_order(orders, order);
+    }
+  }
+  // folio_prealloc(need_zero = true): order 0.
+  auto pfn = m_pm.alloc_folio(0);
   ctx.count(KOp::kPageAlloc);
+  if (!pfn) return Folio();
   ctx.count(KOp::kPageZero);
   ++m_vmstat.pgalloc;
-  Folio folio(m_pm, *pfn);
-  uint64_t entry = m_codec.mk_pte(*pfn, vma.page_prot());
-  if (vma.test(kVmWrite)) entry = m_codec.mkwrite(m_codec.mkdirty(entry));
-  m_rmap.folio_add_new_anon_rmap(ctx, folio, vma, addr, kRmapExclusive);
-  mm.add_rss(kMmAnonPages, 1);
-  *pte = entry;  // set_ptes(nr = 1)
-  ctx.count(KOp::kPteWrite);
-  return FaultResult::kOk;
+  return Folio(m_pm, *pfn);
 }
 
 FaultResult Kernel::do_wp_page(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr,
                                uint64_t* pte) {
-  // Mirrors mm/memory.c:do_wp_page(): reuse an exclusive anon page, else copy.
+  // Mirrors mm/memory.c:do_wp_page(): a write to a present, write-protected PTE of a
+  // VMA that allows writes. Shared mappings make the page writable; private ones
+  // reuse an exclusive anon page or copy it.
   ++m_vmstat.pgfault_wp;
-  const uint64_t entry = *pte;
-  const Pfn old_pfn = m_codec.pfn(entry);
-  const bool is_zero = old_pfn == m_zero_pfn;
-  if (!is_zero) {
-    Folio folio = Folio::of(m_pm, old_pfn);
-    if (!folio.test_anon()) not_supported("write faults on file pages");
-    Page& page = folio.page_of(old_pfn);
-    bool reuse = page.test(kPgAnonExclusive);
-    if (!reuse && !folio.test_large() && folio.ref_count() == 1) {
-      // wp_can_reuse_anon_folio(): the only reference is ours → exclusive again.
-      reuse = true;
-      page.set(kPgAnonExclusive);
-      folio.head().mapping = reinterpret_cast<uint64_t>(vma.anon_vma());  // folio_move_anon_rmap
-    }
-    if (reuse) {
-      // wp_page_reuse(): upgrade in place; x86 needs no flush (the stale read-only
-      // entry faults again and is re-walked).
-      *pte = m_codec.mkwrite(m_codec.mkdirty(m_codec.mkyoung(entry)));
-      ctx.count(KOp::kPteWrite);
-      ++m_vmstat.cow_reuse;
+  const uint64_t orig = m_arch.ptep_get(pte);
+  const Pfn pfn = m_codec.pfn(orig);
+  Folio folio;  // vm_normal_page(): none behind the shared zero page
+  if (pfn != m_zero_pfn) folio = Folio::of(m_pm, pfn);
+  if (vma.test(kVmShared)) {
+    if (!folio) throw std::logic_error("do_wp_page: zero page in a shared mapping");
+    return wp_page_shared(ctx, mm, vma, addr, pte, folio);
+  }
+  if (folio && folio.test_anon()) {
+    Page& page = folio.page_of(pfn);
+    // A PageAnonExclusive page is reused without further checks.
+    if (page.test(kPgAnonExclusive) || wp_can_reuse_anon_folio(ctx, folio, vma)) {
+      if (!page.test(kPgAnonExclusive)) {
+        page.set(kPgAnonExclusive);
+        ctx.count(KOp::kAtomic);
+      }
+      wp_page_reuse(ctx, mm, vma, addr, pte);
       return FaultResult::kOk;
     }
   }
-  // wp_page_copy().
-  if (!anon_vma_prepare(vma)) return FaultResult::kOom;
-  auto new_pfn = m_pm.alloc_folio(0);
+  if (folio) {
+    folio.ref_add(1);  // folio_get: held across the copy
+    ctx.count(KOp::kAtomic);
+  }
+  return wp_page_copy(ctx, mm, vma, addr, pte, folio, pfn);
+}
+
+bool Kernel::wp_can_reuse_anon_folio(ExecContext& ctx, Folio folio, Vma& vma) {
+  // Mirrors mm/memory.c:wp_can_reuse_anon_folio(). KSM and the swap cache are not
+  // modelled; per-CPU LRU batches hold no references here (always drained).
+  if (folio.test_large())
+    return m_cow_reuse_large && wp_can_reuse_large_anon_folio(ctx, folio, vma);
+  // Before Linux 6.15 large folios were never reused (copy a subpage and let the
+  // folio go sooner).
+  if (folio.ref_count() > 3) return false;  // cheap early bail
+  if (folio.ref_count() > 1) return false;
+  ctx.count(KOp::kLock);  // folio_trylock
+  if (folio.ref_count() != 1) return false;
+  m_rmap.folio_move_anon_rmap(ctx, folio, vma);
+  return true;
+}
+
+bool Kernel::wp_can_reuse_large_anon_folio(ExecContext& ctx, Folio folio, Vma& vma) {
+  // Mirrors mm/memory.c:__wp_can_reuse_large_anon_folio() (CONFIG_MM_ID): reuse
+  // when every mapping is in this mm (shared bit clear) and every reference is a
+  // mapping (large mapcount == refcount). Only the faulting page becomes exclusive;
+  // no folio_move_anon_rmap for large folios.
+  if (folio.large_mapcount() <= 1) return false;  // free a folio with one page mapped
+  if (folio.lf().maybe_mapped_shared) return false;
+  if (folio.large_mapcount() != folio.ref_count()) return false;
+  ctx.count(KOp::kLock);  // folio_lock_large_mapcount: stabilise and recheck
+  if (folio.lf().maybe_mapped_shared || folio.large_mapcount() != folio.ref_count()) return false;
+  const LargeFolio& lf = folio.lf();
+  const uint32_t id = vma.mm()->mm_id();
+  if (folio.large_mapcount() > static_cast<int32_t>(folio.nr_pages()) ||
+      folio.entire_mapcount() != 0 || (lf.mm_id[0] != id && lf.mm_id[1] != id))
+    throw std::logic_error("__wp_can_reuse_large_anon_folio: exclusive folio with "
+                           "inconsistent mapcount or MM-ID slots");
+  return true;
+}
+
+void Kernel::wp_page_reuse(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr, uint64_t* pte) {
+  // Mirrors mm/memory.c:wp_page_reuse(): upgrade the PTE in place
+  // (ptep_set_access_flags). x86 needs no flush: a CPU still holding the read-only
+  // translation faults again and re-walks.
+  (void)mm, (void)addr;
+  const uint64_t orig = m_arch.ptep_get(pte);
+  const uint64_t entry = maybe_mkwrite(m_codec, m_codec.mkdirty(m_codec.mkyoung(orig)), vma);
+  if (entry != orig) {
+    *pte = entry;
+    ctx.count(KOp::kPteWrite);
+  }
+  ++m_vmstat.cow_reuse;  // PGREUSE
+}
+
+FaultResult Kernel::wp_page_copy(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr,
+                                 uint64_t* pte, Folio old_folio, Pfn old_page) {
+  // Mirrors mm/memory.c:wp_page_copy(): a new order-0 anon folio (COW never
+  // allocates mTHP), break-before-make of the PTE, then the old mapping's rmap and
+  // references go. `old_folio` (none for the zero page) carries do_wp_page's
+  // extra reference.
+  auto put_old = [&] {
+    if (old_folio) folio_put_refs(ctx, old_folio.pfn(), 1, "wp_page_copy");
+  };
+  if (!anon_vma_prepare(vma)) {  // vmf_anon_prepare
+    put_old();
+    return FaultResult::kOom;
+  }
+  auto new_pfn = m_pm.alloc_folio(0);  // folio_prealloc
+  ctx.count(KOp::kPageAlloc);
   if (!new_pfn) {
+    put_old();
     ++m_vmstat.oom;
     return FaultResult::kOom;
   }
-  ctx.count(KOp::kPageAlloc);
-  ctx.count(is_zero ? KOp::kPageZero : KOp::kPageCopy);
+  ctx.count(old_folio ? KOp::kPageCopy : KOp::kPageZero);
   ++m_vmstat.pgalloc;
   ++m_vmstat.cow_copy;
   Folio new_folio(m_pm, *new_pfn);
+  ctx.count(KOp::kLock);  // PTL re-taken; the PTE is unchanged (pte_same)
+  ctx.count(KOp::kPteRead);
+  if (!old_folio) {
+    mm.add_rss(kMmAnonPages, 1);
+  } else if (!old_folio.test_anon()) {
+    mm.add_rss(kMmFilePages, -1);
+    mm.add_rss(kMmAnonPages, 1);
+  }
+  uint64_t entry = m_codec.mk_pte(*new_pfn, vm_page_prot(vma));
+  entry = maybe_mkwrite(m_codec, m_codec.mkdirty(entry), vma);
   {
+    // ptep_clear_flush(): clear, and flush if the old entry may be cached
+    // (pte_accessible), so no CPU ever holds the old and the new translation.
     CauseScope cause(ctx, FlushCause::kCow);
-    *pte = 0;  // ptep_clear_flush()
+    const uint64_t old = m_arch.ptep_get_and_clear(ctx, mm, addr, pte);
     ctx.count(KOp::kPteWrite);
-    flush_tlb_page(ctx, mm, addr);
+    if (m_codec.present(old)) flush_tlb_page(ctx, mm, addr);
   }
   m_rmap.folio_add_new_anon_rmap(ctx, new_folio, vma, addr, kRmapExclusive);
-  *pte = m_codec.mkwrite(m_codec.mkdirty(m_codec.mk_pte(*new_pfn, vma.page_prot())));
+  m_arch.set_ptes(ctx, mm, addr, pte, entry, 1);  // set_pte_at
   ctx.count(KOp::kPteWrite);
-  if (is_zero) {
-    mm.add_rss(kMmAnonPages, 1);
-  } else {
-    Folio old = Folio::of(m_pm, old_pfn);
-    m_rmap.folio_remove_rmap_pte(ctx, old, old_pfn, vma);
-    folio_put_refs(ctx, old.pfn(), 1, "wp_page_copy");
+  if (old_folio) {
+    // Only after the PTE switch: the lower mapcount is seen after the flush.
+    m_rmap.folio_remove_rmap_pte(ctx, old_folio, old_page, vma);
+    folio_put_refs(ctx, old_folio.pfn(), 1, "wp_page_copy");  // the old mapping's reference
+    put_old();
   }
   return FaultResult::kOk;
+}
+
+FaultResult Kernel::wp_page_shared(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr,
+                                   uint64_t* pte, Folio folio) {
+  // Mirrors mm/memory.c:wp_page_shared() for a file without ->page_mkwrite: reuse
+  // the page and dirty the folio (fault_dirty_shared_page → folio_mark_dirty).
+  folio.ref_add(1);  // folio_get
+  ctx.count(KOp::kAtomic);
+  wp_page_reuse(ctx, mm, vma, addr, pte);
+  ctx.count(KOp::kLock);  // folio_lock
+  folio.head().set(kPgDirty);
+  folio_put_refs(ctx, folio.pfn(), 1, "wp_page_shared");
+  return FaultResult::kOk;
+}
+
+FaultResult Kernel::populate_page(ExecContext& ctx, Mm& mm, VirtAddr addr, bool write) {
+  // Mirrors mm/gup.c:__get_user_pages() for one page of populate_vma_page_range():
+  // follow_page_mask() finds a present mapping (writable when FOLL_WRITE) and there
+  // is nothing to do; otherwise faultin_page() → handle_mm_fault().
+  if (uint64_t* pmd = m_pt.walk(ctx, mm, addr, 2, false)) {
+    ctx.count(KOp::kPteRead);
+    const uint64_t e = *pmd;
+    if (m_codec.huge(e)) {
+      if (!write || m_codec.write(e)) return FaultResult::kOk;
+    } else if (!PteCodec::none(e)) {
+      const uint64_t pte = m_arch.ptep_get(&m_pt.table_of(e)[level_index(addr, 1)]);
+      ctx.count(KOp::kPteRead);
+      if (m_codec.present(pte) && (!write || m_codec.write(pte))) return FaultResult::kOk;
+    }
+  }
+  return handle_mm_fault(ctx, mm, addr, write ? static_cast<uint32_t>(kFaultWrite) : 0u);
 }
 
 // --- zap ----------------------------------------------------------------------------
@@ -172,22 +405,41 @@ void Kernel::unmap_page_range(MmuGather& tlb, Vma& vma, VirtAddr start, VirtAddr
 
 void Kernel::zap_range_level(MmuGather& tlb, Vma& vma, PageTablePage& table, unsigned level,
                              VirtAddr start, VirtAddr end) {
-  // zap_p4d_range / zap_pud_range / zap_pmd_range: descend to the PTE tables.
+  // zap_p4d_range / zap_pud_range: descend to the PMD tables.
   const uint64_t size = level_entry_size(level);
   VirtAddr addr = start;
   while (addr < end) {
     const VirtAddr next = std::min(end, addr.align_down(size) + size);
     uint64_t e = table[level_index(addr, level)];
     if (!PteCodec::none(e)) {
-      if (level <= 3 && m_codec.huge(e))
-        not_supported("zapping PMD/PUD-mapped THPs (zap_huge_pmd)");
-      PageTablePage& child = m_pt.table_of(e);
-      if (level == 2) {
-        VirtAddr a = addr;
-        while (a < next) a = zap_pte_range(tlb, vma, child, a, next);
+      if (level <= 3 && m_codec.huge(e)) not_supported("zapping PUD-mapped pages (zap_huge_pud)");
+      if (level == 3) {
+        zap_pmd_range(tlb, vma, m_codec.pfn(e), addr, next);
       } else {
-        zap_range_level(tlb, vma, child, level - 1, addr, next);
+        zap_range_level(tlb, vma, m_pt.table_of(e), level - 1, addr, next);
       }
+    }
+    addr = next;
+  }
+}
+
+void Kernel::zap_pmd_range(MmuGather& tlb, Vma& vma, Pfn pmd_table, VirtAddr start,
+                           VirtAddr end) {
+  // Mirrors mm/memory.c:zap_pmd_range(): a PMD-mapped THP wholly inside the range
+  // goes with zap_huge_pmd(); a partly covered one would need __split_huge_pmd().
+  PageTablePage& table = m_pm.table(pmd_table);
+  VirtAddr addr = start;
+  while (addr < end) {
+    const VirtAddr next = std::min(end, addr.align_down(kPmdSize) + kPmdSize);
+    uint64_t* pmd = &table[level_index(addr, 2)];
+    if (m_codec.huge(*pmd)) {
+      if (next - addr != kPmdSize)
+        not_supported("zapping part of a PMD-mapped THP (needs __split_huge_pmd)");
+      zap_huge_pmd(tlb, vma, pmd_table, pmd, addr);
+    } else if (!PteCodec::none(*pmd)) {
+      PageTablePage& child = m_pt.table_of(*pmd);
+      VirtAddr a = addr;
+      while (a < next) a = zap_pte_range(tlb, vma, child, a, next);
     }
     addr = next;
   }

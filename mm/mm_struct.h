@@ -65,6 +65,9 @@ class Mm {
   VirtAddr mmap_next = VirtAddr(0x7f0000000000ull);
 
   bool dead = false;  // exit_mmap ran
+  /// MMF_HAS_PINNED: some page of this mm was ever pinned with FOLL_PIN (sticky;
+  /// not inherited by fork). Makes fork check folio_maybe_dma_pinned().
+  bool has_pinned = false;
 
  private:
   uint32_t m_mm_id;

@@ -59,10 +59,12 @@ int64_t Kernel::sys_mmap(ExecContext& ctx, Mm& mm, const MmapArgs& a) {
   ctx.count(KOp::kSyscallEntry);
   ctx.count(KOp::kLock);  // mmap_lock (write)
   if (a.len == 0) return -EINVAL;
-  if (a.shared) {
+  if (a.shared && a.file < 0) {
     // Shared anonymous memory is shmem in Linux; not modelled yet.
-    throw InputError("", "not supported yet: MAP_SHARED mappings");
+    throw InputError("", "not supported yet: MAP_SHARED anonymous mappings");
   }
+  if (a.file >= 0 && !m_page_cache.valid(a.file)) return -EBADF;
+  if (a.file_offset & (kPageSize - 1)) return -EINVAL;
   const uint64_t len = (a.len + kPageSize - 1) & kPageMask;
   VirtAddr start;
   if (a.fixed) {
@@ -93,11 +95,16 @@ int64_t Kernel::sys_mmap(ExecContext& ctx, Mm& mm, const MmapArgs& a) {
   if (a.read) flags |= kVmRead;
   if (a.write) flags |= kVmWrite;
   if (a.exec) flags |= kVmExec;
-  vma_create(ctx, mm, start, start + len, flags);
+  if (a.shared) flags |= kVmShared;
+  if (a.file >= 0)
+    mmap_file_vma(ctx, mm, start, start + len, flags, a.file, a.file_offset >> kPageShift);
+  else
+    vma_create(ctx, mm, start, start + len, flags);
   if (a.populate) {
-    const uint32_t ff = a.write ? static_cast<uint32_t>(kFaultWrite) : 0u;
+    // populate_vma_page_range(): FOLL_WRITE only for private writable mappings.
+    const bool write = a.write && !a.shared;
     for (VirtAddr v = start; v < start + len; v += kPageSize) {
-      if (handle_mm_fault(ctx, mm, v, ff) == FaultResult::kOom) return -ENOMEM;
+      if (populate_page(ctx, mm, v, write) == FaultResult::kOom) return -ENOMEM;
     }
   }
   return static_cast<int64_t>(start.value());

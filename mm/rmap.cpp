@@ -3,6 +3,7 @@
 // at the callers, not by real locks.
 #include "mm/rmap.h"
 
+#include <cerrno>
 #include <stdexcept>
 #include <string>
 
@@ -22,6 +23,7 @@ uint32_t mm_id_of(const Vma& vma) { return vma.mm()->mm_id(); }
 void Rmap::sanity_checks(Folio folio, Pfn page, uint64_t nr, RmapLevel level) const {
   // Mirrors include/linux/rmap.h:__folio_rmap_sanity_checks().
   if (folio.test_zero()) rmap_bug("the shared zero folio is never mapcounted");
+  if (folio_test_hugetlb(folio)) rmap_bug("hugetlb folios use the hugetlb_* rmap functions");
   if (nr == 0) rmap_bug("nr_pages == 0");
   if (page < folio.pfn() || page + (nr - 1) >= folio.pfn() + folio.nr_pages())
     rmap_bug("pages [" + std::to_string(page.value()) + ", +" + std::to_string(nr) +
@@ -155,6 +157,7 @@ void Rmap::folio_set_anon(Folio folio, const Vma& vma, VirtAddr address, bool ex
 void Rmap::folio_add_new_anon_rmap(ExecContext& ctx, Folio folio, const Vma& vma,
                                    VirtAddr address, uint32_t flags) {
   // Mirrors mm/rmap.c:folio_add_new_anon_rmap().
+  if (folio_test_hugetlb(folio)) rmap_bug("folio_add_new_anon_rmap of a hugetlb folio");
   ctx.count(KOp::kRmapCall);
   ++m_vmstat.rmap_calls;
   const bool exclusive = flags & kRmapExclusive;
@@ -324,6 +327,245 @@ void Rmap::folio_remove_rmap_ptes(ExecContext& ctx, Folio folio, Pfn page, uint6
 
 void Rmap::folio_remove_rmap_pmd(ExecContext& ctx, Folio folio, Pfn page, const Vma& vma) {
   folio_remove_rmap(ctx, folio, page, 512, vma, RmapLevel::kPmd);
+}
+
+// --- fork: duplicating and sharing mappings ----------------------------------------
+
+bool Rmap::folio_needs_cow_for_dma(const Vma& vma, Folio folio) {
+  // Mirrors include/linux/mm.h:folio_needs_cow_for_dma().
+  return vma.mm()->has_pinned && folio.maybe_dma_pinned();
+}
+
+int Rmap::folio_try_dup_anon_rmap(ExecContext& ctx, Folio folio, Pfn page, uint64_t nr,
+                                  const Vma& dst_vma, const Vma& src_vma, RmapLevel level) {
+  // Mirrors include/linux/rmap.h:__folio_try_dup_anon_rmap(). Device-private folios
+  // (which can never fail) are not modelled.
+  ctx.count(KOp::kRmapCall);
+  ++m_vmstat.rmap_calls;
+  sanity_checks(folio, page, nr, level);
+  if (!folio.test_anon()) rmap_bug("anon dup of a file folio");
+  const bool maybe_pinned = folio_needs_cow_for_dma(src_vma, folio);
+  Page* p = &folio.page_of(page);
+  uint64_t cleared = 0;
+  if (level == RmapLevel::kPte) {
+    // A pinned folio may still have its shared (non-exclusive) pages duplicated;
+    // any exclusive page might be the pinned one.
+    if (maybe_pinned) {
+      for (uint64_t i = 0; i < nr; ++i)
+        if (p[i].test(kPgAnonExclusive)) return -EBUSY;
+    }
+    if (!folio.test_large()) {
+      if (p->test(kPgAnonExclusive)) {
+        p->clear(kPgAnonExclusive);
+        ++cleared;
+      }
+      ++p->mapcount;
+      ctx.count(KOp::kAtomic, 1 + cleared);
+      return 0;
+    }
+    for (uint64_t i = 0; i < nr; ++i) {
+      if (p[i].test(kPgAnonExclusive)) {
+        p[i].clear(kPgAnonExclusive);
+        ++cleared;
+      }
+      if (!m_cfg.no_page_mapcount) ++p[i].mapcount;
+    }
+    folio_add_return_large_mapcount(folio, static_cast<int32_t>(nr), dst_vma);
+    ctx.count(KOp::kAtomic, (m_cfg.no_page_mapcount ? 0 : nr) + cleared + 1);
+    return 0;
+  }
+  // PMD/PUD: only the head page's PageAnonExclusive is used.
+  if (p->test(kPgAnonExclusive)) {
+    if (maybe_pinned) return -EBUSY;
+    p->clear(kPgAnonExclusive);
+    ++cleared;
+  }
+  ++folio.lf().entire_mapcount;
+  folio_add_return_large_mapcount(folio, 1, dst_vma);
+  ctx.count(KOp::kAtomic, 2 + cleared);
+  return 0;
+}
+
+int Rmap::folio_try_dup_anon_rmap_ptes(ExecContext& ctx, Folio folio, Pfn page, uint64_t nr,
+                                       const Vma& dst_vma, const Vma& src_vma) {
+  return folio_try_dup_anon_rmap(ctx, folio, page, nr, dst_vma, src_vma, RmapLevel::kPte);
+}
+
+int Rmap::folio_try_dup_anon_rmap_pmd(ExecContext& ctx, Folio folio, Pfn page,
+                                      const Vma& dst_vma, const Vma& src_vma) {
+  return folio_try_dup_anon_rmap(ctx, folio, page, 512, dst_vma, src_vma, RmapLevel::kPmd);
+}
+
+int Rmap::folio_try_share_anon_rmap_pte(ExecContext& ctx, Folio folio, Pfn page) {
+  // Mirrors include/linux/rmap.h:__folio_try_share_anon_rmap() at PTE level.
+  ctx.count(KOp::kRmapCall);
+  sanity_checks(folio, page, 1, RmapLevel::kPte);
+  Page& p = folio.page_of(page);
+  if (!folio.test_anon() || !p.test(kPgAnonExclusive))
+    rmap_bug("try_share of a page that is not an exclusive anon page");
+  // The smp_mb() pairs with GUP-fast; a pin taken since the PTE was cleared is seen.
+  if (folio.maybe_dma_pinned()) return -EBUSY;
+  p.clear(kPgAnonExclusive);
+  ctx.count(KOp::kAtomic);
+  return 0;
+}
+
+int Rmap::folio_try_share_anon_rmap_pmd(ExecContext& ctx, Folio folio, Pfn page) {
+  ctx.count(KOp::kRmapCall);
+  sanity_checks(folio, page, 512, RmapLevel::kPmd);
+  Page& p = folio.page_of(page);
+  if (!folio.test_anon() || !p.test(kPgAnonExclusive))
+    rmap_bug("try_share of a PMD that is not an exclusive anon mapping");
+  if (folio.maybe_dma_pinned()) return -EBUSY;
+  p.clear(kPgAnonExclusive);
+  ctx.count(KOp::kAtomic);
+  return 0;
+}
+
+void Rmap::folio_dup_file_rmap(ExecContext& ctx, Folio folio, Pfn page, uint64_t nr,
+                               const Vma& dst_vma, RmapLevel level) {
+  // Mirrors include/linux/rmap.h:__folio_dup_file_rmap().
+  ctx.count(KOp::kRmapCall);
+  ++m_vmstat.rmap_calls;
+  sanity_checks(folio, page, nr, level);
+  if (folio.test_anon()) rmap_bug("file dup of an anon folio");
+  if (level == RmapLevel::kPte) {
+    if (!folio.test_large()) {
+      ++folio.head().mapcount;
+      ctx.count(KOp::kAtomic);
+      return;
+    }
+    if (!m_cfg.no_page_mapcount) {
+      Page* p = &folio.page_of(page);
+      for (uint64_t i = 0; i < nr; ++i) ++p[i].mapcount;
+    }
+    folio_add_return_large_mapcount(folio, static_cast<int32_t>(nr), dst_vma);
+    ctx.count(KOp::kAtomic, (m_cfg.no_page_mapcount ? 0 : nr) + 1);
+    return;
+  }
+  ++folio.lf().entire_mapcount;
+  folio_add_return_large_mapcount(folio, 1, dst_vma);
+  ctx.count(KOp::kAtomic, 2);
+}
+
+void Rmap::folio_dup_file_rmap_ptes(ExecContext& ctx, Folio folio, Pfn page, uint64_t nr,
+                                    const Vma& dst_vma) {
+  folio_dup_file_rmap(ctx, folio, page, nr, dst_vma, RmapLevel::kPte);
+}
+
+void Rmap::folio_dup_file_rmap_pmd(ExecContext& ctx, Folio folio, Pfn page,
+                                   const Vma& dst_vma) {
+  // Linux's folio_dup_file_rmap_pmd() passes RMAP_LEVEL_PTE with HPAGE_PMD_NR pages
+  // (per-page +1, large +512), which would contradict the single PMD entry it
+  // describes; fork never reaches it (copy_huge_pmd skips file VMAs). The PMD-level
+  // branch of __folio_dup_file_rmap() is what a PMD duplicate means, so use it.
+  folio_dup_file_rmap(ctx, folio, page, 512, dst_vma, RmapLevel::kPmd);
+}
+
+// --- anon_vma moves and hugetlb ------------------------------------------------------
+
+void Rmap::folio_move_anon_rmap(ExecContext& ctx, Folio folio, const Vma& vma) {
+  // Mirrors mm/rmap.c:folio_move_anon_rmap(): one store of vma->anon_vma | ANON.
+  if (!folio.test_anon()) rmap_bug("folio_move_anon_rmap of a file folio");
+  if (!vma.anon_vma()) rmap_bug("folio_move_anon_rmap to a VMA without anon_vma");
+  folio.head().mapping = reinterpret_cast<uint64_t>(vma.anon_vma());
+  ctx.count(KOp::kAtomic);  // WRITE_ONCE(folio->mapping)
+}
+
+namespace {
+void hugetlb_checks(Folio folio, bool want_anon, const char* fn) {
+  if (!folio_test_hugetlb(folio)) rmap_bug(std::string(fn) + " of a folio that is not hugetlb");
+  if (want_anon && !folio.test_anon()) rmap_bug(std::string(fn) + " of a file folio");
+  if (!want_anon && folio.test_anon()) rmap_bug(std::string(fn) + " of an anon folio");
+}
+}  // namespace
+
+void Rmap::hugetlb_add_new_anon_rmap(ExecContext& ctx, Folio folio, const Vma& vma,
+                                     VirtAddr address) {
+  // Mirrors mm/rmap.c:hugetlb_add_new_anon_rmap(). (The restore-reserve flag is not
+  // modelled.)
+  if (!folio_test_hugetlb(folio)) rmap_bug("hugetlb_add_new_anon_rmap of a non-hugetlb folio");
+  if (address < vma.start() || address >= vma.end())
+    rmap_bug("hugetlb_add_new_anon_rmap outside the VMA");
+  ctx.count(KOp::kRmapCall);
+  ctx.count(KOp::kAtomic, 2);
+  ++m_vmstat.rmap_calls;
+  LargeFolio& lf = folio.lf();
+  lf.entire_mapcount = 1;
+  lf.large_mapcount = 1;
+  folio_set_anon(folio, vma, address, /*exclusive=*/true);
+  folio.head().set(kPgAnonExclusive);
+}
+
+void Rmap::hugetlb_add_anon_rmap(ExecContext& ctx, Folio folio, const Vma& vma,
+                                 VirtAddr address, uint32_t flags) {
+  // Mirrors mm/rmap.c:hugetlb_add_anon_rmap().
+  (void)vma, (void)address;
+  hugetlb_checks(folio, true, "hugetlb_add_anon_rmap");
+  LargeFolio& lf = folio.lf();
+  // The VM_WARN after the increment (entire mapcount > 1 with PageAnonExclusive),
+  // checked before anything changes.
+  if (lf.entire_mapcount >= 1 &&
+      ((flags & kRmapExclusive) || folio.head().test(kPgAnonExclusive)))
+    rmap_bug("exclusive hugetlb folio mapped more than once");
+  ctx.count(KOp::kRmapCall);
+  ctx.count(KOp::kAtomic, 2);
+  ++m_vmstat.rmap_calls;
+  ++lf.entire_mapcount;
+  ++lf.large_mapcount;
+  if (flags & kRmapExclusive) folio.head().set(kPgAnonExclusive);
+}
+
+int Rmap::hugetlb_try_dup_anon_rmap(ExecContext& ctx, Folio folio, const Vma& src_vma) {
+  // Mirrors include/linux/rmap.h:hugetlb_try_dup_anon_rmap().
+  hugetlb_checks(folio, true, "hugetlb_try_dup_anon_rmap");
+  ctx.count(KOp::kRmapCall);
+  ++m_vmstat.rmap_calls;
+  Page& head = folio.head();
+  if (head.test(kPgAnonExclusive)) {
+    if (folio_needs_cow_for_dma(src_vma, folio)) return -EBUSY;
+    head.clear(kPgAnonExclusive);
+    ctx.count(KOp::kAtomic);
+  }
+  LargeFolio& lf = folio.lf();
+  ++lf.entire_mapcount;
+  ++lf.large_mapcount;
+  ctx.count(KOp::kAtomic, 2);
+  return 0;
+}
+
+int Rmap::hugetlb_try_share_anon_rmap(ExecContext& ctx, Folio folio) {
+  // Mirrors include/linux/rmap.h:hugetlb_try_share_anon_rmap().
+  hugetlb_checks(folio, true, "hugetlb_try_share_anon_rmap");
+  if (!folio.head().test(kPgAnonExclusive))
+    rmap_bug("hugetlb_try_share_anon_rmap of a folio that is not exclusive");
+  ctx.count(KOp::kRmapCall);
+  if (folio.maybe_dma_pinned()) return -EBUSY;
+  folio.head().clear(kPgAnonExclusive);
+  ctx.count(KOp::kAtomic);
+  return 0;
+}
+
+void Rmap::hugetlb_add_file_rmap(ExecContext& ctx, Folio folio) {
+  // Mirrors include/linux/rmap.h:hugetlb_add_file_rmap().
+  hugetlb_checks(folio, false, "hugetlb_add_file_rmap");
+  ctx.count(KOp::kRmapCall);
+  ctx.count(KOp::kAtomic, 2);
+  ++m_vmstat.rmap_calls;
+  ++folio.lf().entire_mapcount;
+  ++folio.lf().large_mapcount;
+}
+
+void Rmap::hugetlb_remove_rmap(ExecContext& ctx, Folio folio) {
+  // Mirrors include/linux/rmap.h:hugetlb_remove_rmap().
+  if (!folio_test_hugetlb(folio)) rmap_bug("hugetlb_remove_rmap of a non-hugetlb folio");
+  LargeFolio& lf = folio.lf();
+  if (lf.entire_mapcount <= 0 || lf.large_mapcount <= 0) rmap_bug("hugetlb mapcount underflow");
+  ctx.count(KOp::kRmapCall);
+  ctx.count(KOp::kAtomic, 2);
+  ++m_vmstat.rmap_calls;
+  --lf.entire_mapcount;
+  --lf.large_mapcount;
 }
 
 }  // namespace tlbsim::mm

@@ -25,6 +25,12 @@ enum class RmapLevel : uint8_t { kPte, kPmd, kPud };
 /// rmap_t flags.
 enum RmapFlags : uint32_t { kRmapNone = 0, kRmapExclusive = 1u << 0 };
 
+/// folio_test_hugetlb(): hugetlb folios carry this page-type bit on their head page
+/// (Linux keeps it in page_type). Bit 23 is unused by PageFlag (orders live in
+/// bits 24..31); it belongs in page.h's PageFlag once hugetlb lands there.
+inline constexpr PageFlag kPgHugetlb = static_cast<PageFlag>(1u << 23);
+inline bool folio_test_hugetlb(Folio folio) { return folio.head().test(kPgHugetlb); }
+
 /// Profile switches the rmap code consults, copied once (no string lookups).
 struct RmapConfig {
   bool mm_id = true;
@@ -74,6 +80,72 @@ class Rmap {
   }
   void folio_remove_rmap_pmd(ExecContext& ctx, Folio folio, Pfn page, const Vma& vma);
 
+  // --- fork: duplicating and sharing mappings (include/linux/rmap.h, §2.6–2.8) -------
+  /// folio_try_dup_anon_rmap_ptes(): fork duplicates `nr` PTE mappings of pages
+  /// [page, page + nr) of an anon folio from `src_vma` into `dst_vma` (the child).
+  /// Clears PageAnonExclusive of every page and adds the child's mappings (per-page
+  /// mapcounts, large mapcount with an MM-ID slot for the child). No statistics
+  /// change. The caller holds the PT locks and took the folio references first.
+  /// Return: 0, or −EBUSY with nothing modified when the folio may be DMA-pinned
+  /// (folio_needs_cow_for_dma) and any of the pages is PageAnonExclusive: the
+  /// caller must copy those pages for the child instead.
+  int folio_try_dup_anon_rmap_ptes(ExecContext& ctx, Folio folio, Pfn page, uint64_t nr,
+                                   const Vma& dst_vma, const Vma& src_vma);
+  int folio_try_dup_anon_rmap_pte(ExecContext& ctx, Folio folio, Pfn page, const Vma& dst_vma,
+                                  const Vma& src_vma) {
+    return folio_try_dup_anon_rmap_ptes(ctx, folio, page, 1, dst_vma, src_vma);
+  }
+  /// folio_try_dup_anon_rmap_pmd(): the same for a PMD-mapped THP (head page's
+  /// PageAnonExclusive; entire and large mapcount +1). −EBUSY: split and copy PTEs.
+  int folio_try_dup_anon_rmap_pmd(ExecContext& ctx, Folio folio, Pfn page, const Vma& dst_vma,
+                                  const Vma& src_vma);
+  /// folio_try_share_anon_rmap_pte(): before an exclusive anon page's (already
+  /// cleared) PTE becomes a swap/migration entry: −EBUSY if the folio may be
+  /// DMA-pinned, else clear PageAnonExclusive. No mapcount change.
+  int folio_try_share_anon_rmap_pte(ExecContext& ctx, Folio folio, Pfn page);
+  /// folio_try_share_anon_rmap_pmd(): the same for the head page of a PMD mapping.
+  int folio_try_share_anon_rmap_pmd(ExecContext& ctx, Folio folio, Pfn page);
+  /// folio_dup_file_rmap_ptes(): fork duplicates `nr` PTE mappings of a file folio
+  /// into `dst_vma`. Mapcounts only; no statistics (the pages are mapped already).
+  void folio_dup_file_rmap_ptes(ExecContext& ctx, Folio folio, Pfn page, uint64_t nr,
+                                const Vma& dst_vma);
+  void folio_dup_file_rmap_pte(ExecContext& ctx, Folio folio, Pfn page, const Vma& dst_vma) {
+    folio_dup_file_rmap_ptes(ctx, folio, page, 1, dst_vma);
+  }
+  /// folio_dup_file_rmap_pmd(): entire and large mapcount +1 for `dst_vma`.
+  void folio_dup_file_rmap_pmd(ExecContext& ctx, Folio folio, Pfn page, const Vma& dst_vma);
+  /// folio_needs_cow_for_dma(): MMF_HAS_PINNED on the VMA's mm and the folio may be
+  /// DMA-pinned (include/linux/mm.h). Only meaningful during fork.
+  static bool folio_needs_cow_for_dma(const Vma& vma, Folio folio);
+
+  // --- anon_vma moves and hugetlb (mm/rmap.c, include/linux/rmap.h, §2.10–2.11) -----
+  /// folio_move_anon_rmap(): point an anon folio at `vma`'s own anon_vma, so later
+  /// rmap walks only search this process (COW reuse of a small folio, reuse of a
+  /// PMD THP, UFFDIO_MOVE). The index is unchanged; no counter changes. The caller
+  /// holds the folio lock.
+  void folio_move_anon_rmap(ExecContext& ctx, Folio folio, const Vma& vma);
+  /// hugetlb_add_new_anon_rmap(): first mapping of a new anon hugetlb folio by one
+  /// hugetlb PTE/PMD at `address` (inside `vma`): entire and large mapcount 1,
+  /// exclusive anon mapping, PageAnonExclusive on the head. No MM-ID, no stats.
+  void hugetlb_add_new_anon_rmap(ExecContext& ctx, Folio folio, const Vma& vma,
+                                 VirtAddr address);
+  /// hugetlb_add_anon_rmap(): one more mapping of an anon hugetlb folio (entire and
+  /// large mapcount +1); kRmapExclusive sets PageAnonExclusive on the head.
+  void hugetlb_add_anon_rmap(ExecContext& ctx, Folio folio, const Vma& vma, VirtAddr address,
+                             uint32_t flags);
+  /// hugetlb_try_dup_anon_rmap(): fork duplicates a mapping from `src_vma`: −EBUSY
+  /// (nothing changed) when the head is PageAnonExclusive and the folio may be
+  /// DMA-pinned (the caller copies it); else clear PageAnonExclusive, entire and
+  /// large mapcount +1.
+  int hugetlb_try_dup_anon_rmap(ExecContext& ctx, Folio folio, const Vma& src_vma);
+  /// hugetlb_try_share_anon_rmap(): before an exclusive anon hugetlb mapping becomes
+  /// a migration entry: −EBUSY if maybe DMA-pinned, else clear PageAnonExclusive.
+  int hugetlb_try_share_anon_rmap(ExecContext& ctx, Folio folio);
+  /// hugetlb_add_file_rmap(): one more mapping of a hugetlbfs (file) folio.
+  void hugetlb_add_file_rmap(ExecContext& ctx, Folio folio);
+  /// hugetlb_remove_rmap(): one mapping gone (entire and large mapcount −1).
+  void hugetlb_remove_rmap(ExecContext& ctx, Folio folio);
+
   // --- large mapcount with MM-ID owner tracking (include/linux/rmap.h) -------------
   /// folio_set_large_mapcount(): brand-new folio, both slots free.
   void folio_set_large_mapcount(Folio folio, int32_t mapcount, const Vma& vma);
@@ -91,6 +163,11 @@ class Rmap {
   void sanity_checks(Folio folio, Pfn page, uint64_t nr, RmapLevel level) const;
   void check_anon_rmap(Folio folio, Pfn page, const Vma& vma, VirtAddr address) const;
   void folio_set_anon(Folio folio, const Vma& vma, VirtAddr address, bool exclusive);
+  // fork: __folio_try_dup_anon_rmap() and __folio_dup_file_rmap().
+  int folio_try_dup_anon_rmap(ExecContext& ctx, Folio folio, Pfn page, uint64_t nr,
+                              const Vma& dst_vma, const Vma& src_vma, RmapLevel level);
+  void folio_dup_file_rmap(ExecContext& ctx, Folio folio, Pfn page, uint64_t nr,
+                           const Vma& dst_vma, RmapLevel level);
 
   PhysMem& m_pm;
   RmapConfig m_cfg;

@@ -32,19 +32,31 @@ enum VmFlag : uint64_t {
 
 /// struct anon_vma: the rmap anchor of anonymous folios. Forks create a child
 /// anon_vma whose root is the oldest ancestor (mm/rmap.c anon_vma_fork).
+///
+/// Linux links a forked VMA into the interval tree of every anon_vma on its parent
+/// VMA's chain. Here each VMA is listed only under its own anon_vma and the
+/// anon_vmas know their children: the VMAs Linux finds in anon_vma A's tree are
+/// exactly those listed in A's subtree (rmap_walk.cpp walks it).
 class AnonVma {
  public:
-  explicit AnonVma(AnonVma* parent) : m_root(parent ? parent->m_root : this), m_parent(parent) {}
+  explicit AnonVma(AnonVma* parent) : m_root(parent ? parent->m_root : this), m_parent(parent) {
+    if (parent) parent->m_children.push_back(this);
+  }
+  AnonVma(const AnonVma&) = delete;
+  AnonVma& operator=(const AnonVma&) = delete;
   AnonVma* root() const { return m_root; }
   AnonVma* parent() const { return m_parent; }
-  /// VMAs whose folios may live under this anon_vma (the anon_vma_chain).
+  /// VMAs whose own anon_vma this is (vma->anon_vma == this).
   std::vector<Vma*>& vmas() { return m_vmas; }
   const std::vector<Vma*>& vmas() const { return m_vmas; }
+  /// anon_vmas forked from this one (their parent() is this).
+  const std::vector<AnonVma*>& children() const { return m_children; }
 
  private:
   AnonVma* m_root;
   AnonVma* m_parent;
   std::vector<Vma*> m_vmas;
+  std::vector<AnonVma*> m_children;
 };
 
 class Vma {

@@ -48,6 +48,11 @@ struct VmStat : StatGroup {
   Scalar thp_deferred_split_page{this, "thp_deferred_split_page", "count", "Folios queued for deferred split."};
   Scalar rmap_calls{this, "rmap_calls", "count", "Calls into the folio rmap family (add, dup, remove)."};
   Scalar oom{this, "oom", "count", "Faults that failed for lack of memory (VM_FAULT_OOM)."};
+  // faults (huge_memory.cpp, filemap.cpp)
+  Scalar thp_zero_page_alloc{this, "thp_zero_page_alloc", "count", "Huge zero pages allocated (THP_ZERO_PAGE_ALLOC)."};
+  Scalar thp_zero_page_alloc_failed{this, "thp_zero_page_alloc_failed", "count", "Huge zero page allocations that failed (THP_ZERO_PAGE_ALLOC_FAILED)."};
+  Scalar pgfault_file{this, "pgfault_file", "count", "Faults on none PTEs of file mappings (do_fault)."};
+  Scalar fault_around_pages{this, "fault_around_pages", "pages", "Page-cache pages mapped by fault-around (filemap_map_pages)."};
   std::array<std::unique_ptr<MthpStats>, kPmdOrder + 1> mthp;
 };
 

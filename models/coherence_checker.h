@@ -3,7 +3,9 @@
 // generation of its frame. A TLB hit whose remembered generation differs from the
 // frame's current one used a translation to a freed (possibly reused) frame: a
 // stale-TLB violation, reported with the CPU, the address, the frame and the kernel
-// path that freed it.
+// path that freed it. Walk-cache entries are checked the same way (a walk that
+// continues from a cached pointer to a freed page table), and the arm64 model asks
+// at every contpte break-before-make whether a TLB still holds the block.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +14,7 @@
 
 #include "base/stats.h"
 #include "mm/phys_mem.h"
+#include "models/cpu/core_mmu.h"
 #include "models/tlb/tlb.h"
 
 namespace tlbsim {
@@ -21,6 +24,7 @@ struct StaleTlbViolation {
   uint64_t va;
   uint64_t pfn;
   std::string freed_by;
+  StaleKind kind = StaleKind::kTlb;
 };
 
 class CoherenceChecker final : public mm::FrameObserver {
@@ -40,11 +44,11 @@ class CoherenceChecker final : public mm::FrameObserver {
   }
   void on_frames_allocated(Pfn, uint64_t) override {}
 
-  /// X86CoreMmu stale hook.
-  static void on_stale(void* self, unsigned cpu, VirtAddr va, const TlbEntry& e) {
-    static_cast<CoherenceChecker*>(self)->report(cpu, va, e);
+  /// The core MMUs' stale hook (models/cpu/core_mmu.h StaleHook).
+  static void on_stale(void* self, unsigned cpu, VirtAddr va, Pfn pfn, StaleKind kind) {
+    static_cast<CoherenceChecker*>(self)->report(cpu, va, pfn, kind);
   }
-  void report(unsigned cpu, VirtAddr va, const TlbEntry& e);
+  void report(unsigned cpu, VirtAddr va, Pfn pfn, StaleKind kind);
 
   uint64_t violations() const { return m_violations; }
   const std::vector<StaleTlbViolation>& first_violations() const { return m_first; }
@@ -55,11 +59,23 @@ class CoherenceChecker final : public mm::FrameObserver {
   bool m_fail_fast;
   std::vector<StaleTlbViolation> m_first;
   uint64_t m_violations = 0;
+  uint64_t m_walk_cache_violations = 0;
+  uint64_t m_bbm_violations = 0;
+  uint64_t m_freed_before_invalidate = 0;
   uint64_t m_frames_freed = 0;
   StatGroup m_stats;
   CounterRef m_violations_stat{&m_stats, "stale_tlb_violations", "count",
-                               "TLB hits that used a translation to a freed frame.",
+                               "Stale translations used (all kinds below).",
                                &m_violations};
+  CounterRef m_walk_cache_stat{&m_stats, "walk_cache_violations", "count",
+                               "Walks continued from a cached pointer to a freed page table.",
+                               &m_walk_cache_violations};
+  CounterRef m_bbm_stat{&m_stats, "break_before_make_violations", "count",
+                        "contpte entries rewritten while a TLB still held the block.",
+                        &m_bbm_violations};
+  CounterRef m_fbi_stat{&m_stats, "freed_before_invalidate_violations", "count",
+                        "By-VA invalidations that found an entry whose frame was already freed.",
+                        &m_freed_before_invalidate};
   CounterRef m_freed_stat{&m_stats, "frames_freed", "frames", "Frames returned to the allocator.",
                           &m_frames_freed};
 };

@@ -100,6 +100,34 @@ struct X86FlushParams : ParamSet {
                                           "Ack visibility across sockets."};
 };
 
+/// arm64 broadcast TLBI, DVM and MMU features (hardware-costs.md §2.4, §4.2).
+struct Arm64Params : ParamSet {
+  using ParamSet::ParamSet;
+  Param<bool> range_tlbi{this, "range_tlbi", false, "",
+                         "FEAT_TLBIRANGE (Armv8.4): range TLBIs; absent on Neoverse N1."};
+  Param<bool> contig_as_one_entry{this, "contig_as_one_entry", true, "",
+                                  "A valid PTE_CONT block of 16 x 4 KiB is cached as one 64 KiB "
+                                  "entry (filled on the first access that sees PTE_CONT)."};
+  Param<uint32_t> tlbi_dsb_cycles{this, "tlbi_dsb_cycles", 2400, "cycles",
+                                  "One broadcast TLBI + DSB ISH, uncontended: issue to completion."};
+  Param<uint32_t> tlbi_extra_op_cycles{this, "tlbi_extra_op_cycles", 120, "cycles",
+                                       "Each further TLBI completed by the same DSB ISH."};
+  Param<bool> dvm_serialise{this, "dvm_serialise", true, "",
+                            "Broadcasts are served one at a time by the DVM node "
+                            "(single-server queue): concurrent broadcasters wait."};
+  Param<uint32_t> victim_stall_cycles{this, "victim_stall_cycles", 0, "cycles",
+                                      "Stall of every other core per received TLBI (0 = a mesh "
+                                      "that filters DVM ops by ASID)."};
+  Param<uint32_t> asid_bits{this, "asid_bits", 16, "bits", "ASID width (8 or 16).",
+                            {min_value<uint32_t>(2), max_value<uint32_t>(16)}};
+  Param<uint32_t> walk_cache_entries{this, "walk_cache_entries", 64, "entries",
+                                     "Non-leaf walk-cache entries (levels 0-2 descriptors)."};
+  Param<uint32_t> walk_cache_ways{this, "walk_cache_ways", 4, "ways",
+                                  "Walk-cache associativity.", {min_value<uint32_t>(1)}};
+  Param<uint32_t> ttbr_switch_cycles{this, "ttbr_switch_cycles", 50, "cycles",
+                                     "TTBR0/ASID write + ISB on a context switch."};
+};
+
 struct TopologyParams : ParamSet {
   using ParamSet::ParamSet;
   Param<uint32_t> sockets{this, "sockets", 1, "", "Sockets; CPUs are split evenly, in order.",
@@ -136,6 +164,7 @@ struct MachineParams : ParamSet {
   WalkerParams walker{this, "walker", "Page-table walker, paging-structure caches, walk reads."};
   KernelCostParams costs{this, "costs", "Cycles of primitive kernel operations."};
   X86FlushParams x86{this, "x86", "x86 TLB invalidation and IPI costs."};
+  Arm64Params arm64{this, "arm64", "arm64 broadcast TLBI, DVM, contpte and ASID parameters."};
   TopologyParams topology{this, "topology", "Sockets and links; IPI latency = shortest path."};
   Param<uint64_t> quantum_cycles{this, "quantum_cycles", 2500, "cycles",
                                  "Temporal-decoupling quantum (0 = exact, sync on every op)."};
@@ -145,9 +174,10 @@ struct MachineParams : ParamSet {
                                   "Stop the run at the first stale-TLB violation."};
 
   void validate(const std::string& pointer) const override {
-    if (arch() == "arm64")
-      throw InputError(pointer + "/arch", "not supported yet: the arm64 machine model; use "
-                                          "\"x86_64\"");
+    if (arch() == "arm64" && pgtable_levels() != 4)
+      throw InputError(pointer + "/pgtable_levels",
+                       "expected 4 for arm64 (4 KiB granule, 48-bit VA), got " +
+                           std::to_string(pgtable_levels()));
     if (topology.sockets() > cpus())
       throw InputError(pointer + "/topology/sockets",
                        "expected at most one socket per CPU (" + std::to_string(cpus()) +

@@ -43,14 +43,30 @@ System::System(const MachineParams& machine, const mm::KernelProfile& profile,
   }
   m_topology = std::make_unique<Topology>(n, machine.topology);
   m_llc = std::make_unique<LineCache>(machine.walker.llc_bytes().value, 16);
-  mm::X86ArchConfig cfg;
-  cfg.nr_cpus = n;
-  cfg.pgtable_levels = machine.pgtable_levels();
-  cfg.flush_ceiling = profile.x86_flush_ceiling();
-  cfg.pcid = machine.pcid();
-  cfg.flush_range_freed_tables = profile.flush_range_freed_tables();
-  cfg.debug_skip_lazy_freed_tables = profile.debug_skip_lazy_freed_tables();
-  m_arch = std::make_unique<X86SystemMmu>(cfg, machine.x86, *this, &m_stats);
+  if (machine.arch() == "arm64") {
+    mm::Arm64ArchConfig cfg;
+    cfg.nr_cpus = n;
+    cfg.max_dvm_ops = profile.arm64_max_dvm_ops();
+    cfg.range_tlbi = machine.arm64.range_tlbi();
+    cfg.asid_bits = machine.arm64.asid_bits();
+    cfg.contpte = profile.arm64_contpte();
+    cfg.debug_no_contpte_unfold_flush = profile.debug_no_contpte_unfold_flush();
+    cfg.phys = m_pm.get();
+    auto a = std::make_unique<Arm64SystemMmu>(cfg, machine.arm64, *this, &m_stats);
+    m_arm64 = a.get();
+    m_arch = std::move(a);
+  } else {
+    mm::X86ArchConfig cfg;
+    cfg.nr_cpus = n;
+    cfg.pgtable_levels = machine.pgtable_levels();
+    cfg.flush_ceiling = profile.x86_flush_ceiling();
+    cfg.pcid = machine.pcid();
+    cfg.flush_range_freed_tables = profile.flush_range_freed_tables();
+    cfg.debug_skip_lazy_freed_tables = profile.debug_skip_lazy_freed_tables();
+    auto a = std::make_unique<X86SystemMmu>(cfg, machine.x86, *this, &m_stats);
+    m_x86 = a.get();
+    m_arch = std::move(a);
+  }
   m_kernel = std::make_unique<mm::Kernel>(profile, *m_pm, *m_arch, &m_stats);
   for (unsigned i = 0; i < n; ++i)
     m_cores.push_back(std::make_unique<Core>(("cpu" + std::to_string(i)).c_str(), i, *this, &m_stats));
@@ -80,6 +96,12 @@ System::System(const MachineParams& machine, const mm::KernelProfile& profile,
 }
 
 System::~System() = default;
+
+void System::set_trace(TraceWriter* t) {
+  m_trace = t;
+  if (t)
+    for (unsigned c = 0; c < nr_cpus(); ++c) t->thread_name(c, "cpu" + std::to_string(c));
+}
 
 void System::fail(std::exception_ptr e) {
   if (!m_error) m_error = e;
@@ -126,6 +148,13 @@ void System::barrier_wait(Core& core, const std::string& name) {
   }
   const uint64_t gen = b.generation;
   while (b.generation == gen) sc_core::wait(*b.released);
+}
+
+void System::define_barrier(const std::string& name, unsigned participants) {
+  Barrier b;
+  b.expected = participants;
+  b.released = std::make_unique<sc_core::sc_event>();
+  m_barriers[name] = std::move(b);
 }
 
 RegionStats& System::region(const std::string& name) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/stats.h"
+#include "base/trace_writer.h"
 #include "mm/kernel.h"
 #include "mm/kernel_profile.h"
 #include "mm/phys_mem.h"
@@ -20,6 +21,7 @@
 #include "models/interconnect/topology.h"
 #include "models/machine_params.h"
 #include "models/mem/line_cache.h"
+#include "models/arm64/arm64_system_mmu.h"
 #include "models/x86/x86_system_mmu.h"
 #include "workloads/op.h"
 
@@ -43,6 +45,8 @@ struct RegionStats : StatGroup {
   Scalar invlpg{this, "invlpg", "count", "INVLPGs executed by the initiating CPUs."};
   Scalar full_flushes{this, "full_flushes", "count", "Full PCID flushes executed by the initiating CPUs."};
   Scalar ipi_wait_cycles{this, "ipi_wait_cycles", "cycles", "Initiator stall waiting for acks."};
+  Scalar tlbis{this, "tlbis", "count", "arm64: broadcast TLBIs issued."};
+  Scalar dsb_wait_cycles{this, "dsb_wait_cycles", "cycles", "arm64: DSB ISH completion waits."};
   Gauge free_pages_at_entry{this, "free_pages_at_entry", "pages", "Free frames when the region was first entered."};
   Gauge free_pages_at_exit{this, "free_pages_at_exit", "pages", "Free frames when the region was last left."};
   uint64_t first_entry = ~0ull, last_exit = 0;
@@ -61,11 +65,20 @@ class System {
   const MachineParams& machine() const { return m_machine; }
   mm::Kernel& kernel() { return *m_kernel; }
   mm::PhysMem& phys() { return *m_pm; }
-  X86SystemMmu& arch() { return *m_arch; }
+  /// The architecture the kernel runs on (x86-64 or arm64, from machine.arch).
+  mm::ArchMmu& arch() { return *m_arch; }
+  /// The x86 model, or nullptr on an arm64 machine.
+  X86SystemMmu* x86() { return m_x86; }
+  /// The arm64 model, or nullptr on an x86 machine.
+  Arm64SystemMmu* arm64() { return m_arm64; }
   Core& core(unsigned i) { return *m_cores[i]; }
   unsigned nr_cpus() const { return static_cast<unsigned>(m_cores.size()); }
   const Topology& topology() const { return *m_topology; }
   CoherenceChecker* checker() { return m_checker.get(); }
+  /// The timeline being recorded (tlbsim run --trace), or nullptr.
+  TraceWriter* trace() { return m_trace; }
+  void set_trace(TraceWriter* t);
+  uint64_t next_flow_id() { return ++m_flow_id; }
   LineCache* llc() { return m_llc.get(); }
   uint64_t seed() const { return m_seed; }
 
@@ -78,6 +91,8 @@ class System {
   void drop_mapping(unsigned process, const std::string& name);
   /// Blocks the calling core's thread until every participant arrived.
   void barrier_wait(Core& core, const std::string& name);
+  /// Declares a barrier for harness programs (workload barriers are found in the ops).
+  void define_barrier(const std::string& name, unsigned participants);
   RegionStats& region(const std::string& name);
   /// A core's thread failed: stop the simulation; run() rethrows the first error.
   void fail(std::exception_ptr e);
@@ -105,12 +120,16 @@ class System {
   std::unique_ptr<CoherenceChecker> m_checker;
   std::unique_ptr<Topology> m_topology;
   std::unique_ptr<LineCache> m_llc;
-  std::unique_ptr<X86SystemMmu> m_arch;
+  std::unique_ptr<mm::ArchMmu> m_arch;
+  X86SystemMmu* m_x86 = nullptr;
+  Arm64SystemMmu* m_arm64 = nullptr;
   std::unique_ptr<mm::Kernel> m_kernel;
   std::vector<std::unique_ptr<Core>> m_cores;
   std::vector<Process> m_procs;
   std::map<std::string, Barrier> m_barriers;
   std::exception_ptr m_error;
+  TraceWriter* m_trace = nullptr;
+  uint64_t m_flow_id = 0;
   StatGroup m_regions_group;
   std::map<std::string, std::unique_ptr<RegionStats>> m_regions;
 };

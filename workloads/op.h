@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,11 +30,20 @@ enum class OpKind : uint8_t {
   kSleep,
   kRegion,
   kMigrate,
+  kReplay,
 };
 
 enum class AccessKind : uint8_t { kRead, kWrite, kExec };
 enum class Pattern : uint8_t { kSequential, kRandom, kStrided, kZipf };
 enum class ThpHint : uint8_t { kDefault, kHugePage, kNoHugePage };
+
+/// One run of a replayed trace: `count` accesses of `kind` to one page of a mapping.
+struct TraceEntry {
+  uint32_t mapping = 0;  // index into Op::mappings
+  uint32_t count = 1;
+  uint64_t page = 0;     // page offset inside the mapping
+  AccessKind kind = AccessKind::kRead;
+};
 
 struct Op {
   OpKind kind = OpKind::kSleep;
@@ -62,6 +72,7 @@ struct Op {
 
   // barrier / region: name; region: body
   std::string name;
+  bool spin = false;  // barrier: busy-wait in user mode instead of sleeping (futex)
   std::vector<Op> body;
 
   // sleep
@@ -69,6 +80,14 @@ struct Op {
 
   // migrate
   int cpu = -1;
+
+  // mmap at a fixed address (MAP_FIXED), e.g. for imported traces
+  uint64_t addr = 0;
+  bool fixed = false;
+
+  // replay: the trace file's runs over the named mappings
+  std::vector<std::string> mappings;
+  std::shared_ptr<const std::vector<TraceEntry>> trace;
 };
 
 struct Thread {

@@ -1,6 +1,9 @@
 #include "workloads/workload_reader.h"
 
+#include <cstdlib>
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <set>
 
 #include "base/error.h"
@@ -29,6 +32,7 @@ const char* op_name(OpKind k) {
     case OpKind::kSleep: return "sleep";
     case OpKind::kRegion: return "region";
     case OpKind::kMigrate: return "migrate";
+    case OpKind::kReplay: return "replay";
   }
   return "?";
 }
@@ -41,6 +45,7 @@ bool op_supported(OpKind k) {
     case OpKind::kBarrier:
     case OpKind::kSleep:
     case OpKind::kRegion:
+    case OpKind::kReplay:
       return true;
     default:
       return false;
@@ -60,7 +65,7 @@ const std::map<std::string, OpKind>& op_names() {
       {"munlock", OpKind::kMunlock},   {"move_pages", OpKind::kMovePages},
       {"uffdio_move", OpKind::kUffdioMove}, {"reclaim", OpKind::kReclaim},
       {"sleep", OpKind::kSleep},       {"region", OpKind::kRegion},
-      {"migrate", OpKind::kMigrate}};
+      {"migrate", OpKind::kMigrate},   {"replay", OpKind::kReplay}};
   return m;
 }
 
@@ -176,6 +181,7 @@ struct Scope {
   std::set<std::string> mappings;       // names defined so far in this thread's process
   std::set<std::string>* barriers;      // every barrier name used
   unsigned depth = 0;
+  std::string base_dir;                 // for files the workload names
 };
 
 Op read_op(const Json& j, const std::string& ptr, Scope& scope);
@@ -207,7 +213,7 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
     throw InputError(r.ptr("op"), std::string("not supported yet: op \"") + name +
                                       "\" is part of the workload language but this version "
                                       "cannot execute it; supported ops: mmap, touch, access, "
-                                      "munmap, barrier, sleep, region");
+                                      "munmap, barrier, sleep, region, replay");
   auto require_mapping = [&]() {
     op.mapping = r.str("mapping", "", true);
     if (!scope.mappings.count(op.mapping)) {
@@ -231,6 +237,13 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
                                  : thp == "nohugepage" ? ThpHint::kNoHugePage : ThpHint::kDefault;
       op.align = r.size("align", 0);
       if (op.align & (op.align - 1)) throw InputError(r.ptr("align"), "expected a power of two");
+      if (const Json* addr = r.get("addr")) {
+        (void)addr;
+        op.addr = r.size("addr", 0);
+        if (op.addr % 4096) throw InputError(r.ptr("addr"), "expected a 4KiB-aligned address");
+      }
+      op.fixed = r.boolean("fixed", false);
+      if (op.fixed && !op.addr) throw InputError(r.ptr("fixed"), "\"fixed\": true needs an \"addr\"");
       if (r.get("file")) throw InputError(r.ptr("file"), "not supported yet: file mappings");
       if (r.get("hugetlb")) throw InputError(r.ptr("hugetlb"), "not supported yet: hugetlb mappings");
       scope.mappings.insert(op.mapping);
@@ -267,11 +280,37 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
       break;
     case OpKind::kBarrier:
       op.name = r.str("name", "", true);
+      op.spin = r.choice("wait", "block", {"block", "spin"}) == "spin";
       scope.barriers->insert(op.name);
       break;
     case OpKind::kSleep:
       op.cycles = r.uint("cycles", 0);
       break;
+    case OpKind::kReplay: {
+      const Json* maps = r.get("mappings");
+      if (!maps || !maps->is_array() || maps->empty())
+        throw InputError(maps ? r.ptr("mappings") : ptr,
+                         "expected \"mappings\": a non-empty array of mapping names");
+      for (size_t i = 0; i < maps->size(); ++i) {
+        const Json& m = (*maps)[i];
+        const std::string mp = r.ptr("mappings") + "/" + std::to_string(i);
+        if (!m.is_string()) throw InputError(mp, "expected a mapping name, got " + m.dump());
+        if (!scope.mappings.count(m.get<std::string>()))
+          throw InputError(mp, "no mapping named \"" + m.get<std::string>() +
+                                   "\" is created by an earlier mmap of this process");
+        op.mappings.push_back(m.get<std::string>());
+      }
+      std::string file = r.str("trace", "", true);
+      if (!file.empty() && file[0] != '/') file = scope.base_dir + "/" + file;
+      try {
+        op.trace = std::make_shared<const std::vector<TraceEntry>>(
+            read_trace_file(file, op.mappings.size()));
+      } catch (const InputError& e) {
+        if (e.file().empty()) throw InputError(r.ptr("trace"), e.message());
+        throw;
+      }
+      break;
+    }
     case OpKind::kRegion: {
       op.name = r.str("name", "", true);
       if (scope.depth > 0) throw InputError(r.ptr("name"), "regions cannot be nested");
@@ -336,7 +375,49 @@ Json substitute(const Json& j, const Json& params, const std::string& ptr) {
 
 }  // namespace
 
-Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_cpus) {
+std::vector<TraceEntry> read_trace_file(const std::string& path, size_t nr_mappings) {
+  std::ifstream in(path);
+  if (!in) throw InputError("", "trace file " + path + " not found or unreadable");
+  std::vector<TraceEntry> v;
+  std::string line;
+  size_t lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream ls(line);
+    uint64_t m = 0, count = 1;
+    std::string page_hex, kind;
+    if (!(ls >> m >> page_hex >> kind))
+      throw InputError("line " + std::to_string(lineno),
+                       "expected \"MAPPING PAGE KIND [COUNT]\", got \"" + line.substr(0, 60) + "\"", path);
+    if (!(ls >> count)) count = 1;
+    std::string rest;
+    if (ls >> rest)
+      throw InputError("line " + std::to_string(lineno), "unexpected text \"" + rest + "\"", path);
+    TraceEntry e;
+    if (m >= nr_mappings)
+      throw InputError("line " + std::to_string(lineno),
+                       "mapping index " + std::to_string(m) + " but the replay op names " +
+                           std::to_string(nr_mappings) + " mappings", path);
+    e.mapping = static_cast<uint32_t>(m);
+    char* end = nullptr;
+    e.page = std::strtoull(page_hex.c_str(), &end, 16);
+    if (!end || *end)
+      throw InputError("line " + std::to_string(lineno), "expected a hex page offset, got \"" + page_hex + "\"", path);
+    if (kind == "r") e.kind = AccessKind::kRead;
+    else if (kind == "w") e.kind = AccessKind::kWrite;
+    else if (kind == "x") e.kind = AccessKind::kExec;
+    else throw InputError("line " + std::to_string(lineno), "expected kind r, w or x, got \"" + kind + "\"", path);
+    if (count == 0 || count > 0xffffffffu)
+      throw InputError("line " + std::to_string(lineno), "expected a count between 1 and 2^32-1", path);
+    e.count = static_cast<uint32_t>(count);
+    v.push_back(e);
+  }
+  return v;
+}
+
+Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_cpus,
+                       const std::string& base_dir) {
   if (!raw.is_object())
     throw InputError(pointer.empty() ? "/" : pointer, "expected a workload object");
   Json params = Json::object();
@@ -371,6 +452,7 @@ Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_
     // what an earlier thread's mmap created (the barrier orders them at run time).
     Scope scope;
     scope.barriers = &barriers;
+    scope.base_dir = base_dir;
     for (size_t ti = 0; ti < threads->size(); ++ti) {
       const std::string tptr = pr.ptr("threads") + "/" + std::to_string(ti);
       ObjectReader tr((*threads)[ti], tptr, "a thread");

@@ -16,7 +16,13 @@ using Json = nlohmann::ordered_json;
 /// A workload may declare "params" (name → default value); "${name}" in any string
 /// is replaced by the value (a whole-string reference keeps the value's JSON type).
 /// Throws InputError. `nr_cpus` bounds thread pinning.
-Workload read_workload(const Json& j, const std::string& pointer, unsigned nr_cpus);
+/// Files a workload names (replay traces) are resolved relative to `base_dir`.
+Workload read_workload(const Json& j, const std::string& pointer, unsigned nr_cpus,
+                       const std::string& base_dir = ".");
+
+/// Reads a trace file of the replay op ("MAPPING PAGE(hex) KIND [COUNT]" per line);
+/// InputError with the line number on malformed lines.
+std::vector<TraceEntry> read_trace_file(const std::string& path, size_t nr_mappings);
 
 /// Ops that parse but cannot be executed by this version of the simulator.
 bool op_supported(OpKind k);

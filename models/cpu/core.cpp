@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "mm/kernel.h"
+#include "base/trace_writer.h"
 #include "models/system.h"
 
 namespace tlbsim {
@@ -26,10 +27,18 @@ Core::Core(sc_core::sc_module_name name, unsigned id, System& sys, StatGroup* st
     m_kop_refs.push_back(std::make_unique<CounterRef>(&m_kops_stats, mm::kKOpNames[i], "count",
                                                       "Primitive kernel operations of this kind.",
                                                       &m_ctx.ops[i]));
-  m_mmu = std::make_unique<x86::X86CoreMmu>(id, sys.machine(), sys.phys(), sys.llc(), &m_stats);
-  if (CoherenceChecker* c = sys.checker()) {
-    m_mmu->set_frame_generations({c->generations()});
-    m_mmu->set_stale_hook(&CoherenceChecker::on_stale, c);
+  auto wire = [&](auto& mmu) {
+    if (CoherenceChecker* c = sys.checker()) {
+      mmu.set_frame_generations({c->generations()});
+      mmu.set_stale_hook(&CoherenceChecker::on_stale, c);
+    }
+  };
+  if (sys.machine().arch() == "arm64") {
+    m_arm64 = std::make_unique<arm64::Arm64CoreMmu>(id, sys.machine(), sys.phys(), sys.llc(), &m_stats);
+    wire(*m_arm64);
+  } else {
+    m_x86 = std::make_unique<x86::X86CoreMmu>(id, sys.machine(), sys.phys(), sys.llc(), &m_stats);
+    wire(*m_x86);
   }
   SC_THREAD(run);
   SC_METHOD(ipi_handler);
@@ -68,7 +77,7 @@ void Core::ipi_handler() {
     IpiMessage m = m_mailbox.front();
     m_mailbox.pop_front();
     ++m_stats.ipis_received;
-    const uint64_t cost = m_sys.arch().handle_flush_ipi(*this, m.info);
+    const uint64_t cost = m_sys.x86()->handle_flush_ipi(*this, m.info);
     m_stats.handler_cycles += cost;
     m_stolen += cost;
     Core& from = m_sys.core(m.from);
@@ -76,16 +85,24 @@ void Core::ipi_handler() {
                              ? m_sys.machine().x86.ack_cycles()
                              : m_sys.machine().x86.ack_cross_socket_cycles();
     from.last_ack_at = std::max(from.last_ack_at, t + cost + ack);
+    if (TraceWriter* tw = m_sys.trace()) {
+      tw->complete(m_id, "ipi", "flush IPI from cpu" + std::to_string(m.from), t, cost,
+                   m.info.full() ? R"({"flush":"full"})"
+                                 : "{\"pages\":" + std::to_string(m.info.nr_steps()) + "}");
+      tw->flow(m_sys.next_flow_id(), m.from, m.sent_at, m_id, t, "ipi");
+    }
     if (--from.pending_acks == 0) from.ack_event().notify();
   }
 }
 
 void Core::run() {
-  if (!m_thread) return;
+  if (!m_thread && !m_program) return;
   // An exception must not unwind through the SystemC kernel: hand it to the System,
   // which stops the simulation and rethrows it from run().
   try {
     run_thread();
+  } catch (const sc_core::sc_unwind_exception&) {
+    throw;  // SystemC kills or resets the thread: not an error of ours
   } catch (...) {
     m_sys.fail(std::current_exception());
   }
@@ -95,7 +112,11 @@ void Core::run_thread() {
   mm::Mm& mm = m_sys.process_mm(m_process);
   m_sys.arch().switch_mm(m_ctx, mm);
   charge_kernel();
-  exec_ops(m_thread->ops);
+  if (m_program) {
+    m_program(*this);
+  } else {
+    exec_ops(m_thread->ops);
+  }
   // The thread returns: the CPU goes idle with the mm loaded lazily.
   m_sys.arch().enter_lazy_tlb(m_ctx);
   m_local += m_stolen;
@@ -138,6 +159,9 @@ void Core::leave_region(const std::string& name) {
   r.invlpg += s.invlpg - b.invlpg;
   r.full_flushes += s.full_flushes - b.full_flushes;
   r.ipi_wait_cycles += s.ipi_wait_cycles - b.ipi_wait_cycles;
+  r.tlbis += s.tlbis - b.tlbis;
+  r.dsb_wait_cycles += s.dsb_wait_cycles - b.dsb_wait_cycles;
+  trace_span("region", name, b.now);
   r.last_exit = std::max(r.last_exit, s.now);
   r.free_pages_at_exit.set(static_cast<int64_t>(m_sys.phys().nr_free_pages()));
   r.cycles.set(r.last_exit - r.first_entry);
@@ -150,14 +174,17 @@ Core::Snapshot Core::snapshot() const {
   s.accesses = m_stats.accesses;
   s.faults = m_stats.faults;
   s.syscalls = m_stats.syscalls;
-  s.dtlb_misses = m_mmu->l1d().stats.misses;
-  s.stlb_misses = m_mmu->stlb() ? m_mmu->stlb()->stats.misses : 0;
-  s.walks = m_mmu->walks;
+  s.dtlb_misses = l1d().stats.misses;
+  s.stlb_misses = l2() ? l2()->stats.misses : 0;
+  const CoreMmuCounters& mc = mmu_counters();
+  s.walks = mc.walks;
   s.flush_requests = m_stats.flush_requests;
   s.ipis_sent = m_stats.ipis_sent;
-  s.invlpg = m_mmu->invlpg_count;
-  s.full_flushes = m_mmu->pcid_flushes;
+  s.invlpg = mc.invlpg_count;
+  s.full_flushes = mc.pcid_flushes;
   s.ipi_wait_cycles = m_stats.ipi_wait_cycles;
+  s.tlbis = m_stats.tlbi_sent;
+  s.dsb_wait_cycles = m_stats.dsb_wait_cycles;
   return s;
 }
 
@@ -167,6 +194,7 @@ void Core::exec_op(const Op& op) {
   switch (op.kind) {
     case OpKind::kMmap: {
       sync();
+      const uint64_t t0 = now();
       ++m_stats.syscalls;
       mm::MmapArgs a;
       a.len = op.size;
@@ -175,6 +203,8 @@ void Core::exec_op(const Op& op) {
       a.exec = op.prot_exec;
       a.populate = op.populate;
       a.align = op.align;
+      a.addr = op.addr;
+      a.fixed = op.fixed;
       if (op.thp == workload::ThpHint::kHugePage) a.extra_vm_flags |= mm::kVmHugePage;
       if (op.thp == workload::ThpHint::kNoHugePage) a.extra_vm_flags |= mm::kVmNoHugePage;
       const int64_t r = k.sys_mmap(m_ctx, mm, a);
@@ -183,15 +213,19 @@ void Core::exec_op(const Op& op) {
         throw InputError(op.pointer, "mmap of " + std::to_string(op.size) +
                                          " bytes failed with errno " + std::to_string(-r));
       m_sys.set_mapping(m_process, op.mapping, VirtAddr(static_cast<uint64_t>(r)), op.size);
+      trace_span("syscall", "mmap " + op.mapping, t0);
       break;
     }
     case OpKind::kMunmap: {
       auto [start, len] = m_sys.mapping(m_process, op.mapping, op.pointer);
       const uint64_t length = op.length ? op.length : len - op.offset;
       sync();
+      const uint64_t t0 = now();
       ++m_stats.syscalls;
       const int r = k.sys_munmap(m_ctx, mm, start + op.offset, length);
       charge_kernel();
+      trace_span("syscall", "munmap " + op.mapping, t0,
+                 "{\"pages\":" + std::to_string(length >> kPageShift) + "}");
       if (r < 0) throw InputError(op.pointer, "munmap failed with errno " + std::to_string(-r));
       if (op.offset == 0 && length >= len) m_sys.drop_mapping(m_process, op.mapping);
       break;
@@ -199,15 +233,16 @@ void Core::exec_op(const Op& op) {
     case OpKind::kTouch:
       op_touch(op);
       break;
-    case OpKind::kBarrier: {
-      m_local += m_stolen;
-      m_stolen = 0;
-      sync();
-      const uint64_t t = sc_now_cycles();
-      m_sys.barrier_wait(*this, op.name);
-      m_stats.barrier_wait_cycles += sc_now_cycles() - t;
+    case OpKind::kBarrier:
+      barrier_op(op);
       break;
-    }
+    case OpKind::kReplay:
+      if (m_x86) {
+        op_replay_with(*m_x86, op);
+      } else {
+        op_replay_with(*m_arm64, op);
+      }
+      break;
     case OpKind::kSleep:
       m_local += op.cycles;
       break;
@@ -233,14 +268,24 @@ inline uint64_t splitmix(uint64_t& s) {
 }  // namespace
 
 void Core::op_touch(const Op& op) {
+  // One dispatch per op; the loop below is instantiated per MMU type.
+  if (m_x86) {
+    op_touch_with(*m_x86, op);
+  } else {
+    op_touch_with(*m_arm64, op);
+  }
+}
+
+template <CoreMmu Mmu>
+void Core::op_touch_with(Mmu& mmu, const Op& op) {
   auto [start, len] = m_sys.mapping(m_process, op.mapping, op.pointer);
   if (op.offset >= len) throw InputError(op.pointer, "offset beyond the end of the mapping");
   const uint64_t window = op.length ? std::min(op.length, len - op.offset) : len - op.offset;
   const VirtAddr base = start + op.offset;
   const uint64_t pages = (window + kPageSize - 1) >> kPageShift;
-  const x86::Access kind = op.access == workload::AccessKind::kWrite  ? x86::Access::kWrite
-                           : op.access == workload::AccessKind::kExec ? x86::Access::kExec
-                                                                      : x86::Access::kRead;
+  const Access kind = op.access == workload::AccessKind::kWrite  ? Access::kWrite
+                      : op.access == workload::AccessKind::kExec ? Access::kExec
+                                                                 : Access::kRead;
   uint64_t rng = op.seed * 0x9E3779B97F4A7C15ull + m_id + m_sys.seed();
   // Zipf over pages: inverse CDF by bisection over a precomputed table (once per op).
   std::vector<double> zipf_cdf;
@@ -256,6 +301,51 @@ void Core::op_touch(const Op& op) {
   }
   const uint64_t stride = op.pattern == workload::Pattern::kSequential ? kPageSize : op.stride;
   const uint64_t count = op.count ? op.count : std::max<uint64_t>(1, window / stride);
+  const bool linear =
+      op.pattern == workload::Pattern::kSequential || op.pattern == workload::Pattern::kStrided;
+  if (linear && stride < window) {
+    // The hot loop of most workloads, kept in locals (systemc-performance.md: member
+    // reloads and flag polls cost more than the SystemC kernel). Asynchronous work —
+    // IPI handlers, other cores' TLBIs stealing cycles, context changes — can only
+    // happen while this thread waits, so it is picked up after each sync; faults
+    // take the general path.
+    uint64_t local = m_local + m_stolen;
+    m_stolen = 0;
+    uint64_t accesses = 0, xlat = 0;
+    const uint64_t per_access = m_access_cycles + op.think_cycles;
+    const uint64_t quantum = m_quantum;
+    uint16_t asid = m_asid;
+    Pfn root = m_root;
+    for (uint64_t rep = 0; rep < op.repeat; ++rep) {
+      uint64_t off = 0;
+      for (uint64_t i = 0; i < count; ++i) {
+        const VirtAddr va = base + off;
+        off += stride;
+        if (off >= window) off -= window;
+        const XlatResult r = mmu.translate(va, kind, asid, root);
+        local += per_access + r.cycles;
+        xlat += r.cycles;
+        ++accesses;
+        if (r.fault) [[unlikely]] {
+          m_local = local;
+          retry_after_fault(mmu, va, kind, op.pointer);
+        } else if (local < quantum) [[likely]] {
+          continue;
+        } else {
+          m_local = local;
+        }
+        sync_if_due();
+        local = m_local + m_stolen;
+        m_stolen = 0;
+        asid = m_asid;
+        root = m_root;
+      }
+    }
+    m_local = local;
+    m_stats.xlat_cycles += xlat;
+    m_stats.accesses += accesses;
+    return;
+  }
   for (uint64_t rep = 0; rep < op.repeat; ++rep) {
     for (uint64_t i = 0; i < count; ++i) {
       uint64_t off = 0;
@@ -276,43 +366,171 @@ void Core::op_touch(const Op& op) {
           break;
         }
       }
-      access(base + off, kind, op);
+      access(mmu, base + off, kind, op.pointer);
       m_local += op.think_cycles;
     }
   }
 }
 
-void Core::access(VirtAddr va, x86::Access kind, const Op& op) {
+template <CoreMmu Mmu>
+void Core::op_replay_with(Mmu& mmu, const Op& op) {
+  // Each trace run: `count` accesses of one kind to one page of a named mapping.
+  std::vector<std::pair<VirtAddr, uint64_t>> maps;
+  for (const auto& name : op.mappings) maps.push_back(m_sys.mapping(m_process, name, op.pointer));
+  for (const workload::TraceEntry& e : *op.trace) {
+    const auto& [base, len] = maps[e.mapping];
+    if ((e.page << kPageShift) >= len)
+      throw InputError(op.pointer, "trace page " + std::to_string(e.page) + " lies beyond mapping \"" +
+                                       op.mappings[e.mapping] + "\"");
+    const VirtAddr va = base + (e.page << kPageShift);
+    const Access kind = e.kind == workload::AccessKind::kWrite  ? Access::kWrite
+                        : e.kind == workload::AccessKind::kExec ? Access::kExec
+                                                                : Access::kRead;
+    for (uint32_t i = 0; i < e.count; ++i) access(mmu, va, kind, op.pointer);
+  }
+}
+
+void Core::barrier_op(const Op& op) {
+  m_local += m_stolen;
+  m_stolen = 0;
+  if (!op.spin) {
+    // futex_wait: enter the kernel and schedule the idle task (lazy TLB).
+    ++m_stats.syscalls;
+    m_ctx.count(mm::KOp::kSyscallEntry);
+    m_sys.arch().enter_lazy_tlb(m_ctx);
+    charge_kernel();
+  }
+  sync();
+  const uint64_t t = sc_now_cycles();
+  m_sys.barrier_wait(*this, op.name);
+  m_stats.barrier_wait_cycles += sc_now_cycles() - t;
+  trace_span("barrier", (op.spin ? "spin at " : "sleep at ") + op.name, t);
+  if (!op.spin) {
+    // Woken: switch back from the idle task to this thread's mm.
+    m_sys.arch().switch_mm(m_ctx, m_sys.process_mm(m_process));
+    charge_kernel();
+  }
+}
+
+void Core::trace_span(const char* cat, const std::string& name, uint64_t start,
+                      const std::string& args) {
+  if (TraceWriter* t = m_sys.trace()) t->complete(m_id, cat, name, start, now() - start, args);
+}
+
+template <CoreMmu Mmu>
+void Core::access(Mmu& mmu, VirtAddr va, Access kind, const std::string& pointer) {
   ++m_stats.accesses;
   if (m_stolen) {
     m_local += m_stolen;
     m_stolen = 0;
   }
+  const XlatResult r = mmu.translate(va, kind, m_asid, m_root);
+  m_local += m_access_cycles + r.cycles;
+  m_stats.xlat_cycles += r.cycles;
+  if (r.fault) retry_after_fault(mmu, va, kind, pointer);
+  sync_if_due();
+}
+
+template <CoreMmu Mmu>
+void Core::retry_after_fault(Mmu& mmu, VirtAddr va, Access kind, const std::string& pointer) {
+  // Page fault: enter the kernel (synchronise first), then retry the access.
   for (;;) {
-    const x86::XlatResult r = m_mmu->translate(va, kind, m_pcid, m_cr3);
-    m_local += m_access_cycles + r.cycles;
-    m_stats.xlat_cycles += r.cycles;
-    if (!r.fault) break;
-    // Page fault: enter the kernel (synchronise first), then retry the access.
     sync();
     ++m_stats.faults;
     uint32_t flags = mm::kFaultUser;
-    if (kind == x86::Access::kWrite) flags |= mm::kFaultWrite;
-    if (kind == x86::Access::kExec) flags |= mm::kFaultExec;
+    if (kind == Access::kWrite) flags |= mm::kFaultWrite;
+    if (kind == Access::kExec) flags |= mm::kFaultExec;
+    const uint64_t t0 = now();
     const mm::FaultResult fr = m_sys.kernel().handle_mm_fault(m_ctx, m_sys.process_mm(m_process), va, flags);
     charge_kernel();
-    if (fr == mm::FaultResult::kSegv)
-    {
+    if (m_sys.trace()) [[unlikely]]
+      trace_span("fault", kind == Access::kWrite ? "write fault" : "fault", t0);
+    if (fr == mm::FaultResult::kSegv) {
       char buf[32];
       std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(va.value()));
-      throw InputError(op.pointer, "segmentation fault: thread on CPU " + std::to_string(m_id) +
-                                       " accessed " + buf +
-                                       " outside any mapping with the needed permission");
+      throw InputError(pointer, "segmentation fault: thread on CPU " + std::to_string(m_id) +
+                                    " accessed " + buf +
+                                    " outside any mapping with the needed permission");
     }
     if (fr == mm::FaultResult::kOom)
-      throw InputError(op.pointer, "out of memory: the machine's memory is too small for the workload");
+      throw InputError(pointer, "out of memory: the machine's memory is too small for the workload");
+    const XlatResult r = mmu.translate(va, kind, m_asid, m_root);
+    m_local += m_access_cycles + r.cycles;
+    m_stats.xlat_cycles += r.cycles;
+    if (!r.fault) return;
   }
+}
+
+// --- harness helpers ----------------------------------------------------------------------
+
+mm::Mm& Core::process_mm() { return m_sys.process_mm(m_process); }
+
+void Core::kernel_call(const std::function<void(mm::ExecContext&)>& fn) {
+  m_local += m_stolen;
+  m_stolen = 0;
+  sync();
+  fn(m_ctx);
+  charge_kernel();
+}
+
+VirtAddr Core::mmap(uint64_t len, bool populate) {
+  int64_t r = 0;
+  kernel_call([&](mm::ExecContext& ctx) {
+    ++m_stats.syscalls;
+    mm::MmapArgs a;
+    a.len = len;
+    a.populate = populate;
+    r = m_sys.kernel().sys_mmap(ctx, process_mm(), a);
+  });
+  if (r < 0) throw InputError("", "harness mmap failed with errno " + std::to_string(-r));
+  return VirtAddr(static_cast<uint64_t>(r));
+}
+
+void Core::munmap(VirtAddr addr, uint64_t len) {
+  int r = 0;
+  kernel_call([&](mm::ExecContext& ctx) {
+    ++m_stats.syscalls;
+    r = m_sys.kernel().sys_munmap(ctx, process_mm(), addr, len);
+  });
+  if (r < 0) throw InputError("", "harness munmap failed with errno " + std::to_string(-r));
+}
+
+void Core::touch(VirtAddr va, Access kind) {
+  if (m_x86) {
+    access(*m_x86, va, kind, "");
+  } else {
+    access(*m_arm64, va, kind, "");
+  }
+}
+
+bool Core::probe(VirtAddr va, Access kind) {
+  ++m_stats.probes;
+  m_local += m_stolen;
+  m_stolen = 0;
+  const XlatResult r =
+      m_x86 ? m_x86->translate(va, kind, m_asid, m_root) : m_arm64->translate(va, kind, m_asid, m_root);
+  m_local += m_access_cycles + r.cycles;
+  if (r.fault) ++m_stats.probe_faults;
   if (m_local >= m_quantum) sync();
+  return !r.fault;
+}
+
+void Core::barrier(const std::string& name) {
+  // Harness barrier: the CPU keeps running its mm while it waits.
+  m_local += m_stolen;
+  m_stolen = 0;
+  sync();
+  const uint64_t t = sc_now_cycles();
+  m_sys.barrier_wait(*this, name);
+  m_stats.barrier_wait_cycles += sc_now_cycles() - t;
+}
+
+void Core::go_lazy() {
+  kernel_call([&](mm::ExecContext& ctx) { m_sys.arch().enter_lazy_tlb(ctx); });
+}
+
+void Core::resume_user() {
+  kernel_call([&](mm::ExecContext& ctx) { m_sys.arch().switch_mm(ctx, process_mm()); });
 }
 
 }  // namespace tlbsim

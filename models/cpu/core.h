@@ -7,6 +7,16 @@
 // IPIs arrive in a mailbox and are handled by an SC_METHOD at their delivery time,
 // even while the thread itself waits (so shootdowns cannot deadlock); the handler's
 // cycles are "stolen" from the thread, which adds them at its next access.
+//
+// Arch-neutral: the core owns either an x86::X86CoreMmu or an arm64::Arm64CoreMmu
+// (both satisfy the CoreMmu concept of core_mmu.h). The per-access loop is a
+// template instantiated for each, dispatched once per touch op, so translation
+// costs no virtual call.
+//
+// Harnesses may give a core a program (set_program) instead of a workload thread:
+// C++ that calls the kernel and accesses memory through the helpers below; probe()
+// translates through the TLBs and walker only and never enters the kernel, so a
+// stale-TLB hit can be observed without a page fault ending the thread.
 #pragma once
 
 #include <systemc>
@@ -14,12 +24,16 @@
 #include <array>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "base/stats.h"
 #include "mm/arch/x86_tlb.h"
 #include "mm/exec_context.h"
+#include "mm/kernel.h"
+#include "models/arm64/arm64_core_mmu.h"
+#include "models/cpu/core_mmu.h"
 #include "models/x86/x86_core_mmu.h"
 #include "workloads/op.h"
 
@@ -48,11 +62,18 @@ struct CoreStats : StatGroup {
   Scalar handler_cycles{this, "handler_cycles", "cycles", "Cycles lost to IPI handlers (interrupt entry, flush, exit)."};
   Scalar local_flush_cycles{this, "local_flush_cycles", "cycles", "Cycles of INVLPG/CR3 flushes this CPU executed."};
   Scalar barrier_wait_cycles{this, "barrier_wait_cycles", "cycles", "Cycles waiting at barriers."};
+  Scalar tlbi_sent{this, "tlbi_sent", "count", "arm64: broadcast TLBIs this CPU issued."};
+  Scalar dsb_wait_cycles{this, "dsb_wait_cycles", "cycles", "arm64: cycles waiting for DSB ISH completion (queue included)."};
+  Scalar dvm_queue_cycles{this, "dvm_queue_cycles", "cycles", "arm64: cycles queued behind other broadcasters at the DVM node."};
+  Scalar dvm_victim_cycles{this, "dvm_victim_cycles", "cycles", "arm64: cycles stolen by other CPUs' broadcast TLBIs."};
+  Scalar probes{this, "probes", "count", "Harness probes (translation without kernel entry)."};
+  Scalar probe_faults{this, "probe_faults", "count", "Probes that found no translation."};
   Scalar syncs{this, "syncs", "count", "Synchronisations with SystemC time."};
 };
 
 /// A message in a CPU's IPI mailbox.
 struct IpiMessage {
+  uint64_t sent_at = 0;
   uint64_t deliver_at = 0;
   unsigned from = 0;
   mm::x86::FlushTlbInfo info;
@@ -64,15 +85,48 @@ class Core : public sc_core::sc_module {
   Core(sc_core::sc_module_name name, unsigned id, System& sys, StatGroup* stats_parent);
 
   unsigned id() const { return m_id; }
+  System& system() { return m_sys; }
   mm::ExecContext& ctx() { return m_ctx; }
-  x86::X86CoreMmu& mmu() { return *m_mmu; }
+  /// The x86 MMU (x86 machines only).
+  x86::X86CoreMmu& mmu() { return *m_x86; }
+  /// The arm64 MMU (arm64 machines only).
+  arm64::Arm64CoreMmu& arm64_mmu() { return *m_arm64; }
+  bool is_arm64() const { return m_arm64 != nullptr; }
   CoreStats& stats() { return m_stats; }
+  /// Counters of this core's MMU, whichever it is.
+  const CoreMmuCounters& mmu_counters() const {
+    return m_x86 ? m_x86->counters() : m_arm64->counters();
+  }
+  const Tlb& l1d() const { return m_x86 ? m_x86->l1d() : m_arm64->l1d(); }
+  const Tlb* l2() const { return m_x86 ? m_x86->l2() : m_arm64->l2(); }
 
   /// Assigns the thread this CPU runs (nullptr: idle).
   void assign(const workload::Thread* thread, unsigned process) {
     m_thread = thread;
     m_process = process;
   }
+  /// Runs `program` instead of the thread's ops (harnesses). The core still starts
+  /// by switching to its process's mm and ends with the thread-exit path.
+  void set_program(std::function<void(Core&)> program) { m_program = std::move(program); }
+
+  // --- harness helpers (call from a program) -----------------------------------------
+  /// The process's mm.
+  mm::Mm& process_mm();
+  /// Runs kernel code on this CPU: synchronise, run `fn`, charge its primitive ops.
+  void kernel_call(const std::function<void(mm::ExecContext&)>& fn);
+  /// mmap(len) of anonymous read/write memory (populated if asked); returns the address.
+  VirtAddr mmap(uint64_t len, bool populate = false);
+  void munmap(VirtAddr addr, uint64_t len);
+  /// A user access: page faults enter the kernel; a segmentation fault throws.
+  void touch(VirtAddr va, Access kind);
+  /// A user access that never enters the kernel: true when it translated.
+  bool probe(VirtAddr va, Access kind);
+  /// Barrier shared with the other programs (System::define_barrier).
+  void barrier(const std::string& name);
+  /// The CPU runs a kernel thread now (enter_lazy_tlb), keeping its user mm loaded.
+  void go_lazy();
+  /// The CPU returns to its process's user code (switch_mm).
+  void resume_user();
 
   // --- time ---------------------------------------------------------------------------
   uint64_t now() const { return sc_now_cycles() + m_local; }
@@ -85,10 +139,11 @@ class Core : public sc_core::sc_module {
   // --- used by the x86 shootdown model -------------------------------------------
   void post_ipi(const IpiMessage& m);
   void add_stolen(uint64_t c) { m_stolen += c; }
-  /// Current translation context (set by the arch on CR3 loads).
-  void set_context(uint16_t pcid, Pfn cr3) {
-    m_pcid = pcid;
-    m_cr3 = cr3;
+  /// Current translation context (set by the arch on CR3 / TTBR0 loads): x86 PCID
+  /// or arm64 ASID, and the root table (Pfn() = no user address space).
+  void set_context(uint16_t asid, Pfn root) {
+    m_asid = asid;
+    m_root = root;
   }
   sc_core::sc_event& ack_event() { return m_ack_event; }
   unsigned pending_acks = 0;
@@ -101,7 +156,23 @@ class Core : public sc_core::sc_module {
   void exec_ops(const std::vector<workload::Op>& ops);
   void exec_op(const workload::Op& op);
   void op_touch(const workload::Op& op);
-  void access(VirtAddr va, x86::Access kind, const workload::Op& op);
+  template <CoreMmu Mmu>
+  void op_touch_with(Mmu& mmu, const workload::Op& op);
+  template <CoreMmu Mmu>
+  void op_replay_with(Mmu& mmu, const workload::Op& op);
+  template <CoreMmu Mmu>
+  void access(Mmu& mmu, VirtAddr va, Access kind, const std::string& pointer);
+  /// A workload barrier: "block" sleeps in the kernel (futex: the CPU idles with the
+  /// mm loaded lazily), "spin" busy-waits in user mode (the CPU keeps running the mm).
+  void barrier_op(const workload::Op& op);
+  /// Timeline event for kernel work that started at `start` (when tracing).
+  void trace_span(const char* cat, const std::string& name, uint64_t start,
+                  const std::string& args = "");
+  template <CoreMmu Mmu>
+  void retry_after_fault(Mmu& mmu, VirtAddr va, Access kind, const std::string& pointer);
+  void sync_if_due() {
+    if (m_local >= m_quantum) sync();
+  }
   void enter_region(const std::string& name);
   void leave_region(const std::string& name);
 
@@ -110,6 +181,7 @@ class Core : public sc_core::sc_module {
     uint64_t now = 0, kernel_cycles = 0, accesses = 0, faults = 0, syscalls = 0;
     uint64_t dtlb_misses = 0, stlb_misses = 0, walks = 0, flush_requests = 0, ipis_sent = 0;
     uint64_t invlpg = 0, full_flushes = 0, ipi_wait_cycles = 0;
+    uint64_t tlbis = 0, dsb_wait_cycles = 0;
   };
   Snapshot snapshot() const;
   Snapshot m_region_snapshot;
@@ -125,12 +197,15 @@ class Core : public sc_core::sc_module {
   uint64_t m_stolen = 0;
   uint64_t m_quantum;
   uint64_t m_access_cycles;
-  uint16_t m_pcid = 0;
-  Pfn m_cr3;
+  uint16_t m_asid = 0;
+  Pfn m_root;
+  std::function<void(Core&)> m_program;
   CoreStats m_stats;
   StatGroup m_kops_stats;
   std::vector<std::unique_ptr<StatBase>> m_kop_refs;
-  std::unique_ptr<x86::X86CoreMmu> m_mmu;
+  std::vector<uint64_t> m_region_start;  // entry times of open regions (tracing)
+  std::unique_ptr<x86::X86CoreMmu> m_x86;
+  std::unique_ptr<arm64::Arm64CoreMmu> m_arm64;
   std::deque<IpiMessage> m_mailbox;
   sc_core::sc_event_queue m_ipi_queue;
   sc_core::sc_event m_ack_event;

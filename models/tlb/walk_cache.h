@@ -60,6 +60,7 @@ struct WalkCacheEntry {
   uint16_t asid = 0;
   uint8_t level = 0;
   bool valid = false;
+  uint32_t fill_id = 0;  ///< Opaque, set by the owner; names the fill for a checker.
 
   /// First virtual address covered, given the cache's shift for this level.
   constexpr VirtAddr base(unsigned shift) const { return VirtAddr(prefix << shift); }
@@ -122,8 +123,17 @@ class WalkCache {
    * Return: the frame of the next-level table, or nullopt.
    */
   std::optional<Pfn> lookup(unsigned level, VirtAddr va, uint16_t asid) {
-    if (!caches_level(level)) {
+    const WalkCacheEntry* e = lookup_entry(level, va, asid);
+    if (e == nullptr) {
       return std::nullopt;
+    }
+    return e->table;
+  }
+
+  /// As lookup(), returning the entry (valid until the next insert or invalidation).
+  const WalkCacheEntry* lookup_entry(unsigned level, VirtAddr va, uint16_t asid) {
+    if (!caches_level(level)) {
+      return nullptr;
     }
     const uint64_t prefix = va.value() >> m_geometry.level_shift[level];
     const uint32_t base = set_of(prefix) * m_ways;
@@ -132,11 +142,11 @@ class WalkCache {
       if (e.valid && e.prefix == prefix && e.level == level && e.asid == asid) {
         m_last_use[i] = ++m_tick;
         ++stats.hits[level];
-        return e.table;
+        return &e;
       }
     }
     ++stats.misses[level];
-    return std::nullopt;
+    return nullptr;
   }
 
   /**
@@ -144,9 +154,10 @@ class WalkCache {
    * @level must be cached here (else std::logic_error). Overwrites the entry with the
    * same key, else fills the lowest empty way, else evicts the LRU way.
    * @evicted_out: if non-null, receives the displaced entry, or one with valid clear.
+   * @fill_id:     stored in the entry for a checker.
    */
   void insert(unsigned level, VirtAddr va, uint16_t asid, Pfn table,
-              WalkCacheEntry* evicted_out = nullptr) {
+              WalkCacheEntry* evicted_out = nullptr, uint32_t fill_id = 0) {
     if (!caches_level(level)) {
       throw std::logic_error("walk cache '" + m_geometry.name + "': level " +
                              std::to_string(level) + " is not cached");
@@ -183,7 +194,8 @@ class WalkCache {
     if (evicted_out != nullptr) {
       *evicted_out = displaced ? m_entries[slot] : WalkCacheEntry{};
     }
-    m_entries[slot] = WalkCacheEntry{prefix, table, asid, static_cast<uint8_t>(level), true};
+    m_entries[slot] =
+        WalkCacheEntry{prefix, table, asid, static_cast<uint8_t>(level), true, fill_id};
     m_last_use[slot] = ++m_tick;
     ++stats.inserts;
   }

@@ -6,34 +6,13 @@
 #include "base/error.h"
 #include "base/size.h"
 #include "mm/page_table.h"
+#include "models/tlb/tlb_config.h"
 
 namespace tlbsim::x86 {
 
 namespace {
 TlbGeometry geometry_of(const TlbParams& p, const std::string& name, const std::string& ptr) {
-  TlbGeometry g;
-  g.name = name;
-  g.entries = p.entries();
-  g.ways = p.ways();
-  g.hit_latency_cycles = p.hit_latency_cycles();
-  g.repl = *parse_replacement(p.replacement());
-  g.sizes.clear();
-  std::stringstream ss(p.sizes());
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
-    while (!item.empty() && item.back() == ' ') item.pop_back();
-    auto s = parse_page_size(item);
-    if (!s || (*s != PageSize::k4K && *s != PageSize::k2M && *s != PageSize::k1G))
-      throw InputError(ptr + "/sizes", "expected x86 page sizes among 4KiB, 2MiB, 1GiB, got \"" +
-                                           item + "\"");
-    g.sizes.push_back(*s);
-  }
-  if (g.ways == 0 || g.entries % g.ways != 0)
-    throw InputError(ptr + "/ways", "expected ways dividing entries (" +
-                                        std::to_string(g.entries) + "), got " +
-                                        std::to_string(g.ways));
-  return g;
+  return tlb_geometry_of(p, name, ptr, {PageSize::k4K, PageSize::k2M, PageSize::k1G}, "x86");
 }
 
 WalkCacheGeometry pwc_geometry(const char* name, unsigned level, uint32_t entries) {
@@ -134,16 +113,21 @@ XlatResult X86CoreMmu::miss(VirtAddr va, Access kind, uint16_t pcid, Pfn cr3, ui
   uint64_t lat = 0;
   unsigned level = m_levels;
   Pfn table = cr3;
-  for (unsigned l = 2; l <= 4 && l < m_levels; ++l) {
+  for (unsigned l = 2; l <= 4 && l <= m_levels; ++l) {  // PML4E cache too on 4-level
     if (!m_pwc[l]) continue;
     lat += m_pwc_hit_cycles;
-    if (auto t = m_pwc[l]->lookup(l, va, pcid)) {
-      table = *t;
+    if (const WalkCacheEntry* pe = m_pwc[l]->lookup_entry(l, va, pcid)) {
+      table = pe->table;
       level = l - 1;
+      if (m_gens.gen && m_gens.gen[table.value()] != pe->fill_id)
+        m_stale_hook(m_stale_ctx, m_cpu, va, table, StaleKind::kWalkCache);
       break;
     }
   }
   for (;;) {
+    // A walk may only read page-table frames; a cached pointer to a freed table
+    // (reported above) ends the walk as a fault instead of reading junk.
+    if (!m_pm.is_page_table(table)) break;
     const uint64_t pa = (table.value() << kPageShift) + uint64_t{8} * mm::level_index(va, level);
     lat += read_latency(pa);
     uint64_t* ep = m_pm.entry_ptr(PhysAddr(pa));
@@ -151,7 +135,11 @@ XlatResult X86CoreMmu::miss(VirtAddr va, Access kind, uint16_t pcid, Pfn cr3, ui
     if (!m_codec.present(e)) break;  // not present → page fault
     const bool leaf = level == 1 || (level <= 3 && m_codec.huge(e));
     if (!leaf) {
-      if (level >= 2 && level <= 4 && m_pwc[level]) m_pwc[level]->insert(level, va, pcid, m_codec.pfn(e));
+      if (level >= 2 && level <= 4 && m_pwc[level]) {
+        const Pfn next = m_codec.pfn(e);
+        m_pwc[level]->insert(level, va, pcid, next, nullptr,
+                             m_gens.gen ? m_gens.gen[next.value()] : 0);
+      }
       table = m_codec.pfn(e);
       --level;
       continue;
@@ -198,11 +186,12 @@ void X86CoreMmu::invalidate_entry(VirtAddr va, uint16_t pcid) {
 
 uint64_t X86CoreMmu::invlpg(VirtAddr va, uint16_t pcid) {
   ++invlpg_count;
-  uint64_t n = m_l1d.invalidate_va(va, pcid, true);
-  if (m_l1d_2m) n += m_l1d_2m->invalidate_va(va, pcid, true);
-  if (m_stlb) n += m_stlb->invalidate_va(va, pcid, true);
+  const FreedBeforeInvalidateCheck check{m_gens.gen, m_stale_hook, m_stale_ctx, m_cpu};
+  uint64_t n = m_l1d.invalidate_va(va, pcid, true, check);
+  if (m_l1d_2m) n += m_l1d_2m->invalidate_va(va, pcid, true, check);
+  if (m_stlb) n += m_stlb->invalidate_va(va, pcid, true, check);
   for (auto& p : m_pwc)
-    if (p) p->invalidate_asid(pcid);
+    if (p) p->invalidate_asid(pcid, check);
   entries_invalidated += n;
   return n;
 }

@@ -14,35 +14,28 @@
 #include "mm/phys_mem.h"
 #include "mm/pte.h"
 #include "models/machine_params.h"
+#include "models/cpu/core_mmu.h"
 #include "models/mem/line_cache.h"
 #include "models/tlb/tlb.h"
 #include "models/tlb/walk_cache.h"
 
 namespace tlbsim::x86 {
 
-enum class Access : uint8_t { kRead, kWrite, kExec };
+// The translation types are architecture-neutral (models/cpu/core_mmu.h).
+using tlbsim::Access;
+using tlbsim::FrameGenerations;
+using tlbsim::StaleHook;
+using tlbsim::StaleKind;
+using tlbsim::XlatResult;
 
-/// Result of one translation attempt.
-struct XlatResult {
-  bool fault = false;
-  bool write_fault = false;  // the fault was raised by a store
-  uint64_t cycles = 0;       // translation latency beyond the core's access cost
-};
-
-/// Frame generations kept by the coherence checker: a TLB entry remembers the
-/// generation of its frame at fill time; a hit with another generation is stale.
-struct FrameGenerations {
-  const uint32_t* gen = nullptr;  // indexed by pfn; nullptr when checking is off
-};
-
-class X86CoreMmu {
+class X86CoreMmu : public CoreMmuCounters {
  public:
   X86CoreMmu(unsigned cpu, const MachineParams& mp, mm::PhysMem& pm, LineCache* llc,
              StatGroup* stats_parent);
 
   /// Translates `va` for an access of `kind` under PCID `pcid`, walking from `cr3`
   /// on a miss. A fault leaves the TLBs without an entry for `va`.
-  XlatResult translate(VirtAddr va, Access kind, uint16_t pcid, Pfn cr3) {
+  [[gnu::always_inline]] XlatResult translate(VirtAddr va, Access kind, uint16_t pcid, Pfn cr3) {
     const bool write = kind == Access::kWrite;
     if (const TlbEntry* e = m_l1d.lookup(va, pcid)) return hit(*e, va, write, pcid, cr3, 0);
     if (m_l1d_2m) {
@@ -66,8 +59,7 @@ class X86CoreMmu {
   uint64_t flush_pcid(uint16_t pcid);
 
   void set_frame_generations(FrameGenerations g) { m_gens = g; }
-  /// Called with (va, entry) on every stale hit; set by the coherence checker.
-  using StaleHook = void (*)(void* ctx, unsigned cpu, VirtAddr va, const TlbEntry& e);
+  /// Called on every stale use; set by the coherence checker.
   void set_stale_hook(StaleHook hook, void* ctx) {
     m_stale_hook = hook;
     m_stale_ctx = ctx;
@@ -75,11 +67,19 @@ class X86CoreMmu {
 
   const Tlb& l1d() const { return m_l1d; }
   const Tlb* stlb() const { return m_stlb.get(); }
+  const Tlb* l2() const { return m_stlb.get(); }
+  const CoreMmuCounters& counters() const { return *this; }
+  /// Peek (no statistics, no replacement update) whether any TLB holds `va`.
+  bool holds(VirtAddr va, uint16_t pcid) const {
+    return m_l1d.peek(va, pcid) || (m_l1d_2m && m_l1d_2m->peek(va, pcid)) ||
+           (m_stlb && m_stlb->peek(va, pcid));
+  }
 
  private:
-  XlatResult hit(const TlbEntry& e, VirtAddr va, bool write, uint16_t pcid, Pfn cr3,
+  [[gnu::always_inline]] XlatResult hit(const TlbEntry& e, VirtAddr va, bool write, uint16_t pcid, Pfn cr3,
                  uint64_t cycles) {
-    if (m_gens.gen && m_gens.gen[e.pfn.value()] != e.fill_id) m_stale_hook(m_stale_ctx, m_cpu, va, e);
+    if (m_gens.gen && m_gens.gen[e.pfn.value()] != e.fill_id)
+      m_stale_hook(m_stale_ctx, m_cpu, va, e.pfn_for(va), StaleKind::kTlb);
     if (write && (!e.writable || !e.dirty)) {
       // A store through a read-only entry faults (and the fault drops the entry); a
       // store through a clean entry needs a locked walk to set D. Both re-walk.
@@ -113,12 +113,6 @@ class X86CoreMmu {
   StaleHook m_stale_hook = nullptr;
   void* m_stale_ctx = nullptr;
 
- public:
-  // Counters (plain members; registered with names below).
-  uint64_t walks = 0, walk_faults = 0, walk_cycles_total = 0, ad_updates = 0, walk_reads = 0;
-  uint64_t invlpg_count = 0, pcid_flushes = 0, entries_invalidated = 0;
-
- private:
   StatGroup m_l1d_stats, m_l1d_2m_stats, m_stlb_stats, m_walker_stats;
   std::vector<std::unique_ptr<StatBase>> m_stat_refs;
   std::vector<std::unique_ptr<StatGroup>> m_groups;

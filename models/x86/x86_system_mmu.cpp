@@ -2,6 +2,7 @@
 
 #include "mm/mm_struct.h"
 #include "models/cpu/core.h"
+#include "base/trace_writer.h"
 #include "models/system.h"
 
 namespace tlbsim {
@@ -61,6 +62,7 @@ void X86SystemMmu::flush_tlb_multi(mm::ExecContext& ctx, const std::vector<unsig
     IpiMessage msg;
     msg.from = ctx.cpu;
     msg.info = info;
+    msg.sent_at = t0 + send;
     msg.deliver_at =
         t0 + send + m_costs.ipi_delivery_cycles() + m_sys.topology().latency(ctx.cpu, t);
     m_sys.core(t).post_ipi(msg);
@@ -81,6 +83,9 @@ void X86SystemMmu::flush_tlb_multi(mm::ExecContext& ctx, const std::vector<unsig
     while (me.pending_acks > 0) sc_core::wait(me.ack_event());
     if (me.last_ack_at > sc_now_cycles()) sc_core::wait(cycles_to_sc(me.last_ack_at - sc_now_cycles()));
     me.stats().ipi_wait_cycles += sc_now_cycles() - before;
+    if (TraceWriter* tw = m_sys.trace())
+      tw->complete(ctx.cpu, "shootdown", "wait for " + std::to_string(targets.size()) + " acks",
+                   before, sc_now_cycles() - before);
   }
 }
 

@@ -264,7 +264,9 @@ std::unique_ptr<Experiment> load_experiment(const fs::path& file,
       ex->workload_json = *wit;
     }
     try {
-      ex->workload = workload::read_workload(ex->workload_json, wptr, ex->machine->cpus());
+      const fs::path base = fs::path(wfile).parent_path();
+      ex->workload = workload::read_workload(ex->workload_json, wptr, ex->machine->cpus(),
+                                             base.empty() ? "." : base.string());
     } catch (const InputError& e) {
       throw e.in_file(wfile);
     }

@@ -92,7 +92,7 @@ std::string self_exe() {
 }
 
 int cmd_run(const std::string& file, const std::vector<std::string>& sets, std::string out,
-            bool quiet, bool point, unsigned jobs, bool resume) {
+            bool quiet, bool point, unsigned jobs, bool resume, const std::string& trace) {
   if (!point) {
     const auto axes = read_sweep_axes(file);
     if (!axes.empty()) {
@@ -118,6 +118,11 @@ int cmd_run(const std::string& file, const std::vector<std::string>& sets, std::
   uint64_t sim_cycles = 0;
   {
     System sys(*ex->machine, *ex->kernel, ex->workload, ex->seed, &root);
+    std::unique_ptr<TraceWriter> tw;
+    if (!trace.empty()) {
+      tw = std::make_unique<TraceWriter>(ex->machine->freq_ghz(), "tlbsim " + ex->name);
+      sys.set_trace(tw.get());
+    }
     try {
       sys.run();
     } catch (const InputError& e) {
@@ -130,6 +135,7 @@ int cmd_run(const std::string& file, const std::vector<std::string>& sets, std::
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     meta.simulated_cycles = sim_cycles;
     write_outputs(out, *ex, root, meta);
+    if (tw) tw->write(trace);
     if (!quiet) print_summary(std::cout, *ex, root, meta);
   }
   if (!quiet) std::cout << "results: " << out << "/stats.json\n";
@@ -160,6 +166,8 @@ int sc_main(int argc, char* argv[]) {
   run->add_option("--debug", debug, "Debug log categories, comma separated, or \"all\"");
   run->add_option("-j,--jobs", jobs, "Sweep: worker processes (default: number of cores)")
       ->check(CLI::PositiveNumber);
+  std::string trace;
+  run->add_option("--trace", trace, "Write a Perfetto/Chrome JSON timeline of the run to FILE");
   run->add_flag("--resume", resume, "Sweep: skip points whose results exist (same configuration)");
   run->add_flag("--point", point, "Run one point of a sweep (used by the sweep runner)")
       ->group("");
@@ -203,7 +211,7 @@ int sc_main(int argc, char* argv[]) {
       return run_compare(cmp);
     }
     if (*validate) return cmd_validate(file, sets);
-    return cmd_run(file, sets, out, quiet, point, jobs, resume);
+    return cmd_run(file, sets, out, quiet, point, jobs, resume, trace);
   } catch (const InputError& e) {
     std::cerr << "tlbsim: " << e.what() << "\n";
     return 2;

@@ -67,3 +67,35 @@ TEST(Stats, ResetZeroesTheSubtree) {
 
 }  // namespace
 }  // namespace tlbsim
+
+#include "base/trace_writer.h"
+#include "base/file_util.h"
+
+namespace tlbsim {
+namespace {
+
+TEST(TraceWriter, WritesChromeTraceJson) {
+  TraceWriter t(2.5, "tlbsim");
+  t.thread_name(0, "cpu0");
+  t.complete(0, "kernel", "munmap", 2500, 5000, R"({"pages":16})");
+  t.flow(1, 0, 2500, 1, 5000, "ipi");
+  t.instant(1, "tlb", "flush", 6000);
+  const std::string path = ::testing::TempDir() + "/trace.json";
+  t.write(path);
+  Json j = read_json_file(path);
+  ASSERT_TRUE(j["traceEvents"].is_array());
+  bool found = false;
+  for (const auto& e : j["traceEvents"]) {
+    if (e["name"] == "munmap") {
+      found = true;
+      EXPECT_EQ(e["ph"], "X");
+      EXPECT_DOUBLE_EQ(e["ts"].get<double>(), 1.0);   // 2500 cycles at 2.5 GHz = 1 us
+      EXPECT_DOUBLE_EQ(e["dur"].get<double>(), 2.0);
+      EXPECT_EQ(e["args"]["pages"], 16);
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+}  // namespace
+}  // namespace tlbsim

@@ -30,6 +30,7 @@ class KernelFixture : public ::testing::Test {
     arch = std::make_unique<InstantArch>(cfg, stats.get());
     pm->set_observer(arch.get());
     kernel = std::make_unique<Kernel>(profile, *pm, *arch, stats.get());
+    ctx.clear();  // build() may run again with another CPU count
     for (unsigned i = 0; i < c.cpus; ++i) ctx.emplace_back(i);
   }
   void SetUp() override { build(); }

@@ -1,0 +1,180 @@
+#include "mm/rmap_walk.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "mm/kernel.h"
+
+namespace tlbsim::mm {
+
+std::optional<VirtAddr> vma_address(const Vma& vma, uint64_t pgoff, uint64_t nr_pages) {
+  // Mirrors mm/internal.h:vma_address().
+  if (pgoff >= vma.pgoff()) {
+    const uint64_t off = pgoff - vma.pgoff();
+    if (off >= vma.nr_pages()) return std::nullopt;
+    return vma.start() + (off << kPageShift);
+  }
+  if (pgoff + nr_pages - 1 >= vma.pgoff()) return vma.start();
+  return std::nullopt;
+}
+
+namespace {
+
+/// Calls rmap_one for `vma` if it overlaps the folio; false when the walk must stop.
+bool visit(Folio folio, Vma& vma, uint64_t pgoff, const RmapWalkControl& rwc) {
+  const std::optional<VirtAddr> address = vma_address(vma, pgoff, folio.nr_pages());
+  if (!address) return true;  // outside the interval-tree query
+  if (rwc.invalid_vma && rwc.invalid_vma(vma)) return true;
+  if (!rwc.rmap_one(folio, vma, *address)) return false;
+  return !(rwc.done && rwc.done(folio));
+}
+
+void rmap_walk_anon(ExecContext& ctx, Folio folio, const RmapWalkControl& rwc) {
+  // Mirrors mm/rmap.c:rmap_walk_anon(): the folio's anon_vma and every anon_vma
+  // forked from it (see rmap_walk.h for why that is Linux's interval tree).
+  auto* anon_vma = reinterpret_cast<AnonVma*>(folio.head().mapping);
+  if (!anon_vma || !folio.mapped()) return;
+  ctx.count(KOp::kLock);  // anon_vma_lock_read
+  const uint64_t pgoff = folio.head().index;
+  std::vector<AnonVma*> stack{anon_vma};
+  while (!stack.empty()) {
+    AnonVma* av = stack.back();
+    stack.pop_back();
+    for (Vma* vma : av->vmas())
+      if (!visit(folio, *vma, pgoff, rwc)) return;
+    // Reverse so that older forks are visited first.
+    for (auto it = av->children().rbegin(); it != av->children().rend(); ++it) stack.push_back(*it);
+  }
+}
+
+void rmap_walk_file(Kernel& kernel, ExecContext& ctx, Folio folio, const RmapWalkControl& rwc) {
+  // Mirrors mm/rmap.c:rmap_walk_file(): the VMAs of every live mm that map the
+  // folio's file (folio->mapping holds the file id) over the folio's offsets.
+  const auto file = static_cast<int64_t>(folio.head().mapping);
+  ctx.count(KOp::kLock);  // i_mmap_lock_read
+  const uint64_t pgoff = folio.head().index;
+  for (const auto& mm : kernel.mms()) {
+    for (auto& [start, vma] : mm->vmas()) {
+      if (vma->file() != file) continue;
+      if (!visit(folio, *vma, pgoff, rwc)) return;
+    }
+  }
+}
+
+}  // namespace
+
+void rmap_walk(Kernel& kernel, ExecContext& ctx, Folio folio, const RmapWalkControl& rwc) {
+  // Mirrors mm/rmap.c:rmap_walk() (KSM folios are not modelled).
+  if (folio.test_anon()) {
+    rmap_walk_anon(ctx, folio, rwc);
+  } else if (folio.head().test(kPgFile)) {
+    rmap_walk_file(kernel, ctx, folio, rwc);
+  }
+}
+
+// --- page_vma_mapped_walk ---------------------------------------------------------------
+
+PageVmaMappedWalk::PageVmaMappedWalk(Kernel& kernel, ExecContext& ctx, Folio folio, Vma& vma,
+                                     VirtAddr address)
+    : m_k(kernel), m_ctx(ctx), m_folio(folio), m_vma(vma), m_next(address) {
+  // vma_address_end(): where the folio's last page would end in this VMA.
+  const auto end_off = static_cast<int64_t>(folio.head().index + folio.nr_pages()) -
+                       static_cast<int64_t>(vma.pgoff());
+  const auto nr = static_cast<int64_t>(vma.nr_pages());
+  m_end = end_off < 0 || end_off > nr
+              ? vma.end()
+              : vma.start() + (static_cast<uint64_t>(end_off) << kPageShift);
+}
+
+bool PageVmaMappedWalk::next() {
+  // Mirrors mm/page_vma_mapped.c:page_vma_mapped_walk(): PTEs whose pfn lies in the
+  // folio, or a PMD mapping the folio.
+  const PteCodec& codec = m_k.codec();
+  const Pfn first = m_folio.pfn();
+  const uint64_t nr = m_folio.nr_pages();
+  Mm& mm = *m_vma.mm();
+  while (m_next < m_end) {
+    if (!m_table || m_next >= m_table_end) {
+      m_table = nullptr;
+      const VirtAddr pmd_end = std::min(m_end, m_next.align_down(kPmdSize) + kPmdSize);
+      uint64_t* pmd = m_k.page_tables().walk(m_ctx, mm, m_next, 2, false);
+      if (!pmd || PteCodec::none(*pmd)) {
+        m_next = pmd_end;
+        continue;
+      }
+      if (codec.huge(*pmd)) {
+        const VirtAddr at = m_next;
+        m_next = pmd_end;
+        if (codec.present(*pmd) && codec.pfn(*pmd) == first) {
+          m_ctx.count(KOp::kLock);  // pmd_lock
+          m_pmd = pmd;
+          m_pte = nullptr;
+          m_addr = at;
+          m_page = first;
+          return true;
+        }
+        continue;
+      }
+      m_ctx.count(KOp::kLock);  // PTL
+      m_table = m_k.phys().table(codec.pfn(*pmd)).data();
+      m_table_end = pmd_end;
+    }
+    uint64_t* ptep = &m_table[level_index(m_next, 1)];
+    const uint64_t e = m_k.arch().ptep_get(ptep);
+    m_ctx.count(KOp::kPteRead);
+    const VirtAddr at = m_next;
+    m_next += kPageSize;
+    if (!codec.present(e)) continue;
+    const Pfn pfn = codec.pfn(e);
+    if (pfn < first || pfn - first >= nr) continue;
+    m_pte = ptep;
+    m_pmd = nullptr;
+    m_addr = at;
+    m_page = pfn;
+    return true;
+  }
+  return false;
+}
+
+// --- folio_referenced ---------------------------------------------------------------------
+
+int folio_referenced(Kernel& kernel, ExecContext& ctx, Folio folio, uint64_t* vm_flags) {
+  // Mirrors mm/rmap.c:folio_referenced() → folio_referenced_one(). Memcg filtering,
+  // idle-page tracking and the exiting-mm shortcut are not modelled (an exited mm
+  // has no VMAs left here).
+  *vm_flags = 0;
+  int64_t mapcount = folio.mapcount();
+  if (mapcount == 0 || folio.head().mapping == 0) return 0;
+  const PteCodec& codec = kernel.codec();
+  int referenced = 0;
+  RmapWalkControl rwc;
+  rwc.rmap_one = [&](Folio f, Vma& vma, VirtAddr address) {
+    int young = 0;
+    for (PageVmaMappedWalk w(kernel, ctx, f, vma, address); w.next();) {
+      if (vma.test(kVmLocked)) {
+        // mlock_vma_folio(): mlocked folios are not reclaimed; stop here.
+        *vm_flags |= kVmLocked;
+        return false;
+      }
+      uint64_t* e = w.pte() ? w.pte() : w.pmd();
+      if (codec.young(*e)) {
+        // ptep_clear_flush_young(): x86 clears the accessed bit without a flush (a
+        // stale TLB entry only delays the next A-bit update); arm64 issues a TLBI.
+        *e = codec.mkold(*e);
+        ctx.count(KOp::kPteWrite);
+        if (codec.arch() == Arch::kArm64) kernel.flush_tlb_page(ctx, *vma.mm(), w.address());
+        ++young;
+      }
+      --mapcount;
+    }
+    if (young) {
+      ++referenced;
+      *vm_flags |= vma.flags() & ~static_cast<uint64_t>(kVmLocked);
+    }
+    return mapcount > 0;
+  };
+  rmap_walk(kernel, ctx, folio, rwc);
+  return referenced;
+}
+
+}  // namespace tlbsim::mm

@@ -1,0 +1,85 @@
+#include "models/arm64/arm64_system_mmu.h"
+
+#include <algorithm>
+
+#include "mm/mm_struct.h"
+#include "models/cpu/core.h"
+#include "base/trace_writer.h"
+#include "models/system.h"
+
+namespace tlbsim {
+
+Arm64SystemMmu::Arm64SystemMmu(const mm::Arm64ArchConfig& cfg, const Arm64Params& params,
+                               System& sys, StatGroup* stats_parent)
+    : Arm64ArchMmuBase(cfg, stats_parent),
+      m_params(params),
+      m_sys(sys),
+      m_pending(cfg.nr_cpus, 0) {}
+
+void Arm64SystemMmu::tlbi(mm::ExecContext& ctx, const std::vector<mm::arm64::TlbiOp>& ops) {
+  // Broadcast: every core's TLBs drop the entries now, the issuer's included.
+  const unsigned n = m_sys.nr_cpus();
+  const uint64_t stall = m_params.victim_stall_cycles();
+  for (const auto& op : ops) {
+    for (unsigned c = 0; c < n; ++c) {
+      Core& core = m_sys.core(c);
+      core.arm64_mmu().tlbi(op);
+      if (c != ctx.cpu && stall) {
+        core.add_stolen(stall);
+        core.stats().dvm_victim_cycles += stall;
+      }
+    }
+  }
+  m_pending[ctx.cpu] += static_cast<unsigned>(ops.size());
+  m_sys.core(ctx.cpu).stats().tlbi_sent += ops.size();
+}
+
+void Arm64SystemMmu::dsb_ish(mm::ExecContext& ctx) {
+  Core& me = m_sys.core(ctx.cpu);
+  const unsigned n = m_pending[ctx.cpu];
+  m_pending[ctx.cpu] = 0;
+  ++me.stats().flush_requests;
+  if (n == 0) return;
+  // Synchronise first, so broadcasters reach the DVM node in simulated-time order.
+  me.charge_kernel();
+  me.sync();
+  const uint64_t issue = me.now();
+  const uint64_t service =
+      m_params.tlbi_dsb_cycles() + uint64_t{n - 1} * m_params.tlbi_extra_op_cycles();
+  const uint64_t start = m_params.dvm_serialise() ? std::max(issue, m_dvm_busy_until) : issue;
+  const uint64_t done = start + service;
+  if (m_params.dvm_serialise()) m_dvm_busy_until = done;
+  me.stats().dvm_queue_cycles += start - issue;
+  me.stats().dsb_wait_cycles += done - issue;
+  if (TraceWriter* tw = m_sys.trace())
+    tw->complete(ctx.cpu, "tlbi", "DSB ISH after " + std::to_string(n) + " TLBI", issue, done - issue,
+                 "{\"queued_cycles\":" + std::to_string(start - issue) + "}");
+  me.advance(done - issue);
+}
+
+void Arm64SystemMmu::cpu_switch_mm(mm::ExecContext& ctx, mm::Mm& next) {
+  Core& me = m_sys.core(ctx.cpu);
+  me.set_context(next.asid(), next.pgd());
+  me.advance(m_params.ttbr_switch_cycles());
+}
+
+void Arm64SystemMmu::contpte_before_make(mm::ExecContext& ctx, mm::Mm& mm, VirtAddr block) {
+  // Break-before-make check: after the break and its flush, no core may still
+  // translate any page of the block (else the new entries would conflict with, or
+  // be hidden by, a stale 64 KiB entry).
+  CoherenceChecker* checker = m_sys.checker();
+  if (!checker) return;
+  (void)ctx;
+  for (unsigned c = 0; c < m_sys.nr_cpus(); ++c) {
+    const arm64::Arm64CoreMmu& mmu = m_sys.core(c).arm64_mmu();
+    for (unsigned i = 0; i < mm::arm64::kContPtes; ++i) {
+      const VirtAddr va = block + uint64_t{i} * kPageSize;
+      if (mmu.holds(va, mm.asid())) {
+        checker->report(c, va, Pfn(), StaleKind::kBreakBeforeMake);
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace tlbsim

@@ -1,0 +1,46 @@
+// The timed arm64 ArchMmu: executes the kernel's TLB maintenance (decided in
+// mm::Arm64ArchMmuBase) on the simulated cores. No IPIs: a TLBI is broadcast in
+// hardware.
+//
+// Ordering contract: tlbi() applies each operation to every core's TLB objects
+// directly, at issue time (no events; the error is bounded by one quantum, because
+// the targets' decoupled threads may be up to a quantum away from the issuer's
+// time). dsb_ish() returns when the DVM node has completed the batch; only then
+// does the kernel free pages. TLBI issued → all TLBs invalidated → DSB complete →
+// frames freed.
+//
+// Timing of one DSB ISH on CPU i with n TLBIs pending:
+//   service = tlbi_dsb_cycles + (n − 1) × tlbi_extra_op_cycles
+//   start   = max(issue time, DVM node busy-until)   (dvm_serialise: single server)
+//   CPU i resumes at start + service; every other CPU loses victim_stall_cycles per
+//   TLBI (the bystander cost of snooping a DVM op).
+#pragma once
+
+#include <vector>
+
+#include "mm/arch/arm64_arch_mmu.h"
+#include "models/machine_params.h"
+
+namespace tlbsim {
+
+class System;
+
+class Arm64SystemMmu final : public mm::Arm64ArchMmuBase {
+ public:
+  Arm64SystemMmu(const mm::Arm64ArchConfig& cfg, const Arm64Params& params, System& sys,
+                 StatGroup* stats_parent);
+
+ protected:
+  void tlbi(mm::ExecContext& ctx, const std::vector<mm::arm64::TlbiOp>& ops) override;
+  void dsb_ish(mm::ExecContext& ctx) override;
+  void cpu_switch_mm(mm::ExecContext& ctx, mm::Mm& next) override;
+  void contpte_before_make(mm::ExecContext& ctx, mm::Mm& mm, VirtAddr block) override;
+
+ private:
+  const Arm64Params& m_params;
+  System& m_sys;
+  std::vector<unsigned> m_pending;  // TLBIs issued per CPU since its last DSB ISH
+  uint64_t m_dvm_busy_until = 0;    // cycles: when the DVM node is free again
+};
+
+}  // namespace tlbsim

@@ -1,0 +1,89 @@
+// What a Core needs from its architecture's translation hardware (x86::X86CoreMmu,
+// arm64::Arm64CoreMmu): the contract, as a C++20 concept rather than a virtual
+// interface — the Core's access loop is instantiated once per MMU type, so a
+// translation costs no indirect call (measured in tests/bench/sim_bench.cpp).
+//
+// A CoreMmu is plain C++ (no SystemC): TLBs, walk caches and the walker, which reads
+// the kernel's real page-table entries from simulated frames.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+
+#include "base/addr.h"
+#include "models/tlb/tlb.h"
+#include "models/tlb/walk_cache.h"
+
+namespace tlbsim {
+
+enum class Access : uint8_t { kRead, kWrite, kExec };
+
+/// Result of one translation attempt.
+struct XlatResult {
+  bool fault = false;
+  bool write_fault = false;  // the fault was raised by a store
+  uint64_t cycles = 0;       // translation latency beyond the core's access cost
+};
+
+/// Frame generations kept by the coherence checker: a TLB or walk-cache entry
+/// remembers the generation of its frame at fill time; a use with another
+/// generation used a translation to a freed frame.
+struct FrameGenerations {
+  const uint32_t* gen = nullptr;  // indexed by pfn; nullptr when checking is off
+};
+
+/// What went stale.
+enum class StaleKind : uint8_t {
+  kTlb,                    // a TLB hit translated to a freed frame
+  kWalkCache,              // a walk continued from a cached pointer to a freed page table
+  kBreakBeforeMake,        // a TLB still held a translation when its entries were rewritten
+  kFreedBeforeInvalidate,  // a by-VA invalidation found an entry whose frame was already
+                           // freed: the kernel freed before flushing (ordering contract)
+};
+
+/// Called on every stale use; set by the coherence checker.
+using StaleHook = void (*)(void* ctx, unsigned cpu, VirtAddr va, Pfn pfn, StaleKind kind);
+
+/// The drop-time check of by-VA invalidations (INVLPG, TLBI VA/range): an entry
+/// still cached when its frame was freed means the free came before the flush.
+/// Whole-ASID flushes are not checked: entries of a dead or switched-away address
+/// space legitimately outlive their frames until such a flush (x86 PCID slot reuse,
+/// lazy CPUs, arm64 exit without leaf TLBIs).
+struct FreedBeforeInvalidateCheck {
+  const uint32_t* gen;
+  StaleHook hook;
+  void* ctx;
+  unsigned cpu;
+  void operator()(const TlbEntry& e) const {
+    if (gen && gen[e.pfn.value()] != e.fill_id)
+      hook(ctx, cpu, e.base(), e.pfn, StaleKind::kFreedBeforeInvalidate);
+  }
+  /// Walk-cache entries: the page table they point to was freed first.
+  void operator()(const WalkCacheEntry& e) const {
+    if (gen && gen[e.table.value()] != e.fill_id)
+      hook(ctx, cpu, VirtAddr(e.prefix), e.table, StaleKind::kFreedBeforeInvalidate);
+  }
+};
+
+/// Counters every core MMU keeps (plain members, registered with names by the MMU).
+struct CoreMmuCounters {
+  uint64_t walks = 0, walk_faults = 0, walk_cycles_total = 0, ad_updates = 0, walk_reads = 0;
+  uint64_t invlpg_count = 0;  // invalidations by VA executed (x86 INVLPG, arm64 TLBI by VA/range)
+  uint64_t pcid_flushes = 0;  // whole-address-space invalidations (CR3 flush, TLBI ASIDE1)
+  uint64_t entries_invalidated = 0;
+};
+
+/// The contract of a core's translation hardware.
+template <class M>
+concept CoreMmu = requires(M m, const M cm, VirtAddr va, Access a, uint16_t asid, Pfn root) {
+  /// Translate `va` for an access under `asid`, walking from `root` on a miss.
+  { m.translate(va, a, asid, root) } -> std::same_as<XlatResult>;
+  /// The L1 data TLB and the second-level TLB (nullptr if absent), for statistics.
+  { cm.l1d() } -> std::same_as<const Tlb&>;
+  { cm.l2() } -> std::same_as<const Tlb*>;
+  { cm.counters() } -> std::same_as<const CoreMmuCounters&>;
+  m.set_frame_generations(FrameGenerations{});
+  m.set_stale_hook(StaleHook{}, nullptr);
+};
+
+}  // namespace tlbsim

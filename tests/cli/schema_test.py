@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""The workload JSON schema accepts every workload the project ships (catalog and
+inline workloads of experiments) and rejects malformed ones; its op list equals the
+reader's."""
+import json
+import pathlib
+import re
+import sys
+
+try:
+    import jsonschema
+except ImportError:
+    print("jsonschema is not installed (Debian: python3-jsonschema)")
+    sys.exit(1)
+
+root = pathlib.Path(sys.argv[1])
+schema = json.loads((root / "workloads/schema/workload.schema.json").read_text())
+jsonschema.Draft202012Validator.check_schema(schema)
+v = jsonschema.Draft202012Validator(schema)
+passed = failed = 0
+
+
+def expect(ok, what):
+    global passed, failed
+    if ok:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL", what)
+
+
+for f in sorted((root / "workloads/catalog").glob("*.json")):
+    errs = list(v.iter_errors(json.loads(f.read_text())))
+    expect(not errs, f"{f.name}: {errs[0].message if errs else ''}")
+for f in sorted((root / "configs/experiments").glob("*.json")):
+    w = json.loads(f.read_text()).get("workload")
+    if isinstance(w, dict) and "processes" in w:
+        errs = list(v.iter_errors(w))
+        expect(not errs, f"{f.name}: {errs[0].message if errs else ''}")
+bad = [
+    {"processes": []},
+    {"processes": [{"threads": [{"ops": [{"op": "mmapp"}]}]}]},
+    {"processes": [{"threads": [{"ops": [{"op": "mmap", "name": "b"}]}]}]},
+    {"processes": [{"threads": [{"ops": [{"op": "touch", "mapping": "b", "szie": 1}]}]}]},
+    {"processes": [{"threads": [{"ops": [{"op": "mmap", "name": "b", "size": "12 parsecs"}]}]}]},
+]
+for w in bad:
+    expect(not v.is_valid(w), f"accepted {json.dumps(w)}")
+# The schema's op names are exactly the reader's.
+src = (root / "workloads/workload_reader.cpp").read_text()
+reader_ops = set(re.findall(r'\{"([a-z_]+)", OpKind::', src))
+schema_ops = set(schema["$defs"]["op"]["properties"]["op"]["enum"])
+expect(reader_ops == schema_ops, f"op lists differ: reader-only {reader_ops - schema_ops}, schema-only {schema_ops - reader_ops}")
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)

@@ -1,0 +1,172 @@
+// TLB coherence checker against deliberately broken kernels (DESIGN §5). One
+// simulation per process; CTest runs each scenario with the broken switch (the
+// checker must report >= 1 violation: --expect=violations) and with every shipped
+// profile (--expect=none).
+//
+// How a stale translation is observed without undefined program behaviour: the
+// observing CPU never makes a user access that would fault. It probes
+// (Core::probe): the access is translated by its TLBs and walker only, a miss that
+// finds no PTE is counted, never turned into a page fault, so a thread can keep
+// "accessing" memory another thread is unmapping. A probe that hits a TLB entry
+// whose frame was freed is a stale-TLB violation. Independently, every by-VA
+// invalidation (INVLPG, TLBI VA/range) checks the entries it drops: one whose frame
+// was already freed proves the free came before the flush, even when no access
+// happened in the window (on arm64 the broadcast reaches every TLB at issue time,
+// so no other CPU runs between a premature free and the TLBI).
+//
+// Scenarios (--scenario=):
+//   free_before_flush   CPU0 munmaps 16 pages that CPU1 keeps probing.
+//   lazy_freed_tables   x86: CPU1 caches a region, goes lazy (kernel thread);
+//                       CPU0 munmaps the region and its page table is freed; the
+//                       lazy CPU's hardware may still walk speculatively (probe).
+//   contpte_unfold      arm64: CPU1 caches a contpte block as one 64 KiB entry;
+//                       CPU0 clears one PTE of it (ptep_clear_flush): the unfold's
+//                       break-before-make must invalidate the block everywhere
+//                       before the entries are rewritten.
+#include <gtest/gtest.h>
+
+#include "tests/models/harness.h"
+
+namespace tlbsim {
+namespace {
+
+harness::Options g_opt;
+
+constexpr uint64_t kPages = 16;
+
+void free_before_flush(harness::Harness& h) {
+  Core& c0 = h.core(0);
+  Core& c1 = h.core(1);
+  h.sys().define_barrier("mapped", 2);
+  h.sys().define_barrier("end", 2);
+  static VirtAddr va;
+  static bool unmapped = false;
+  c0.set_program([](Core& c) {
+    va = c.mmap(kPages * kPageSize);
+    for (uint64_t i = 0; i < kPages; ++i) c.touch(va + i * kPageSize, Access::kWrite);
+    c.barrier("mapped");
+    c.advance(500);
+    c.munmap(va, kPages * kPageSize);
+    unmapped = true;
+    c.barrier("end");
+  });
+  c1.set_program([](Core& c) {
+    c.barrier("mapped");
+    for (uint64_t i = 0; i < kPages; ++i) c.touch(va + i * kPageSize, Access::kRead);
+    // Keep using the mapping while CPU0 unmaps it; bounded, never faults.
+    for (unsigned round = 0; round < 20000 && !unmapped; ++round)
+      for (uint64_t i = 0; i < kPages; ++i) c.probe(va + i * kPageSize, Access::kRead);
+    c.barrier("end");
+  });
+  (void)c0;
+  (void)c1;
+}
+
+void lazy_freed_tables(harness::Harness& h) {
+  h.sys().define_barrier("populated", 2);
+  h.sys().define_barrier("lazy", 2);
+  h.sys().define_barrier("unmapped", 2);
+  static VirtAddr va;
+  static VirtAddr vma_start;
+  static uint64_t vma_len;
+  const uint64_t len = 2ull << 20;  // a whole PTE table's worth: unmapping frees it
+  h.core(0).set_program([len](Core& c) {
+    const VirtAddr raw = c.mmap(len + (2ull << 20));
+    vma_start = raw;
+    vma_len = len + (2ull << 20);
+    va = raw.align_up(2ull << 20);
+    for (uint64_t off = 0; off < len; off += 64 * kPageSize) c.touch(va + off, Access::kWrite);
+    c.barrier("populated");
+    c.barrier("lazy");
+    c.munmap(vma_start, vma_len);
+    // Reuse the freed frames.
+    const VirtAddr other = c.mmap(len);
+    for (uint64_t off = 0; off < len; off += kPageSize) c.touch(other + off, Access::kWrite);
+    c.barrier("unmapped");
+  });
+  h.core(1).set_program([len](Core& c) {
+    c.barrier("populated");
+    for (uint64_t off = 0; off < len; off += 64 * kPageSize) c.touch(va + off, Access::kRead);
+    c.go_lazy();
+    c.barrier("lazy");
+    c.barrier("unmapped");
+    // A lazy CPU keeps the user page tables loaded: its hardware may walk them
+    // speculatively. Probe as such a speculative access would.
+    for (uint64_t off = 0; off < len; off += 64 * kPageSize) c.probe(va + off, Access::kRead);
+  });
+}
+
+void contpte_unfold(harness::Harness& h) {
+  h.sys().define_barrier("mapped", 2);
+  h.sys().define_barrier("cached", 2);
+  h.sys().define_barrier("end", 2);
+  static VirtAddr block;
+  h.core(0).set_program([](Core& c) {
+    const VirtAddr va = c.mmap(1ull << 20);
+    c.touch(va, Access::kWrite);  // anon_vma_prepare
+    block = (va + 1).align_up(mm::arm64::kContPteSize);
+    harness::map_anon_folio(c, block, 4);
+    c.barrier("mapped");
+    c.barrier("cached");
+    // ptep_clear_flush() of page 5 (as wp_page_copy / migration do): clearing one
+    // PTE of a contpte block unfolds it first.
+    c.kernel_call([&](mm::ExecContext& ctx) {
+      mm::Kernel& k = c.system().kernel();
+      const VirtAddr a = block + 5 * kPageSize;
+      uint64_t* pte = k.page_tables().walk(ctx, c.process_mm(), a, 1, false);
+      k.arch().ptep_get_and_clear(ctx, c.process_mm(), a, pte);
+      k.flush_tlb_page(ctx, c.process_mm(), a);
+    });
+    c.barrier("end");
+  });
+  h.core(1).set_program([](Core& c) {
+    c.barrier("mapped");
+    c.touch(block, Access::kRead);
+    c.barrier("cached");
+    c.barrier("end");
+    c.probe(block + 5 * kPageSize, Access::kRead);
+  });
+}
+
+TEST(CoherenceChecker, ReportsBrokenKernelsAndNothingElse) {
+  const std::string scenario = g_opt.get("scenario");
+  const std::string expect = g_opt.get("expect");
+  ASSERT_TRUE(expect == "violations" || expect == "none") << "--expect=violations|none";
+  harness::Harness h(g_opt, {{0, 1}});
+  if (scenario == "free_before_flush") {
+    free_before_flush(h);
+  } else if (scenario == "lazy_freed_tables") {
+    lazy_freed_tables(h);
+  } else if (scenario == "contpte_unfold") {
+    ASSERT_EQ(h.machine().arch(), "arm64") << "contpte is arm64 only";
+    contpte_unfold(h);
+  } else {
+    FAIL() << "unknown --scenario=" << scenario;
+  }
+  h.run();
+  const uint64_t v = h.violations();
+  std::printf(
+      "scenario %s machine %s kernel %s: %llu violations (walk cache %llu, bbm %llu, "
+      "freed-before-invalidate %llu), probes %llu\n",
+      scenario.c_str(), g_opt.machine.c_str(), g_opt.kernel.c_str(),
+      static_cast<unsigned long long>(v),
+      static_cast<unsigned long long>(h.stat("system.coherence.walk_cache_violations")),
+      static_cast<unsigned long long>(h.stat("system.coherence.break_before_make_violations")),
+      static_cast<unsigned long long>(
+          h.stat("system.coherence.freed_before_invalidate_violations")),
+      static_cast<unsigned long long>(h.stat("system.cpu[1].probes")));
+  if (expect == "violations") {
+    EXPECT_GE(v, 1u) << "the coherence checker missed the broken kernel in " << scenario;
+  } else {
+    EXPECT_EQ(v, 0u) << "a shipped profile produced stale-TLB violations in " << scenario;
+  }
+}
+
+}  // namespace
+}  // namespace tlbsim
+
+int sc_main(int argc, char* argv[]) {
+  tlbsim::g_opt = tlbsim::harness::parse_args(argc, argv);
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}

@@ -1,0 +1,86 @@
+// fork() on arm64 (InstantArm64Arch): copy_present_ptes reaches the PTEs only
+// through the arch accessors, so contpte blocks survive the copy — oracle T28 of
+// reference/linux-mm.md §11 (contpte_wrprotect_ptes, contpte_set_ptes, dup_mmap).
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <vector>
+
+#include "mm/folio.h"
+#include "mm/instant_arch_arm64.h"
+#include "mm/invariants.h"
+#include "mm/kernel.h"
+
+namespace tlbsim::mm::testing {
+namespace {
+
+using Kind = Arm64ArchEvent::Kind;
+
+class ForkArm64 : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    profile.thp.enabled.set("never");
+    profile.thp.hugepages_64kB.set("always");
+    stats = std::make_unique<StatGroup>("");
+    pm = std::make_unique<PhysMem>(256ull << 20, 18);
+    Arm64ArchConfig cfg;
+    cfg.nr_cpus = 2;
+    cfg.phys = pm.get();
+    arch = std::make_unique<InstantArm64Arch>(cfg, stats.get());
+    pm->set_observer(arch.get());
+    kernel = std::make_unique<Kernel>(profile, *pm, *arch, stats.get());
+  }
+  uint64_t* pte_of(Mm& mm, VirtAddr va) {
+    return kernel->page_tables().walk(ctx, mm, va, 1, false);
+  }
+
+  KernelProfile profile;
+  std::unique_ptr<StatGroup> stats;
+  std::unique_ptr<PhysMem> pm;
+  std::unique_ptr<InstantArm64Arch> arch;
+  std::unique_ptr<Kernel> kernel;
+  ExecContext ctx{0};
+};
+
+// T28: P (only on CPU0) owns 64K folio F as a writable contpte block; fork. The
+// parent's wrprotect_ptes(16) covers the whole block: no unfold, PTE_CONT kept;
+// the child's set_ptes(16) creates the block directly; no TLBI while copying; the
+// end-of-fork flush_tlb_mm is 1 TLBI ASIDE1IS + 1 DSB ISH, no IPIs. rmap as T08.
+TEST_F(ForkArm64, T28_ContBlockIsWriteProtectedAndCopiedWithoutUnfold) {
+  Mm& p = kernel->mm_create(ctx);
+  arch->switch_mm(ctx, p);
+  MmapArgs a;
+  a.len = 16 * kPageSize;
+  const VirtAddr va(static_cast<uint64_t>(kernel->sys_mmap(ctx, p, a)));
+  ASSERT_EQ(kernel->handle_mm_fault(ctx, p, va + 3 * kPageSize, kFaultWrite), FaultResult::kOk);
+  const PteCodec& c = kernel->codec();
+  uint64_t* pp = pte_of(p, va);
+  ASSERT_NE(pp, nullptr);
+  Folio f = Folio::of(*pm, c.pfn(pp[0]));
+  ASSERT_EQ(f.order(), 4u);
+  for (unsigned i = 0; i < 16; ++i) ASSERT_TRUE(c.cont(pp[i]) && c.write(pp[i])) << i;
+  const uint64_t calls = kernel->vmstat().rmap_calls.value();
+  arch->clear_events();
+  Mm& child = kernel->dup_mmap(ctx, p);
+  EXPECT_EQ(check_invariants(*kernel), "");
+  uint64_t* cp = pte_of(child, va);
+  ASSERT_NE(cp, nullptr);
+  for (unsigned i = 0; i < 16; ++i) {
+    EXPECT_TRUE(c.cont(pp[i])) << i << ": the parent's block is not unfolded";
+    EXPECT_FALSE(c.write(pp[i])) << i;
+    EXPECT_TRUE(c.cont(cp[i])) << i << ": the child's block is created directly";
+    EXPECT_FALSE(c.write(cp[i])) << i;
+    EXPECT_FALSE(c.young(cp[i])) << i;
+    EXPECT_EQ(c.pfn(cp[i]), f.pfn() + i) << i;
+  }
+  EXPECT_EQ(kernel->vmstat().rmap_calls.value() - calls, 1u);
+  EXPECT_EQ(f.large_mapcount(), 32);
+  EXPECT_EQ(f.ref_count(), 32);
+  EXPECT_TRUE(f.lf().maybe_mapped_shared);
+  EXPECT_EQ(arch->count(Kind::kTlbi), 1u);
+  EXPECT_EQ(arch->count_tlbi(arm64::TlbiKind::kAside1is), 1u);
+  EXPECT_EQ(arch->count(Kind::kDsb), 1u);
+}
+
+}  // namespace
+}  // namespace tlbsim::mm::testing

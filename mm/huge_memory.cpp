@@ -70,7 +70,6 @@ std::optional<FaultResult> Kernel::do_huge_pmd_anonymous_page(ExecContext& ctx, 
   const VirtAddr haddr = vmf.address.align_down(kPmdSize);
   if (!thp_vma_suitable_orders(vma, haddr, 1u << kPmdOrder)) return std::nullopt;
   if (!anon_vma_prepare(vma)) return FaultResult::kOom;  // vmf_anon_prepare
-  ++m_vmstat.pgfault_anon;
   if (!vmf.write() && m_thp.use_zero_page) {
     // The huge zero page: a read-only PMD, no folio of our own, no rmap or rss.
     auto pgtable = m_pm.alloc_page_table();  // pte_alloc_one
@@ -92,6 +91,7 @@ std::optional<FaultResult> Kernel::do_huge_pmd_anonymous_page(ExecContext& ctx, 
     *vmf.pmd = m_codec.mk_huge(*zero, vm_page_prot(vma));
     ctx.count(KOp::kPteWrite);
     vmf.mm.add_pgtables(1);
+    ++m_vmstat.pgfault_anon;
     ++m_vmstat.pgfault_zero_page;
     return FaultResult::kOk;
   }
@@ -119,6 +119,7 @@ std::optional<FaultResult> Kernel::do_huge_pmd_anonymous_page(ExecContext& ctx, 
   vmf.mm.add_pgtables(1);  // mm_inc_nr_ptes
   // Queued (not partially mapped) for the underused-THP shrinker (Linux 6.12+).
   if (m_thp_queue_underused) m_deferred.deferred_split_folio(folio, false);
+  ++m_vmstat.pgfault_anon;
   return FaultResult::kOk;
 }
 

@@ -64,6 +64,9 @@ struct MmapArgs {
   uint64_t file_offset = 0;  // byte offset in the file (page aligned)
 };
 
+/// madvise() advices that change mappings (mm/madvise.c).
+enum class Advice : uint8_t { kDontneed, kFree, kHugepage, kNohugepage };
+
 enum class FaultResult : uint8_t { kOk, kSegv, kOom, kRetry };
 
 /// FAULT_FLAG_* the simulator uses.
@@ -128,6 +131,13 @@ class Kernel {
   /// unpin_user_page(): drops one pin taken by pin_user_page (may free the folio).
   void unpin_user_page(ExecContext& ctx, Pfn page);
 
+  // --- mprotect / madvise (mprotect.cpp, madvise.cpp) -----------------------------
+  /// mprotect(): 0 or −errno (EINVAL unaligned, ENOMEM for holes, EACCES).
+  int sys_mprotect(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len, bool read, bool write,
+                   bool exec);
+  /// madvise(): 0 or −errno.
+  int sys_madvise(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len, Advice advice);
+
   // --- TLB maintenance requests (counted by cause, then handed to the arch) --------
   void tlb_flush(ExecContext& ctx, Mm& mm, const TlbFlushRequest& req);
   void flush_tlb_mm(ExecContext& ctx, Mm& mm);
@@ -189,6 +199,17 @@ class Kernel {
   void vma_split(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr at);
   void vma_remove(Mm& mm, Vma* vma);
   AnonVma* anon_vma_prepare(Vma& vma);
+  // mprotect / madvise (mprotect.cpp, madvise.cpp)
+  uint64_t change_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pte_table, VirtAddr start,
+                            VirtAddr end, uint64_t newflags);
+  uint64_t change_protection_level(MmuGather& tlb, Vma& vma, PageTablePage& table,
+                                   unsigned level, VirtAddr start, VirtAddr end,
+                                   uint64_t newflags);
+  void zap_page_range_single(ExecContext& ctx, Vma& vma, VirtAddr start, VirtAddr end);
+  uint64_t madvise_free_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pte_table, VirtAddr start,
+                                  VirtAddr end);
+  uint64_t madvise_free_level(MmuGather& tlb, Vma& vma, PageTablePage& table, unsigned level,
+                              VirtAddr start, VirtAddr end);
   // faults (huge_memory.cpp, filemap.cpp)
   struct VmFault;  // struct vm_fault, mm/fault.h
   // memory.cpp: the PTE-level fault path.

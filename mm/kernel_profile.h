@@ -86,8 +86,10 @@ struct KernelProfile : ParamSet {
                               "(Linux 6.15, via MM-ID). Off: copy."};
   Param<bool> deferred_split_partial_only{
       this, "deferred_split_partial_only", true, "",
-      "Queue only partially mapped folios for deferred split, PG_partially_mapped "
-      "(Linux 6.12). Off: also queue PMD THPs at fault time and split on any unmap."};
+      "Linux 6.12 deferred split: partly unmapped folios are queued with "
+      "PG_partially_mapped, and PMD THPs are also queued at fault time for the "
+      "underused-THP shrinker (thp.shrink_underused). Off (older kernels): nothing is "
+      "queued at fault time."};
   Param<bool> flush_range_freed_tables{
       this, "flush_range_freed_tables", true, "",
       "x86 flush_tlb_range() passes freed_tables = true, so lazy CPUs get IPIs (early-2025 "

@@ -476,7 +476,7 @@ VirtAddr Kernel::zap_pte_range(MmuGather& tlb, Vma& vma, PageTablePage& table, V
   while (addr < end) {
     const unsigned idx = level_index(addr, 1);
     uint64_t* ptep = &table[idx];
-    const uint64_t pte = *ptep;
+    const uint64_t pte = m_arch.ptep_get(ptep);
     ctx.count(KOp::kPteRead);
     if (PteCodec::none(pte)) {
       addr += kPageSize;
@@ -486,7 +486,7 @@ VirtAddr Kernel::zap_pte_range(MmuGather& tlb, Vma& vma, PageTablePage& table, V
     const Pfn pfn = m_codec.pfn(pte);
     if (pfn == m_zero_pfn) {
       // vm_normal_page() == NULL: clear, record the range, nothing else.
-      *ptep = 0;
+      m_arch.ptep_get_and_clear(ctx, mm, addr, ptep);
       ctx.count(KOp::kPteWrite);
       tlb.tlb_remove_tlb_entries(addr, 1);
       addr += kPageSize;
@@ -498,11 +498,10 @@ VirtAddr Kernel::zap_pte_range(MmuGather& tlb, Vma& vma, PageTablePage& table, V
     if (m_zap_batching && folio.test_large() && max_nr != 1)
       nr = folio_pte_batch(pfn, ptep, pte, max_nr);
     // zap_present_folio_ptes(): once per batch.
-    bool any_dirty = false;
-    for (unsigned i = 0; i < nr; ++i) {
-      any_dirty |= m_codec.dirty(ptep[i]);
-      ptep[i] = 0;  // clear_full_ptes / get_and_clear_full_ptes
-    }
+    // get_and_clear_full_ptes(): arm64 unfolds contpte blocks the batch covers only
+    // partly; the returned entry carries the dirty/young bits of all nr entries.
+    const uint64_t cleared = m_arch.get_and_clear_full_ptes(ctx, mm, addr, ptep, nr, tlb.fullmm());
+    const bool any_dirty = m_codec.dirty(cleared);
     ctx.count(KOp::kPteRead, nr - 1);
     ctx.count(KOp::kPteWrite, nr);
     bool delay_rmap = false;

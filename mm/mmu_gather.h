@@ -55,6 +55,12 @@ class MmuGather {
     adjust_range(addr, nr * kPageSize);
     m_cleared_ptes = true;
   }
+  /// tlb_flush_pte_range(): PTEs in [addr, addr + size) changed and need a flush
+  /// (mprotect's change_pte_range).
+  void tlb_flush_pte_range(VirtAddr addr, uint64_t size) {
+    adjust_range(addr, size);
+    m_cleared_ptes = true;
+  }
   /// tlb_remove_pmd_tlb_entry(): a PMD leaf at addr was cleared.
   void tlb_remove_pmd_tlb_entry(VirtAddr addr) {
     adjust_range(addr, uint64_t{1} << 21);

@@ -156,6 +156,11 @@ class PteCodec {
   uint64_t mkold(uint64_t e) const {
     return m_arch == Arch::kX86_64 ? (e & ~x86_bits::kAccessed) : (e & ~arm64_bits::kAf);
   }
+  /// The entry executable or not (x86 NX, arm64 UXN) — pte_modify() for VM_EXEC.
+  uint64_t set_exec(uint64_t e, bool exec) const {
+    if (m_arch == Arch::kX86_64) return exec ? (e & ~x86_bits::kNx) : (e | x86_bits::kNx);
+    return exec ? (e & ~arm64_bits::kUxn) : (e | arm64_bits::kUxn);
+  }
   uint64_t mkcont(uint64_t e) const { return e | arm64_bits::kCont; }
   uint64_t mknoncont(uint64_t e) const {
     return m_arch == Arch::kArm64 ? (e & ~arm64_bits::kCont) : e;

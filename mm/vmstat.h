@@ -47,6 +47,7 @@ struct VmStat : StatGroup {
   Scalar thp_split_pmd{this, "thp_split_pmd", "count", "PMD mappings split (THP_SPLIT_PMD)."};
   Scalar thp_deferred_split_page{this, "thp_deferred_split_page", "count", "Folios queued for deferred split."};
   Scalar rmap_calls{this, "rmap_calls", "count", "Calls into the folio rmap family (add, dup, remove)."};
+  Scalar lazyfree_folios{this, "lazyfree_folios", "count", "Folios MADV_FREE marked lazy-free."};
   Scalar oom{this, "oom", "count", "Faults that failed for lack of memory (VM_FAULT_OOM)."};
   // faults (huge_memory.cpp, filemap.cpp)
   Scalar thp_zero_page_alloc{this, "thp_zero_page_alloc", "count", "Huge zero pages allocated (THP_ZERO_PAGE_ALLOC)."};

@@ -7,11 +7,22 @@
 namespace tlbsim {
 
 namespace {
-unsigned barrier_uses(const std::vector<workload::Op>& ops, const std::string& name) {
-  unsigned n = 0;
+// Does this op list (one thread: regions included, forked children not) use barrier `name`?
+bool uses_barrier(const std::vector<workload::Op>& ops, const std::string& name) {
   for (const auto& op : ops) {
-    if (op.kind == workload::OpKind::kBarrier && op.name == name) ++n;
-    n += barrier_uses(op.body, name);
+    if (op.kind == workload::OpKind::kBarrier && op.name == name) return true;
+    if (op.kind == workload::OpKind::kRegion && uses_barrier(op.body, name)) return true;
+  }
+  return false;
+}
+// Threads (workload threads and every forked child) that take part in barrier `name`.
+unsigned barrier_participants(const std::vector<workload::Op>& ops, const std::string& name) {
+  unsigned n = uses_barrier(ops, name) ? 1 : 0;
+  for (const auto& op : ops) {
+    if (op.kind == workload::OpKind::kFork) n += barrier_participants(op.body, name);
+    if (op.kind == workload::OpKind::kRegion)
+      for (const auto& inner : op.body)
+        if (inner.kind == workload::OpKind::kFork) n += barrier_participants(inner.body, name);
   }
   return n;
 }
@@ -89,7 +100,7 @@ System::System(const MachineParams& machine, const mm::KernelProfile& profile,
     Barrier b;
     for (const auto& p : workload.processes)
       for (const auto& t : p.threads)
-        if (barrier_uses(t.ops, name)) ++b.expected;
+        b.expected += barrier_participants(t.ops, name);
     b.released = std::make_unique<sc_core::sc_event>();
     m_barriers.emplace(name, std::move(b));
   }
@@ -171,6 +182,29 @@ void System::thread_exit(Core& core, unsigned process) {
   // do_exit → exit_mm → mmput → exit_mmap on the last thread's CPU.
   m_kernel->exit_mmap(core.ctx(), *p.mm);
   p.mappings.clear();
+  p.exited = true;
+  p.exit_event->notify();
+}
+
+unsigned System::spawn(mm::Mm& child, unsigned parent, unsigned cpu,
+                       const std::vector<workload::Op>& ops, const std::string& pointer) {
+  Core& c = core(cpu);
+  if (c.busy())
+    throw InputError(pointer, "fork: CPU " + std::to_string(cpu) +
+                                  " is still running another thread (let it finish first)");
+  Process proc;
+  proc.mm = &child;
+  proc.live_threads = 1;
+  proc.mappings = m_procs[parent].mappings;
+  m_procs.push_back(std::move(proc));
+  const unsigned id = static_cast<unsigned>(m_procs.size() - 1);
+  c.start(&ops, id);
+  return id;
+}
+
+void System::wait_exit(unsigned process) {
+  Process& p = m_procs[process];
+  while (!p.exited) sc_core::wait(*p.exit_event);
 }
 
 }  // namespace tlbsim

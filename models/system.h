@@ -5,6 +5,7 @@
 
 #include <systemc>
 
+#include <deque>
 #include <exception>
 #include <map>
 #include <memory>
@@ -94,6 +95,12 @@ class System {
   /// Declares a barrier for harness programs (workload barriers are found in the ops).
   void define_barrier(const std::string& name, unsigned participants);
   RegionStats& region(const std::string& name);
+  /// fork(): `child` (from Kernel::dup_mmap) starts running `ops` on CPU `cpu` with a
+  /// copy of the parent's mapping names. Returns the child's process number.
+  unsigned spawn(mm::Mm& child, unsigned parent, unsigned cpu, const std::vector<workload::Op>& ops,
+                 const std::string& pointer);
+  /// Blocks the calling core's thread until `process` exited.
+  void wait_exit(unsigned process);
   /// A core's thread failed: stop the simulation; run() rethrows the first error.
   void fail(std::exception_ptr e);
   /// The calling core's thread finished: exit the process when it was the last one.
@@ -108,6 +115,8 @@ class System {
   struct Process {
     mm::Mm* mm = nullptr;
     unsigned live_threads = 0;
+    bool exited = false;
+    std::unique_ptr<sc_core::sc_event> exit_event = std::make_unique<sc_core::sc_event>();
     std::map<std::string, std::pair<VirtAddr, uint64_t>> mappings;
   };
 
@@ -125,7 +134,7 @@ class System {
   Arm64SystemMmu* m_arm64 = nullptr;
   std::unique_ptr<mm::Kernel> m_kernel;
   std::vector<std::unique_ptr<Core>> m_cores;
-  std::vector<Process> m_procs;
+  std::deque<Process> m_procs;  // grows at fork; references stay valid
   std::map<std::string, Barrier> m_barriers;
   std::exception_ptr m_error;
   TraceWriter* m_trace = nullptr;

@@ -78,8 +78,11 @@ struct Op {
   // sleep
   uint64_t cycles = 0;
 
-  // migrate
+  // migrate: the CPU to move to; fork: the CPU the child runs on
   int cpu = -1;
+
+  // madvise
+  std::string advice;
 
   // mmap at a fixed address (MAP_FIXED), e.g. for imported traces
   uint64_t addr = 0;

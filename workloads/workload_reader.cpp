@@ -42,6 +42,11 @@ bool op_supported(OpKind k) {
     case OpKind::kMmap:
     case OpKind::kTouch:
     case OpKind::kMunmap:
+    case OpKind::kMprotect:
+    case OpKind::kMadvise:
+    case OpKind::kFork:
+    case OpKind::kExit:
+    case OpKind::kWait:
     case OpKind::kBarrier:
     case OpKind::kSleep:
     case OpKind::kRegion:
@@ -180,8 +185,10 @@ void parse_prot(ObjectReader& r, Op& op) {
 struct Scope {
   std::set<std::string> mappings;       // names defined so far in this thread's process
   std::set<std::string>* barriers;      // every barrier name used
-  unsigned depth = 0;
+  unsigned depth = 0;      // fork nesting
+  bool in_region = false;
   std::string base_dir;                 // for files the workload names
+  std::vector<std::pair<unsigned, std::string>>* fork_cpus;  // CPU, pointer of each fork
 };
 
 Op read_op(const Json& j, const std::string& ptr, Scope& scope);
@@ -213,7 +220,8 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
     throw InputError(r.ptr("op"), std::string("not supported yet: op \"") + name +
                                       "\" is part of the workload language but this version "
                                       "cannot execute it; supported ops: mmap, touch, access, "
-                                      "munmap, barrier, sleep, region, replay");
+                                      "munmap, mprotect, madvise, fork, exit, wait, barrier, "
+                                      "sleep, region, replay");
   auto require_mapping = [&]() {
     op.mapping = r.str("mapping", "", true);
     if (!scope.mappings.count(op.mapping)) {
@@ -278,6 +286,42 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
       if (op.offset % 4096 || op.length % 4096)
         throw InputError(ptr, "munmap offset and length must be multiples of 4KiB");
       break;
+    case OpKind::kMprotect:
+      require_mapping();
+      op.offset = r.size("offset", 0);
+      op.length = r.size("length", 0);
+      if (op.offset % 4096 || op.length % 4096)
+        throw InputError(ptr, "mprotect offset and length must be multiples of 4KiB");
+      if (!r.get("prot")) throw InputError(ptr, "missing required key \"prot\" (e.g. \"r\", \"rw\")");
+      parse_prot(r, op);
+      break;
+    case OpKind::kMadvise:
+      require_mapping();
+      op.offset = r.size("offset", 0);
+      op.length = r.size("length", 0);
+      if (op.offset % 4096 || op.length % 4096)
+        throw InputError(ptr, "madvise offset and length must be multiples of 4KiB");
+      op.advice = r.choice("advice", "", {"dontneed", "free", "hugepage", "nohugepage",
+                                          "pageout", "cold", "collapse"});
+      if (op.advice == "pageout" || op.advice == "cold" || op.advice == "collapse")
+        throw InputError(r.ptr("advice"), "not supported yet: MADV_" + op.advice +
+                                              " (reclaim and khugepaged are not modelled yet)");
+      break;
+    case OpKind::kFork: {
+      if (!r.get("cpu")) throw InputError(ptr, "missing required key \"cpu\": the CPU the child runs on");
+      op.cpu = static_cast<int>(r.uint("cpu", 0));
+      scope.fork_cpus->emplace_back(static_cast<unsigned>(op.cpu), r.ptr("cpu"));
+      const Json* body = r.get("ops");
+      Scope child = scope;  // the child inherits the mappings made so far
+      if (body) {
+        ++child.depth;
+        op.body = read_ops(*body, r.ptr("ops"), child);
+      }
+      break;
+    }
+    case OpKind::kExit:
+    case OpKind::kWait:
+      break;
     case OpKind::kBarrier:
       op.name = r.str("name", "", true);
       op.spin = r.choice("wait", "block", {"block", "spin"}) == "spin";
@@ -313,12 +357,12 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
     }
     case OpKind::kRegion: {
       op.name = r.str("name", "", true);
-      if (scope.depth > 0) throw InputError(r.ptr("name"), "regions cannot be nested");
+      if (scope.in_region) throw InputError(r.ptr("name"), "regions cannot be nested");
       const Json* body = r.get("ops");
       if (!body) throw InputError(ptr, "missing required key \"ops\" (the ops inside the region)");
-      ++scope.depth;
+      scope.in_region = true;
       op.body = read_ops(*body, r.ptr("ops"), scope);
-      --scope.depth;
+      scope.in_region = false;
       break;
     }
     default:
@@ -439,6 +483,7 @@ Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_
     throw InputError(r.ptr("processes"), "expected a non-empty array of processes");
   std::set<std::string> barriers;
   std::map<unsigned, std::string> cpu_owner;
+  std::vector<std::pair<unsigned, std::string>> fork_cpus;
   for (size_t pi = 0; pi < procs->size(); ++pi) {
     const std::string pptr = r.ptr("processes") + "/" + std::to_string(pi);
     ObjectReader pr((*procs)[pi], pptr, "a process");
@@ -453,6 +498,7 @@ Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_
     Scope scope;
     scope.barriers = &barriers;
     scope.base_dir = base_dir;
+    scope.fork_cpus = &fork_cpus;
     for (size_t ti = 0; ti < threads->size(); ++ti) {
       const std::string tptr = pr.ptr("threads") + "/" + std::to_string(ti);
       ObjectReader tr((*threads)[ti], tptr, "a thread");
@@ -476,6 +522,14 @@ Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_
     }
     pr.finish();
     w.processes.push_back(std::move(p));
+  }
+  for (const auto& [cpu, fptr] : fork_cpus) {
+    if (cpu >= nr_cpus)
+      throw InputError(fptr, "expected a CPU number below " + std::to_string(nr_cpus) + ", got " +
+                                 std::to_string(cpu));
+    if (cpu_owner.count(cpu))
+      throw InputError(fptr, "CPU " + std::to_string(cpu) + " already runs " + cpu_owner[cpu] +
+                                 "; a forked child needs a CPU no workload thread is pinned to");
   }
   r.finish();
   return w;

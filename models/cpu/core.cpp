@@ -96,11 +96,18 @@ void Core::ipi_handler() {
 }
 
 void Core::run() {
-  if (!m_thread && !m_program) return;
   // An exception must not unwind through the SystemC kernel: hand it to the System,
   // which stops the simulation and rethrows it from run().
   try {
-    run_thread();
+    if (m_program || m_ops) {
+      m_busy = true;
+      run_thread();
+    }
+    // An idle CPU may later run a forked child (System::spawn), one after another.
+    for (;;) {
+      while (!m_busy) sc_core::wait(m_start_event);
+      run_thread();
+    }
   } catch (const sc_core::sc_unwind_exception&) {
     throw;  // SystemC kills or resets the thread: not an error of ours
   } catch (...) {
@@ -115,7 +122,7 @@ void Core::run_thread() {
   if (m_program) {
     m_program(*this);
   } else {
-    exec_ops(m_thread->ops);
+    exec_ops(*m_ops);
   }
   // The thread returns: the CPU goes idle with the mm loaded lazily.
   m_sys.arch().enter_lazy_tlb(m_ctx);
@@ -125,11 +132,19 @@ void Core::run_thread() {
   m_sys.thread_exit(*this, m_process);
   charge_kernel();
   sync();
-  m_stats.cycles += now();
+  m_stats.cycles.set(now());
+  m_program = nullptr;
+  m_ops = nullptr;
+  m_exiting = false;
+  m_children.clear();
+  m_busy = false;
 }
 
 void Core::exec_ops(const std::vector<Op>& ops) {
-  for (const Op& op : ops) exec_op(op);
+  for (const Op& op : ops) {
+    if (m_exiting) return;
+    exec_op(op);
+  }
 }
 
 void Core::enter_region(const std::string& name) {
@@ -233,6 +248,63 @@ void Core::exec_op(const Op& op) {
     case OpKind::kTouch:
       op_touch(op);
       break;
+    case OpKind::kMprotect:
+    case OpKind::kMadvise: {
+      auto [start, len] = m_sys.mapping(m_process, op.mapping, op.pointer);
+      const uint64_t length = op.length ? op.length : len - op.offset;
+      sync();
+      const uint64_t t0 = now();
+      ++m_stats.syscalls;
+      int r;
+      if (op.kind == OpKind::kMprotect) {
+        r = k.sys_mprotect(m_ctx, mm, start + op.offset, length, op.prot_read, op.prot_write,
+                           op.prot_exec);
+      } else {
+        const mm::Advice adv = op.advice == "dontneed" ? mm::Advice::kDontneed
+                               : op.advice == "free"   ? mm::Advice::kFree
+                               : op.advice == "hugepage" ? mm::Advice::kHugepage
+                                                         : mm::Advice::kNohugepage;
+        r = k.sys_madvise(m_ctx, mm, start + op.offset, length, adv);
+      }
+      charge_kernel();
+      trace_span("syscall", std::string(workload::op_name(op.kind)) + " " + op.mapping, t0);
+      if (r < 0)
+        throw InputError(op.pointer, std::string(workload::op_name(op.kind)) +
+                                         " failed with errno " + std::to_string(-r));
+      break;
+    }
+    case OpKind::kFork: {
+      sync();
+      const uint64_t t0 = now();
+      ++m_stats.syscalls;
+      mm::Mm& child = k.dup_mmap(m_ctx, mm);
+      charge_kernel();
+      trace_span("syscall", "fork", t0);
+      m_children.push_back(
+          m_sys.spawn(child, m_process, static_cast<unsigned>(op.cpu), op.body, op.pointer));
+      break;
+    }
+    case OpKind::kExit:
+      m_exiting = true;
+      break;
+    case OpKind::kWait: {
+      // wait4() until every child this thread forked has exited: the CPU sleeps.
+      m_local += m_stolen;
+      m_stolen = 0;
+      ++m_stats.syscalls;
+      m_ctx.count(mm::KOp::kSyscallEntry);
+      m_sys.arch().enter_lazy_tlb(m_ctx);
+      charge_kernel();
+      sync();
+      const uint64_t t = sc_now_cycles();
+      for (unsigned c : m_children) m_sys.wait_exit(c);
+      m_children.clear();
+      m_stats.barrier_wait_cycles += sc_now_cycles() - t;
+      trace_span("syscall", "wait", t);
+      m_sys.arch().switch_mm(m_ctx, m_sys.process_mm(m_process));
+      charge_kernel();
+      break;
+    }
     case OpKind::kBarrier:
       barrier_op(op);
       break;

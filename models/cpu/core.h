@@ -103,8 +103,18 @@ class Core : public sc_core::sc_module {
   /// Assigns the thread this CPU runs (nullptr: idle).
   void assign(const workload::Thread* thread, unsigned process) {
     m_thread = thread;
+    m_ops = &thread->ops;
     m_process = process;
   }
+  /// A forked child starts running `ops` here now (System::spawn).
+  void start(const std::vector<workload::Op>* ops, unsigned process) {
+    m_ops = ops;
+    m_process = process;
+    m_busy = true;
+    m_start_event.notify();
+  }
+  /// A thread is running (or about to run) on this CPU.
+  bool busy() const { return m_busy; }
   /// Runs `program` instead of the thread's ops (harnesses). The core still starts
   /// by switching to its process's mm and ends with the thread-exit path.
   void set_program(std::function<void(Core&)> program) { m_program = std::move(program); }
@@ -189,6 +199,11 @@ class Core : public sc_core::sc_module {
   unsigned m_id;
   System& m_sys;
   const workload::Thread* m_thread = nullptr;
+  const std::vector<workload::Op>* m_ops = nullptr;  // what the thread runs
+  bool m_busy = false;
+  bool m_exiting = false;               // the thread ran an exit op
+  std::vector<unsigned> m_children;     // processes this thread forked
+  sc_core::sc_event m_start_event;
   unsigned m_process = 0;
   mm::ExecContext m_ctx;
   std::array<uint64_t, static_cast<size_t>(mm::KOp::kCount)> m_charged{};

@@ -40,7 +40,7 @@ TEST(WorkloadReader, UnknownOpListsValidOnes) {
 }
 
 TEST(WorkloadReader, KnownButUnsupportedOpSaysSo) {
-  InputError e = error_of(R"({"processes":[{"threads":[{"ops":[{"op":"fork"}]}]}]})");
+  InputError e = error_of(R"({"processes":[{"threads":[{"ops":[{"op":"mremap"}]}]}]})");
   EXPECT_NE(e.message().find("not supported yet"), std::string::npos) << e.what();
 }
 

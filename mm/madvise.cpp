@@ -1,0 +1,154 @@
+// madvise(MADV_DONTNEED / MADV_FREE) (mm/madvise.c).
+#include <algorithm>
+#include <cerrno>
+
+#include "base/error.h"
+#include "mm/folio.h"
+#include "mm/kernel.h"
+#include "mm/mmu_gather.h"
+
+namespace tlbsim::mm {
+
+void Kernel::zap_page_range_single(ExecContext& ctx, Vma& vma, VirtAddr start, VirtAddr end) {
+  // Mirrors mm/memory.c:zap_page_range_single(): its own gather, one VMA, page
+  // tables stay (no PT_RECLAIM).
+  MmuGather tlb(*this, ctx, *vma.mm(), /*fullmm=*/false);
+  unmap_page_range(tlb, vma, start, end);
+  tlb.tlb_end_vma(vma);
+  tlb.tlb_finish_mmu();
+}
+
+uint64_t Kernel::madvise_free_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pte_table,
+                                        VirtAddr start, VirtAddr end) {
+  // Mirrors mm/madvise.c:madvise_free_pte_range(): exclusively mapped anon folios are
+  // marked lazy-free (no longer swap-backed) and their PTEs made old and clean, so
+  // reclaim can discard them unless they are written again. Returns folios marked.
+  ExecContext& ctx = tlb.ctx();
+  Mm& mm = tlb.mm();
+  ctx.count(KOp::kLock);  // PTL
+  (void)vma;
+  uint64_t marked = 0;
+  for (VirtAddr addr = start; addr < end;) {
+    uint64_t* ptep = &pte_table[level_index(addr, 1)];
+    ctx.count(KOp::kPteRead);
+    const uint64_t pte = m_arch.ptep_get(ptep);
+    if (PteCodec::none(pte) || !m_codec.present(pte) || m_codec.pfn(pte) == m_zero_pfn) {
+      addr += kPageSize;
+      continue;
+    }
+    const Pfn pfn = m_codec.pfn(pte);
+    Folio folio = Folio::of(m_pm, pfn);
+    unsigned nr = 1;
+    if (folio.test_large()) {
+      const unsigned max_nr = static_cast<unsigned>((end - addr) >> kPageShift);
+      nr = folio_pte_batch(pfn, ptep, pte, max_nr);
+      // A large folio only partly inside the range would need a split (skipped here,
+      // as Linux skips it when the split fails); shared folios are left alone.
+      if (pfn != folio.pfn() || nr != folio.nr_pages() ||
+          folio.maybe_mapped_shared(m_rmap.config().mm_id)) {
+        addr += uint64_t{nr} * kPageSize;
+        continue;
+      }
+    } else if (folio.mapcount() != 1) {
+      addr += kPageSize;
+      continue;
+    }
+    if (!folio.test_anon()) {
+      addr += uint64_t{nr} * kPageSize;
+      continue;
+    }
+    bool changed = false;
+    for (unsigned i = 0; i < nr; ++i) {
+      const uint64_t old = ptep[i];
+      if (m_codec.young(old) || m_codec.dirty(old)) {
+        // ptep_get_and_clear_full + set_pte_at(mkold(mkclean)) + tlb_remove_tlb_entry
+        m_arch.ptep_get_and_clear(ctx, mm, addr + i * kPageSize, &ptep[i]);
+        m_arch.set_ptes(ctx, mm, addr + i * kPageSize, &ptep[i],
+                        m_codec.mkold(m_codec.mkclean(old)), 1);
+        ctx.count(KOp::kPteWrite, 2);
+        tlb.tlb_remove_tlb_entries(addr + i * kPageSize, 1);
+        changed = true;
+      }
+    }
+    (void)changed;
+    folio.head().clear(kPgDirty);
+    folio.head().clear(kPgSwapBacked);  // folio_mark_lazyfree
+    ++marked;
+    addr += uint64_t{nr} * kPageSize;
+  }
+  return marked;
+}
+
+uint64_t Kernel::madvise_free_level(MmuGather& tlb, Vma& vma, PageTablePage& table,
+                                    unsigned level, VirtAddr start, VirtAddr end) {
+  const uint64_t size = level_entry_size(level);
+  uint64_t marked = 0;
+  VirtAddr addr = start;
+  while (addr < end) {
+    const VirtAddr next = std::min(end, addr.align_down(size) + size);
+    const uint64_t e = table[level_index(addr, level)];
+    if (!PteCodec::none(e)) {
+      if (level <= 3 && m_codec.huge(e))
+        throw InputError("", "not supported yet: MADV_FREE of PMD-mapped THPs");
+      PageTablePage& child = m_pt.table_of(e);
+      marked += level == 2 ? madvise_free_pte_range(tlb, vma, child.data(), addr, next)
+                           : madvise_free_level(tlb, vma, child, level - 1, addr, next);
+    }
+    addr = next;
+  }
+  return marked;
+}
+
+int Kernel::sys_madvise(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len, Advice advice) {
+  // Mirrors mm/madvise.c:do_madvise() for the advices that change mappings.
+  ctx.count(KOp::kSyscallEntry);
+  ctx.count(KOp::kLock);  // mmap_lock (read)
+  if (!addr.is_aligned(kPageSize)) return -EINVAL;
+  if (len == 0) return 0;
+  const VirtAddr end = addr + ((len + kPageSize - 1) & kPageMask);
+  int err = 0;
+  for (VirtAddr a = addr; a < end;) {
+    Vma* vma = mm.find_vma(a);
+    if (!vma) {
+      // A hole: Linux advises what is mapped and returns ENOMEM.
+      auto it = mm.vmas().upper_bound(a.value());
+      if (it == mm.vmas().end() || it->second->start() >= end) return -ENOMEM;
+      err = -ENOMEM;
+      a = it->second->start();
+      continue;
+    }
+    const VirtAddr s = std::max(a, vma->start()), e = std::min(end, vma->end());
+    switch (advice) {
+      case Advice::kDontneed: {
+        if (vma->test(kVmLocked)) return -EINVAL;
+        CauseScope cause(ctx, FlushCause::kDontneed);
+        zap_page_range_single(ctx, *vma, s, e);
+        break;
+      }
+      case Advice::kFree: {
+        if (!vma->is_anonymous() || vma->test(kVmShared)) return -EINVAL;
+        CauseScope cause(ctx, FlushCause::kDontneed);
+        MmuGather tlb(*this, ctx, mm, /*fullmm=*/false);
+        m_vmstat.lazyfree_folios += madvise_free_level(tlb, *vma, m_pm.table(mm.pgd()),
+                                                       m_pt.levels(), s, e);
+        tlb.tlb_end_vma(*vma);
+        tlb.tlb_finish_mmu();
+        break;
+      }
+      case Advice::kHugepage:
+      case Advice::kNohugepage: {
+        uint64_t f = vma->flags() & ~(kVmHugePage | kVmNoHugePage);
+        f |= advice == Advice::kHugepage ? kVmHugePage : kVmNoHugePage;
+        if (vma->start() < s) vma_split(ctx, mm, *vma, s);
+        Vma* v = mm.find_vma(s);
+        if (v->end() > e) vma_split(ctx, mm, *v, e);
+        mm.find_vma(s)->set_flags(f);
+        break;
+      }
+    }
+    a = e;
+  }
+  return err;
+}
+
+}  // namespace tlbsim::mm

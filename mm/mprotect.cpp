@@ -1,0 +1,144 @@
+// mprotect() (mm/mprotect.c): VMA flags, then change_protection() over the page
+// tables inside one mmu_gather. A PTE whose change needs a TLB flush
+// (pte_needs_flush) adds its address to the gather; x86 flushes once at
+// tlb_finish_mmu (MMU_GATHER_MERGE_VMAS), arm64 at the end of every VMA.
+#include <algorithm>
+#include <cerrno>
+
+#include "base/error.h"
+#include "mm/folio.h"
+#include "mm/kernel.h"
+#include "mm/mmu_gather.h"
+
+namespace tlbsim::mm {
+
+namespace {
+
+/// pte_needs_flush(old, new): x86 arch/x86/include/asm/tlbflush.h; arm64: any
+/// non-software bit differs.
+bool pte_needs_flush(const PteCodec& c, uint64_t oldpte, uint64_t newpte) {
+  if (!c.present(oldpte)) return false;
+  if (c.pfn(oldpte) != c.pfn(newpte)) return true;
+  if (c.arch() == Arch::kX86_64) {
+    using namespace x86_bits;
+    const uint64_t diff = oldpte ^ newpte;
+    // Cleared DIRTY or PRESENT needs a flush (ACCESSED is ignored for PTEs).
+    if ((diff & oldpte) & (kDirty | kPresent)) return true;
+    // Any change of RW, USER, PWT, PCD, PSE, GLOBAL, PAT, PKEY, NX.
+    constexpr uint64_t kFlushOnChange =
+        kRw | kUser | kPwt | kPcd | kPse | kGlobal | (1ull << 12) | (0xFull << 59) | kNx;
+    return diff & kFlushOnChange;
+  }
+  using namespace arm64_bits;
+  constexpr uint64_t kSoftware = kSwDirty | kSpecial | (0xFull << 56);
+  return ((oldpte ^ newpte) & ~kSoftware) != 0;
+}
+
+}  // namespace
+
+uint64_t Kernel::change_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pte_table, VirtAddr start,
+                                  VirtAddr end, uint64_t newflags) {
+  // Mirrors mm/mprotect.c:change_pte_range(). Returns the pages whose PTE changed.
+  ExecContext& ctx = tlb.ctx();
+  Mm& mm = tlb.mm();
+  ctx.count(KOp::kLock);  // PTL
+  (void)vma;
+  const bool write = newflags & kVmWrite;
+  // MM_CP_TRY_CHANGE_WRITABLE: vma_wants_manual_pte_write_upgrade() for a private
+  // writable mapping; exclusive anon pages become writable without a write fault.
+  const bool try_writable = write && !(newflags & kVmShared);
+  uint64_t pages = 0;
+  for (VirtAddr addr = start; addr < end; addr += kPageSize) {
+    uint64_t* ptep = &pte_table[level_index(addr, 1)];
+    ctx.count(KOp::kPteRead);
+    const uint64_t oldpte = m_arch.ptep_get(ptep);
+    if (PteCodec::none(oldpte) || !m_codec.present(oldpte)) continue;  // swap entries keep theirs
+    uint64_t newpte = oldpte;
+    // pte_modify(): the new protection, keeping pfn, dirty, young, special bits.
+    newpte = write ? newpte : m_codec.wrprotect(newpte);
+    newpte = m_codec.set_exec(newpte, newflags & kVmExec);
+    if (try_writable && !m_codec.write(newpte) && m_codec.pfn(newpte) != m_zero_pfn) {
+      // can_change_pte_writable(): private mapping → only exclusive anon pages.
+      const Pfn pfn = m_codec.pfn(newpte);
+      Folio folio = Folio::of(m_pm, pfn);
+      if (folio.test_anon() && folio.page_of(pfn).test(kPgAnonExclusive))
+        newpte = m_codec.mkwrite(newpte);
+    }
+    if (newpte == oldpte) continue;
+    // ptep_modify_prot_start() / ptep_modify_prot_commit().
+    m_arch.ptep_get_and_clear(ctx, mm, addr, ptep);
+    m_arch.set_ptes(ctx, mm, addr, ptep, newpte, 1);
+    ctx.count(KOp::kPteWrite, 2);
+    if (pte_needs_flush(m_codec, oldpte, newpte)) tlb.tlb_flush_pte_range(addr, kPageSize);
+    ++pages;
+  }
+  return pages;
+}
+
+uint64_t Kernel::change_protection_level(MmuGather& tlb, Vma& vma, PageTablePage& table,
+                                         unsigned level, VirtAddr start, VirtAddr end,
+                                         uint64_t newflags) {
+  // change_p4d_range / change_pud_range / change_pmd_range.
+  const uint64_t size = level_entry_size(level);
+  uint64_t pages = 0;
+  VirtAddr addr = start;
+  while (addr < end) {
+    const VirtAddr next = std::min(end, addr.align_down(size) + size);
+    const uint64_t e = table[level_index(addr, level)];
+    if (!PteCodec::none(e)) {
+      if (level <= 3 && m_codec.huge(e))
+        throw InputError("", "not supported yet: mprotect of PMD/PUD-mapped THPs "
+                             "(change_huge_pmd and PMD splitting)");
+      PageTablePage& child = m_pt.table_of(e);
+      pages += level == 2 ? change_pte_range(tlb, vma, child.data(), addr, next, newflags)
+                          : change_protection_level(tlb, vma, child, level - 1, addr, next, newflags);
+    }
+    addr = next;
+  }
+  return pages;
+}
+
+int Kernel::sys_mprotect(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len, bool read,
+                         bool write, bool exec) {
+  // Mirrors mm/mprotect.c:do_mprotect_pkey() → mprotect_fixup() → change_protection().
+  ctx.count(KOp::kSyscallEntry);
+  ctx.count(KOp::kLock);  // mmap_lock (write)
+  CauseScope cause(ctx, FlushCause::kMprotect);
+  if (!addr.is_aligned(kPageSize)) return -EINVAL;
+  if (len == 0) return 0;
+  const VirtAddr end = addr + ((len + kPageSize - 1) & kPageMask);
+  if (end <= addr) return -ENOMEM;
+  if (!read && !write && !exec)
+    throw InputError("", "not supported yet: mprotect(PROT_NONE) (protnone PTEs)");
+  // Every page of the range must be mapped (else ENOMEM, like Linux).
+  for (VirtAddr a = addr; a < end;) {
+    Vma* v = mm.find_vma(a);
+    if (!v) return -ENOMEM;
+    a = v->end();
+  }
+  if (Vma* v = mm.find_vma(addr); v && v->start() < addr) vma_split(ctx, mm, *v, addr);
+  if (Vma* v = mm.find_vma(end - 1); v && v->end() > end) vma_split(ctx, mm, *v, end);
+  MmuGather tlb(*this, ctx, mm, /*fullmm=*/false);
+  for (auto it = mm.vmas().lower_bound(addr.value());
+       it != mm.vmas().end() && it->second->start() < end; ++it) {
+    Vma& vma = *it->second;
+    uint64_t newflags = vma.flags() & ~(kVmRead | kVmWrite | kVmExec);
+    if (read) newflags |= kVmRead;
+    if (write) newflags |= kVmWrite;
+    if (exec) newflags |= kVmExec;
+    if (write && !vma.test(kVmMayWrite)) {
+      tlb.tlb_finish_mmu();
+      return -EACCES;
+    }
+    if (newflags == vma.flags()) continue;
+    vma.set_flags(newflags);
+    ctx.count(KOp::kVmaOp);
+    change_protection_level(tlb, vma, m_pm.table(mm.pgd()), m_pt.levels(), vma.start(),
+                            vma.end(), newflags);
+    tlb.tlb_end_vma(vma);
+  }
+  tlb.tlb_finish_mmu();
+  return 0;
+}
+
+}  // namespace tlbsim::mm

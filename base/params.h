@@ -104,6 +104,17 @@ class Param final : public ParamBase {
   }
 
   void load(const Json& j, const std::string& pointer) override {
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      // A negative number for a parameter whose validators also reject 0 is best
+      // described as "expected a positive integer".
+      const bool not_positive =
+          j.is_number_integer() && (j.is_number_unsigned() ? j.get<uint64_t>() == 0 : j.get<int64_t>() <= 0);
+      if (not_positive && std::is_unsigned_v<T>) {
+        for (const auto& check : m_validators)
+          if (!check(T{0}).empty())
+            throw InputError(pointer, "expected a positive integer, got " + param_detail::describe(j));
+      }
+    }
     T v = param_detail::from_json<T>(j, pointer);
     for (const auto& check : m_validators) {
       std::string err = check(v);

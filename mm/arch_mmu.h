@@ -85,6 +85,33 @@ class ArchMmu {
   /// flush_pmd_tlb_range(vma, start, end): PMD-level leaf changes (THP).
   virtual void flush_pmd_tlb_range(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end) = 0;
 
+  // --- batched unmap flush (TTU_BATCH_FLUSH, reference §6) ---------------------
+  // One batch per CPU (Linux: current->tlb_ubc.arch of the reclaiming task). The
+  // kernel clears PTEs, adds them with arch_tlbbatch_add_pending and completes the
+  // whole batch with arch_tlbbatch_flush before it frees, writes back or copies the
+  // pages. Architectures without CONFIG_ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH never
+  // defer (the defaults).
+  /// arch_tlbbatch_should_defer(mm): is deferring this mm's flush worth it?
+  virtual bool arch_tlbbatch_should_defer(ExecContext& ctx, Mm& mm) {
+    (void)ctx, (void)mm;
+    return false;
+  }
+  /// arch_tlbbatch_add_pending(batch, mm, start, end): PTEs of [start, end) in `mm`
+  /// were cleared; x86 records the CPUs to flush, arm64 issues the TLBIs now
+  /// without waiting for them.
+  virtual void arch_tlbbatch_add_pending(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end) {
+    (void)ctx, (void)mm, (void)start, (void)end;
+  }
+  /// arch_tlbbatch_flush(batch): complete every invalidation of ctx.cpu's batch;
+  /// returns when done (x86: one flush_tlb_multi; arm64: one DSB ISH).
+  virtual void arch_tlbbatch_flush(ExecContext& ctx) { (void)ctx; }
+  /// pte_accessible(mm, pte): may a TLB hold the (old) entry? No PROT_NONE / NUMA
+  /// hinting entries are modelled, so on x86 and arm64 this is "present".
+  virtual bool pte_accessible(const Mm& mm, uint64_t pte) const {
+    (void)mm;
+    return m_codec.present(pte);
+  }
+
   // --- PTE accessors (include/linux/pgtable.h; arm64 contpte in arch/arm64/mm/contpte.c)
   // Generic code must change user PTEs through these so arm64 can keep its contpte
   // blocks consistent (fold when a whole aligned 16-page block of one folio is mapped,

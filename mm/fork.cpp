@@ -63,8 +63,10 @@ class ForkCopier {
 
  private:
   int copy_range_level(Pfn dst_table, Pfn src_table, unsigned level, VirtAddr addr, VirtAddr end);
-  int copy_huge_pmd(Pfn dst_pmd_table, uint64_t& dst_pmd, uint64_t& src_pmd);
-  bool copy_huge_pmd_folio(Folio folio, Pfn pfn, Pfn pgtable);
+  int copy_huge_pmd(Pfn dst_pmd_table, uint64_t& dst_pmd, Pfn src_pmd_table, uint64_t& src_pmd,
+                    VirtAddr addr);
+  bool copy_huge_pmd_folio(Folio folio, Pfn pfn, Pfn pgtable, Pfn src_pmd_table,
+                           uint64_t& src_pmd, VirtAddr addr);
   int copy_pte_range(PageTablePage& dst_t, PageTablePage& src_t, VirtAddr addr, VirtAddr end);
   int copy_present_ptes(uint64_t* dst_pte, uint64_t* src_pte, uint64_t pte, VirtAddr addr,
                         unsigned max_nr);
@@ -198,7 +200,7 @@ int ForkCopier::copy_range_level(Pfn dst_table, Pfn src_table, unsigned level, V
     }
     if (level <= 3 && m_codec.huge(src_e)) {
       if (level == 3) fork_not_supported("fork of PUD-mapped pages (copy_huge_pud)");
-      const int err = copy_huge_pmd(dst_table, dst_t[idx], src_t[idx]);
+      const int err = copy_huge_pmd(dst_table, dst_t[idx], src_table, src_t[idx], addr);
       if (err == -ENOMEM) return err;
       if (err == 0) {
         addr = next;
@@ -226,7 +228,8 @@ int ForkCopier::copy_range_level(Pfn dst_table, Pfn src_table, unsigned level, V
 
 // --- PMD-mapped THP ----------------------------------------------------------------------
 
-int ForkCopier::copy_huge_pmd(Pfn dst_pmd_table, uint64_t& dst_pmd, uint64_t& src_pmd) {
+int ForkCopier::copy_huge_pmd(Pfn dst_pmd_table, uint64_t& dst_pmd, Pfn src_pmd_table,
+                              uint64_t& src_pmd, VirtAddr addr) {
   // Mirrors mm/huge_memory.c:copy_huge_pmd() for a present PMD (a THP or the huge
   // zero folio, which is not refcounted per mapping here). Non-anonymous VMAs are
   // skipped: the child refaults them.
@@ -241,7 +244,7 @@ int ForkCopier::copy_huge_pmd(Pfn dst_pmd_table, uint64_t& dst_pmd, uint64_t& sr
   const Pfn pfn = m_codec.pfn(pmd);
   Folio folio = Folio::of(m_pm, pfn);
   if (!folio.test_zero()) {
-    if (!copy_huge_pmd_folio(folio, pfn, *pgtable)) return -EAGAIN;
+    if (!copy_huge_pmd_folio(folio, pfn, *pgtable, src_pmd_table, src_pmd, addr)) return -EAGAIN;
   }
   // out_zero_page: mm_inc_nr_ptes + pgtable_trans_huge_deposit — the deposited
   // table counts as one of the child's page tables, reserved for a later split of
@@ -255,7 +258,8 @@ int ForkCopier::copy_huge_pmd(Pfn dst_pmd_table, uint64_t& dst_pmd, uint64_t& sr
   return 0;
 }
 
-bool ForkCopier::copy_huge_pmd_folio(Folio folio, Pfn pfn, Pfn pgtable) {
+bool ForkCopier::copy_huge_pmd_folio(Folio folio, Pfn pfn, Pfn pgtable, Pfn src_pmd_table,
+                                     uint64_t& src_pmd, VirtAddr addr) {
   // The normal-THP part of copy_huge_pmd(): a reference and a PMD-level dup.
   folio.ref_add(1);  // folio_get
   m_ctx.count(KOp::kAtomic);
@@ -265,7 +269,10 @@ bool ForkCopier::copy_huge_pmd_folio(Folio folio, Pfn pfn, Pfn pgtable) {
     m_ctx.count(KOp::kAtomic);
     m_pm.free_page_table(pgtable, "copy_huge_pmd(pte_free)");
     m_ctx.count(KOp::kPtFree);
-    fork_not_supported("fork of a pinned PMD-mapped THP (needs __split_huge_pmd)");
+    // __split_huge_pmd(src_vma, src_pmd, addr, false): the PTEs are copied next.
+    m_k.split_huge_pmd_locked(m_ctx, *m_src_vma, src_pmd_table, &src_pmd,
+                              addr.align_down(kPmdSize), false);
+    return false;
   }
   m_dst_mm->add_rss(kMmAnonPages, int64_t{1} << kPmdOrder);
   return true;

@@ -9,9 +9,8 @@
 // mapping goes (zap_deposited_table: pte_free, not through the mmu_gather — no
 // walker ever saw it).
 //
-// Not supported yet (InputError): __split_huge_pmd, which Linux uses for a partial
-// zap of a PMD THP, for COW of a PMD THP that is not exclusive to the faulting mm,
-// and for a write to the huge zero page when no PMD-sized folio can be allocated.
+// PMD splits (partial zap, COW of a shared THP, a write to the huge zero page
+// without a PMD-sized folio) are in huge_split.cpp.
 #include <algorithm>
 #include <stdexcept>
 
@@ -158,11 +157,12 @@ std::optional<Pfn> Kernel::get_huge_zero_folio(ExecContext& ctx) {
   return *pfn;
 }
 
-FaultResult Kernel::do_huge_pmd_wp_page(ExecContext& ctx, VmFault& vmf) {
+std::optional<FaultResult> Kernel::do_huge_pmd_wp_page(ExecContext& ctx, VmFault& vmf) {
   // Mirrors mm/huge_memory.c:do_huge_pmd_wp_page() (via wp_huge_pmd): reuse an
   // exclusive THP in place; a THP only this mapping references becomes exclusive
-  // again (folio_move_anon_rmap). A PMD THP is never copied as a whole: Linux
-  // splits the PMD and COWs one PTE, which needs the PMD split.
+  // again (folio_move_anon_rmap). A PMD THP is never copied as a whole: the PMD is
+  // split and nullopt (VM_FAULT_FALLBACK) sends the fault on to the PTE level,
+  // where do_wp_page COWs the one page.
   ++m_vmstat.pgfault_wp;
   const Pfn pfn = m_codec.pfn(vmf.orig_pmd);
   Folio folio = Folio::of(m_pm, pfn);
@@ -171,7 +171,12 @@ FaultResult Kernel::do_huge_pmd_wp_page(ExecContext& ctx, VmFault& vmf) {
   Page& head = folio.head();
   if (!head.test(kPgAnonExclusive)) {
     ctx.count(KOp::kLock);  // folio_trylock
-    if (folio.ref_count() > 1) fault_not_supported("COW of a shared PMD-mapped THP");
+    if (folio.ref_count() > 1) {
+      // fallback: __split_huge_pmd(vma, vmf->pmd, vmf->address, false).
+      split_huge_pmd_locked(ctx, vmf.vma, vmf.pmd_table, vmf.pmd,
+                            vmf.address.align_down(kPmdSize), false);
+      return std::nullopt;
+    }
     m_rmap.folio_move_anon_rmap(ctx, folio, vmf.vma);
     head.set(kPgAnonExclusive);
     ctx.count(KOp::kAtomic);
@@ -187,17 +192,19 @@ FaultResult Kernel::do_huge_pmd_wp_page(ExecContext& ctx, VmFault& vmf) {
   return FaultResult::kOk;
 }
 
-FaultResult Kernel::do_huge_zero_wp_pmd(ExecContext& ctx, VmFault& vmf) {
+std::optional<FaultResult> Kernel::do_huge_zero_wp_pmd(ExecContext& ctx, VmFault& vmf) {
   // Mirrors mm/huge_memory.c:do_huge_zero_wp_pmd() (Linux 6.13+): replace the huge
   // zero PMD with a fresh THP. The deposited table stays with the new mapping.
+  // Without a PMD-sized folio: split into zero-page PTEs and fall back.
   const VirtAddr haddr = vmf.address.align_down(kPmdSize);
   auto pfn = m_pm.alloc_folio(kPmdOrder);  // vma_alloc_anon_folio_pmd
   ctx.count(KOp::kPageAlloc);
   if (!pfn) {
     ++m_vmstat.thp_fault_fallback;
     ++m_vmstat.mthp[kPmdOrder]->anon_fault_fallback;
-    fault_not_supported("write to the huge zero page without a free PMD-sized folio "
-                        "(needs __split_huge_pmd)");
+    ctx.count(KOp::kLock);  // pmd_lock
+    split_huge_pmd_locked(ctx, vmf.vma, vmf.pmd_table, vmf.pmd, haddr, false);
+    return std::nullopt;
   }
   ctx.count(KOp::kPageZero, uint64_t{1} << kPmdOrder);
   m_vmstat.pgalloc += uint64_t{1} << kPmdOrder;

@@ -26,6 +26,7 @@ Kernel::Kernel(const KernelProfile& profile, PhysMem& pm, ArchMmu& arch, StatGro
   if (!zero) throw std::runtime_error("machine memory too small for the zero page");
   m_zero_pfn = *zero;
   m_pm.page(m_zero_pfn).set(kPgZero);
+  m_tlb_ubc.resize(arch.nr_cpus());
 }
 
 Kernel::~Kernel() = default;

@@ -46,6 +46,10 @@ struct KernelFlushStats : StatGroup {
   Scalar gather_forced{this, "gather_forced", "count", "Flushes forced inside zap_pte_range (gather full or dirty file PTEs)."};
   Scalar gather_batches{this, "gather_batches", "count", "Page batches allocated by mmu_gathers."};
   Histogram gather_pages{this, "gather_pages_per_flush", "pages", "Pages freed per tlb_batch_pages_flush."};
+  Scalar tlbbatch_pending{this, "tlbbatch_pending", "pages", "PTEs whose flush was deferred to a batch (set_tlb_ubc_flush_pending)."};
+  Scalar tlbbatch_skipped{this, "tlbbatch_skipped", "pages", "Deferred unmaps of entries that were not pte_accessible: no flush needed."};
+  Scalar tlbbatch_flushes{this, "tlbbatch_flushes", "count", "try_to_unmap_flush calls that flushed a batch."};
+  Scalar batched_pending_flushes{this, "batched_pending_flushes", "count", "flush_tlb_mm calls by flush_tlb_batched_pending."};
   std::array<std::unique_ptr<FlushCauseStats>, static_cast<size_t>(FlushCause::kCount)> by_cause;
 };
 
@@ -71,6 +75,9 @@ enum class FaultResult : uint8_t { kOk, kSegv, kOom, kRetry };
 
 /// FAULT_FLAG_* the simulator uses.
 enum FaultFlags : uint32_t { kFaultWrite = 1u << 0, kFaultExec = 1u << 1, kFaultUser = 1u << 2 };
+
+/// enum ttu_flags (include/linux/rmap.h) the simulator uses.
+enum TtuFlags : uint32_t { kTtuSplitHugePmd = 1u << 2, kTtuBatchFlush = 1u << 7 };
 
 class Kernel {
  public:
@@ -138,6 +145,45 @@ class Kernel {
   /// madvise(): 0 or −errno.
   int sys_madvise(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len, Advice advice);
 
+  // --- PMD split, folio split, deferred split (huge_split.cpp) --------------------
+  /// split_huge_pmd_address(vma, address, freeze): if a huge PMD maps `address`,
+  /// split it into a PTE table (__split_huge_pmd_locked). Non-freeze: the folio
+  /// stays mapped by 512 PTEs; freeze: 512 migration entries (folio split).
+  void split_huge_pmd_address(ExecContext& ctx, Vma& vma, VirtAddr address, bool freeze = false);
+  /// split_folio(): split an anonymous large folio to order 0 (__folio_split):
+  /// unmap every mapping to migration entries with one batched flush, split the
+  /// metadata, remap each page, free the pages nobody mapped. The caller holds one
+  /// reference (kept on the first page). 0, or −EAGAIN (unexpected references:
+  /// split_failed) / −EINVAL (not a splittable anon folio).
+  int split_folio(ExecContext& ctx, Folio folio);
+  /// deferred_split_scan(): the "thp-deferred_split" shrinker, scanning up to
+  /// `nr_to_scan` queued folios: partially mapped ones are split, the others
+  /// dropped from the queue (underused-THP detection needs page contents, which are
+  /// not modelled: as with Linux's default max_ptes_none = 511, never underused).
+  /// Returns the number of folios split.
+  uint64_t deferred_split_scan(ExecContext& ctx, uint64_t nr_to_scan);
+
+  // --- batched unmap flush (migrate.cpp; reference §6) -----------------------------
+  /// should_defer_flush(mm, flags).
+  bool should_defer_flush(ExecContext& ctx, Mm& mm, uint32_t ttu_flags);
+  /// set_tlb_ubc_flush_pending(mm, pteval, start, end).
+  void set_tlb_ubc_flush_pending(ExecContext& ctx, Mm& mm, uint64_t pteval, VirtAddr start,
+                                 VirtAddr end);
+  /// try_to_unmap_flush(): complete ctx.cpu's batch (one arch_tlbbatch_flush).
+  void try_to_unmap_flush(ExecContext& ctx);
+  /// try_to_unmap_flush_dirty(): only if a dirty (maybe writable) entry was batched.
+  void try_to_unmap_flush_dirty(ExecContext& ctx);
+  /// flush_tlb_batched_pending(mm): called under the PTL by PTE modifiers; flushes
+  /// the mm if a batched flush may still be outstanding.
+  void flush_tlb_batched_pending(ExecContext& ctx, Mm& mm);
+  /// try_to_migrate(): replace every mapping of `folio` by migration entries
+  /// (TTU_BATCH_FLUSH: flush deferred to try_to_unmap_flush; TTU_SPLIT_HUGE_PMD:
+  /// PMD mappings are split with freeze first).
+  void try_to_migrate(ExecContext& ctx, Folio folio, uint32_t ttu_flags);
+  /// remove_migration_ptes(src, dst): migration entries naming pages of `src` become
+  /// PTEs mapping the same-index pages of `dst` (which carries src's mapping/index).
+  void remove_migration_ptes(ExecContext& ctx, Folio src, Folio dst);
+
   // --- TLB maintenance requests (counted by cause, then handed to the arch) --------
   void tlb_flush(ExecContext& ctx, Mm& mm, const TlbFlushRequest& req);
   void flush_tlb_mm(ExecContext& ctx, Mm& mm);
@@ -202,6 +248,8 @@ class Kernel {
   // mprotect / madvise (mprotect.cpp, madvise.cpp)
   uint64_t change_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pte_table, VirtAddr start,
                             VirtAddr end, uint64_t newflags);
+  uint64_t change_huge_pmd(MmuGather& tlb, Vma& vma, uint64_t* pmd, VirtAddr addr,
+                           uint64_t newflags);
   uint64_t change_protection_level(MmuGather& tlb, Vma& vma, PageTablePage& table,
                                    unsigned level, VirtAddr start, VirtAddr end,
                                    uint64_t newflags);
@@ -233,11 +281,25 @@ class Kernel {
   std::optional<FaultResult> do_huge_pmd_anonymous_page(ExecContext& ctx, VmFault& vmf);
   void map_anon_folio_pmd(ExecContext& ctx, Folio folio, VmFault& vmf);
   std::optional<Pfn> get_huge_zero_folio(ExecContext& ctx);
-  FaultResult do_huge_pmd_wp_page(ExecContext& ctx, VmFault& vmf);
-  FaultResult do_huge_zero_wp_pmd(ExecContext& ctx, VmFault& vmf);
+  /// nullopt: VM_FAULT_FALLBACK (the PMD was split; continue at PTE level).
+  std::optional<FaultResult> do_huge_pmd_wp_page(ExecContext& ctx, VmFault& vmf);
+  std::optional<FaultResult> do_huge_zero_wp_pmd(ExecContext& ctx, VmFault& vmf);
   void huge_pmd_set_accessed(ExecContext& ctx, VmFault& vmf);
   void zap_huge_pmd(MmuGather& tlb, Vma& vma, Pfn pmd_table, uint64_t* pmd, VirtAddr addr);
   void zap_deposited_table(ExecContext& ctx, Mm& mm, Pfn pmd_table);
+  // huge_split.cpp
+  void split_huge_pmd_locked(ExecContext& ctx, Vma& vma, Pfn pmd_table, uint64_t* pmd,
+                             VirtAddr haddr, bool freeze);
+  void split_huge_zero_page_pmd(ExecContext& ctx, Vma& vma, Pfn pmd_table, uint64_t* pmd,
+                                VirtAddr haddr);
+  bool try_to_migrate_one(ExecContext& ctx, Folio folio, Vma& vma, VirtAddr address,
+                          uint32_t ttu_flags);
+  /// Per CPU: current->tlb_ubc (flush_required, writable).
+  struct TlbUbc {
+    bool flush_required = false;
+    bool writable = false;
+  };
+  std::vector<TlbUbc> m_tlb_ubc;
   // filemap.cpp: file mappings (do_fault and the page cache).
   Vma* mmap_file_vma(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end, uint64_t flags,
                      int64_t file, uint64_t pgoff);
@@ -272,6 +334,8 @@ class Kernel {
   bool m_zap_batching;
   bool m_rmap_batching;
   bool m_debug_free_before_flush;
+  bool m_batched_reclaim_flush = m_profile.batched_reclaim_flush();
+  bool m_pte_accessible_skip = m_profile.pte_accessible_skip();
   // faults (huge_memory.cpp, filemap.cpp)
   ThpSysfs m_thp = ThpSysfs::from(m_profile);
   // __wp_can_reuse_large_anon_folio() needs the MM-ID shared bit (Linux 6.15).

@@ -118,6 +118,17 @@ struct KernelProfile : ParamSet {
       this, "debug_no_contpte_unfold_flush", false, "",
       "BROKEN ON PURPOSE (tests only): a contpte unfold clears and rewrites the 16 PTEs "
       "without the TLBI between break and make. The TLB coherence checker must catch it."};
+  Param<bool> batched_reclaim_flush{
+      this, "batched_reclaim_flush", true, "",
+      "TTU_BATCH_FLUSH honoured: reclaim, migration and folio split clear PTEs and flush "
+      "once per batch (should_defer_flush; x86 since 4.x, arm64 since Linux 6.5, Barry "
+      "Song / Yicong Yang). Off: one synchronous flush per unmapped page, as arm64 "
+      "before 6.5."};
+  Param<bool> pte_accessible_skip{
+      this, "pte_accessible_skip", true, "",
+      "set_tlb_ubc_flush_pending() skips entries that no TLB can hold (!pte_accessible; "
+      "Huang Ying, 'mm,unmap: avoid flushing TLB in batch if PTE is inaccessible', "
+      "v6.0). Off: every deferred unmap joins the batch."};
   ThpParams thp{this, "thp", "Transparent huge page controls (sysfs)."};
   Param<Bytes> fault_around_bytes{
       this, "fault_around_bytes", Bytes{64 << 10}, "bytes",

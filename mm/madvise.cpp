@@ -27,6 +27,7 @@ uint64_t Kernel::madvise_free_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pte_
   Mm& mm = tlb.mm();
   ctx.count(KOp::kLock);  // PTL
   (void)vma;
+  flush_tlb_batched_pending(ctx, mm);
   uint64_t marked = 0;
   for (VirtAddr addr = start; addr < end;) {
     uint64_t* ptep = &pte_table[level_index(addr, 1)];
@@ -86,10 +87,12 @@ uint64_t Kernel::madvise_free_level(MmuGather& tlb, Vma& vma, PageTablePage& tab
   VirtAddr addr = start;
   while (addr < end) {
     const VirtAddr next = std::min(end, addr.align_down(size) + size);
+    if (level == 2 && m_codec.huge(table[level_index(addr, level)]) && next - addr != kPmdSize)
+      split_huge_pmd_address(tlb.ctx(), vma, addr, false);  // madvise_free_huge_pmd
     const uint64_t e = table[level_index(addr, level)];
     if (!PteCodec::none(e)) {
       if (level <= 3 && m_codec.huge(e))
-        throw InputError("", "not supported yet: MADV_FREE of PMD-mapped THPs");
+        throw InputError("", "not supported yet: MADV_FREE of a whole PMD-mapped THP");
       PageTablePage& child = m_pt.table_of(e);
       marked += level == 2 ? madvise_free_pte_range(tlb, vma, child.data(), addr, next)
                            : madvise_free_level(tlb, vma, child, level - 1, addr, next);

@@ -50,10 +50,12 @@ FaultResult Kernel::handle_mm_fault(ExecContext& ctx, Mm& mm, VirtAddr addr, uin
     if (write && !m_codec.write(vmf.orig_pmd)) {
       // wp_huge_pmd(): file PMDs would be split and COWed at PTE level.
       if (!vma->is_anonymous()) not_supported("write faults on PMD-mapped file folios");
-      return do_huge_pmd_wp_page(ctx, vmf);
+      if (auto r = do_huge_pmd_wp_page(ctx, vmf)) return *r;
+      vmf.orig_pmd = *vmf.pmd;  // now a PTE table: COW at PTE level
+    } else {
+      huge_pmd_set_accessed(ctx, vmf);
+      return FaultResult::kOk;
     }
-    huge_pmd_set_accessed(ctx, vmf);
-    return FaultResult::kOk;
   }
   return handle_pte_fault(ctx, vmf);
 }
@@ -426,15 +428,18 @@ void Kernel::zap_range_level(MmuGather& tlb, Vma& vma, PageTablePage& table, uns
 void Kernel::zap_pmd_range(MmuGather& tlb, Vma& vma, Pfn pmd_table, VirtAddr start,
                            VirtAddr end) {
   // Mirrors mm/memory.c:zap_pmd_range(): a PMD-mapped THP wholly inside the range
-  // goes with zap_huge_pmd(); a partly covered one would need __split_huge_pmd().
+  // goes with zap_huge_pmd(); a partly covered one is split (__split_huge_pmd) and
+  // its PTEs zapped.
   PageTablePage& table = m_pm.table(pmd_table);
   VirtAddr addr = start;
   while (addr < end) {
     const VirtAddr next = std::min(end, addr.align_down(kPmdSize) + kPmdSize);
     uint64_t* pmd = &table[level_index(addr, 2)];
+    if (m_codec.huge(*pmd) && next - addr != kPmdSize) {
+      tlb.ctx().count(KOp::kLock);  // pmd_lock
+      split_huge_pmd_locked(tlb.ctx(), vma, pmd_table, pmd, addr.align_down(kPmdSize), false);
+    }
     if (m_codec.huge(*pmd)) {
-      if (next - addr != kPmdSize)
-        not_supported("zapping part of a PMD-mapped THP (needs __split_huge_pmd)");
       zap_huge_pmd(tlb, vma, pmd_table, pmd, addr);
     } else if (!PteCodec::none(*pmd)) {
       PageTablePage& child = m_pt.table_of(*pmd);
@@ -472,6 +477,7 @@ VirtAddr Kernel::zap_pte_range(MmuGather& tlb, Vma& vma, PageTablePage& table, V
   bool force_flush = false;
   int64_t rss_anon = 0, rss_file = 0;
   ctx.count(KOp::kLock);  // pte_offset_map_lock
+  flush_tlb_batched_pending(ctx, mm);
   VirtAddr addr = start;
   while (addr < end) {
     const unsigned idx = level_index(addr, 1);

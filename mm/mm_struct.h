@@ -45,6 +45,9 @@ class Mm {
   int64_t nr_pgtables() const { return m_nr_pgtables; }
   void add_pgtables(int64_t d) { m_nr_pgtables += d; }
 
+  /// mm->tlb_flush_batched: bits 0..14 the pending generation of batched unmap
+  /// flushes, bits 16..30 the generation flush_tlb_batched_pending last flushed.
+  uint32_t tlb_flush_batched = 0;
   /// mm->tlb_flush_pending: gathers active on this mm (mm_tlb_flush_nested).
   int tlb_flush_pending = 0;
 

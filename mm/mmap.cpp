@@ -37,6 +37,8 @@ Vma* Kernel::vma_create(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end, 
 
 void Kernel::vma_split(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr at) {
   // Mirrors mm/vma.c:__split_vma(): the new VMA takes [at, end) and shares anon_vma.
+  // vma_adjust_trans_huge(): a PMD-mapped THP straddling `at` is split first.
+  if (!at.is_aligned(kPmdSize)) split_huge_pmd_address(ctx, vma, at, false);
   ctx.count(KOp::kVmaOp);
   auto tail = std::make_unique<Vma>(&mm, at, vma.end(), vma.flags(),
                                     vma.pgoff() + ((at - vma.start()) >> kPageShift));

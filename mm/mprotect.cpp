@@ -1,5 +1,6 @@
 // mprotect() (mm/mprotect.c): VMA flags, then change_protection() over the page
-// tables inside one mmu_gather. A PTE whose change needs a TLB flush
+// tables inside one mmu_gather. PMD-mapped THPs wholly inside the range change in
+// place (change_huge_pmd); partly covered ones are split first. A PTE whose change needs a TLB flush
 // (pte_needs_flush) adds its address to the gather; x86 flushes once at
 // tlb_finish_mmu (MMU_GATHER_MERGE_VMAS), arm64 at the end of every VMA.
 #include <algorithm>
@@ -43,6 +44,7 @@ uint64_t Kernel::change_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pte_table,
   Mm& mm = tlb.mm();
   ctx.count(KOp::kLock);  // PTL
   (void)vma;
+  flush_tlb_batched_pending(ctx, mm);
   const bool write = newflags & kVmWrite;
   // MM_CP_TRY_CHANGE_WRITABLE: vma_wants_manual_pte_write_upgrade() for a private
   // writable mapping; exclusive anon pages become writable without a write fault.
@@ -75,6 +77,32 @@ uint64_t Kernel::change_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pte_table,
   return pages;
 }
 
+uint64_t Kernel::change_huge_pmd(MmuGather& tlb, Vma& vma, uint64_t* pmd, VirtAddr addr,
+                                 uint64_t newflags) {
+  // Mirrors mm/huge_memory.c:change_huge_pmd() for a present THP PMD wholly inside
+  // the range: pmdp_invalidate_ad + the new protection, flushed through the gather
+  // (tlb_flush_pmd_range). Returns the pages changed (HPAGE_PMD_NR or 0).
+  ExecContext& ctx = tlb.ctx();
+  ctx.count(KOp::kLock);  // __pmd_trans_huge_lock
+  ctx.count(KOp::kPteRead);
+  const uint64_t oldpmd = *pmd;
+  const Pfn pfn = m_codec.pfn(oldpmd);
+  Folio folio = Folio::of(m_pm, pfn);
+  const bool write = newflags & kVmWrite;
+  uint64_t newpmd = write ? oldpmd : m_codec.wrprotect(oldpmd);
+  newpmd = m_codec.set_exec(newpmd, newflags & kVmExec);
+  // can_change_pmd_writable(): a private mapping of an exclusive anon THP.
+  if (write && !(newflags & kVmShared) && !m_codec.write(newpmd) && !folio.test_zero() &&
+      folio.test_anon() && folio.head().test(kPgAnonExclusive))
+    newpmd = m_codec.mkwrite(newpmd);
+  if (newpmd == oldpmd) return 0;
+  *pmd = newpmd;
+  ctx.count(KOp::kPteWrite, 2);
+  tlb.tlb_remove_pmd_tlb_entry(addr.align_down(kPmdSize));  // tlb_flush_pmd_range
+  (void)vma;
+  return uint64_t{1} << kPmdOrder;
+}
+
 uint64_t Kernel::change_protection_level(MmuGather& tlb, Vma& vma, PageTablePage& table,
                                          unsigned level, VirtAddr start, VirtAddr end,
                                          uint64_t newflags) {
@@ -84,11 +112,21 @@ uint64_t Kernel::change_protection_level(MmuGather& tlb, Vma& vma, PageTablePage
   VirtAddr addr = start;
   while (addr < end) {
     const VirtAddr next = std::min(end, addr.align_down(size) + size);
-    const uint64_t e = table[level_index(addr, level)];
+    uint64_t* ep = &table[level_index(addr, level)];
+    if (level == 2 && m_codec.huge(*ep)) {
+      // change_pmd_range(): a THP only partly in the range is split first.
+      if (next - addr != kPmdSize) {
+        split_huge_pmd_address(tlb.ctx(), vma, addr, false);
+      } else {
+        pages += change_huge_pmd(tlb, vma, ep, addr, newflags);
+        addr = next;
+        continue;
+      }
+    }
+    const uint64_t e = *ep;
     if (!PteCodec::none(e)) {
-      if (level <= 3 && m_codec.huge(e))
-        throw InputError("", "not supported yet: mprotect of PMD/PUD-mapped THPs "
-                             "(change_huge_pmd and PMD splitting)");
+      if (level == 3 && m_codec.huge(e))
+        throw InputError("", "not supported yet: mprotect of PUD-mapped pages");
       PageTablePage& child = m_pt.table_of(e);
       pages += level == 2 ? change_pte_range(tlb, vma, child.data(), addr, next, newflags)
                           : change_protection_level(tlb, vma, child, level - 1, addr, next, newflags);

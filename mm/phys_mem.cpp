@@ -60,6 +60,55 @@ void PhysMem::free_folio(Pfn head_pfn, const char* what) {
   if (m_observer) m_observer->on_frames_freed(head_pfn, nr, what);
 }
 
+void PhysMem::split_folio(Pfn head_pfn, unsigned new_order) {
+  Page& head = m_pages[head_pfn.value()];
+  const unsigned order = head.order();
+  if (!head.test(kPgHead) || new_order >= order)
+    throw std::logic_error("split_folio: frame " + std::to_string(head_pfn.value()) +
+                           " is not a folio head of order > " + std::to_string(new_order));
+  constexpr uint32_t kPerPage = kPgAnonExclusive;
+  const uint32_t folio_flags = head.flags & ~(kPerPage | kPgHead | kPgTail) &
+                               ((1u << kOrderShift) - 1);
+  m_buddy.split(head_pfn, order, new_order);
+  m_large_free.push_back(head.large);
+  --m_nr_large;
+  const uint64_t nr = uint64_t{1} << order, step = uint64_t{1} << new_order;
+  const uint64_t mapping = head.mapping, index = head.index;
+  for (uint64_t off = 0; off < nr; off += step) {
+    for (uint64_t i = 0; i < step; ++i) {
+      Page& p = m_pages[head_pfn.value() + off + i];
+      const uint32_t keep = p.flags & kPerPage;
+      if (i == 0) {
+        p.flags = folio_flags | keep | kPgHead;
+        p.set_order(new_order);
+        p.mapping = mapping;
+        p.index = index + off;
+        p.large = 0;
+        if (off != 0) p.refcount = 0;
+        if (new_order > 0) {
+          uint32_t slot;
+          if (!m_large_free.empty()) {
+            slot = m_large_free.back();
+            m_large_free.pop_back();
+          } else {
+            slot = static_cast<uint32_t>(m_large.size());
+            m_large.emplace_back();
+          }
+          m_large[slot] = LargeFolio{};
+          m_large[slot].head_pfn = head_pfn.value() + off;
+          p.large = slot;
+          ++m_nr_large;
+        }
+      } else {
+        p.flags = keep | kPgTail;
+        p.index = head_pfn.value() + off;
+        p.mapping = 0;
+        p.refcount = 0;
+      }
+    }
+  }
+}
+
 std::optional<Pfn> PhysMem::alloc_page_table() {
   auto pfn = m_buddy.alloc(0);
   if (!pfn) return std::nullopt;

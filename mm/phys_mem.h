@@ -46,6 +46,13 @@ class PhysMem {
   std::optional<Pfn> alloc_folio(unsigned order);
   /// Returns a folio whose refcount reached 0 to the allocator.
   void free_folio(Pfn head, const char* what);
+  /// The metadata side of __split_folio_to_order(): turn the folio at `head` into
+  /// folios of `new_order`. Folio-wide flags (anon, swap-backed, dirty, file...),
+  /// mapping and index (advanced per piece) are copied to every new head; per-page
+  /// flags (PageAnonExclusive) and mapcounts stay with their pages. The first piece
+  /// keeps the refcount; the others start at 0 (the caller sets them). The old
+  /// LargeFolio record is released (the caller unqueued it first).
+  void split_folio(Pfn head, unsigned new_order);
   /// The head frame of the folio containing `pfn` (page_folio).
   Pfn folio_head(Pfn pfn) const {
     const Page& p = m_pages[pfn.value()];

@@ -168,6 +168,76 @@ class PteCodec {
   /// The same entry advanced by `n` frames (pte_advance_pfn).
   uint64_t advance_pfn(uint64_t e, uint64_t n) const { return e + (n << kPageShift); }
 
+  // --- swap and migration entries (non-present PTEs) --------------------------
+  // Linux keeps a swp_entry_t (5-bit type, offset) in a non-present PTE. For
+  // migration entries the type says how the page was mapped (swapops.h:
+  // SWP_MIGRATION_READ / _READ_EXCLUSIVE / _WRITE = MAX_SWAPFILES + 1..3 with
+  // MAX_SWAPFILES = 23) and the offset holds the pfn, with the young/dirty state in
+  // two offset bits above the pfn (SWP_MIG_YOUNG_BIT / SWP_MIG_DIRTY_BIT; here at
+  // offset bits 40/41, as on x86 with 52-bit physical addresses).
+  //   x86-64 (arch/x86/include/asm/pgtable_64.h): P = 0; bit 3 _PAGE_SWP_EXCLUSIVE;
+  //     offset inverted in bits 9..58 (the L1TF mitigation); type in bits 59..63.
+  //   arm64 (arch/arm64/include/asm/pgtable.h): bits 0-1 = 0 (invalid); bit 2
+  //     PTE_SWP_EXCLUSIVE; type in bits 6..10; offset in bits 12..61.
+  // present() is false for both, so the hardware walkers fault on them.
+  static constexpr unsigned kSwpTypeMigrationRead = 24;
+  static constexpr unsigned kSwpTypeMigrationReadExclusive = 25;
+  static constexpr unsigned kSwpTypeMigrationWrite = 26;
+  static constexpr uint64_t kSwpMigYoung = 1ull << 40;
+  static constexpr uint64_t kSwpMigDirty = 1ull << 41;
+  static constexpr uint64_t kSwpOffsetMask = (1ull << 50) - 1;
+
+  /// swp_entry_to_pte(swp_entry(type, offset)), with the exclusive marker.
+  uint64_t mk_swp_pte(unsigned type, uint64_t offset, bool exclusive = false) const {
+    offset &= kSwpOffsetMask;
+    if (m_arch == Arch::kX86_64)
+      return (uint64_t{type} << 59) | ((~offset & kSwpOffsetMask) << 9) |
+             (exclusive ? x86_bits::kPwt : 0);
+    return (uint64_t{type & 31} << 6) | (offset << 12) | (exclusive ? (1ull << 2) : 0);
+  }
+  /// is_swap_pte(): neither none nor present.
+  bool is_swap_pte(uint64_t e) const { return e != 0 && !present(e); }
+  unsigned swp_type(uint64_t e) const {
+    return m_arch == Arch::kX86_64 ? static_cast<unsigned>(e >> 59)
+                                   : static_cast<unsigned>((e >> 6) & 31);
+  }
+  uint64_t swp_offset(uint64_t e) const {
+    if (m_arch == Arch::kX86_64) return ~(e >> 9) & kSwpOffsetMask;
+    return (e >> 12) & kSwpOffsetMask;
+  }
+  /// pte_swp_exclusive().
+  bool swp_exclusive(uint64_t e) const {
+    return m_arch == Arch::kX86_64 ? (e & x86_bits::kPwt) : (e & (1ull << 2));
+  }
+  /// pte_swp_clear_exclusive().
+  uint64_t swp_clear_exclusive(uint64_t e) const {
+    return m_arch == Arch::kX86_64 ? (e & ~x86_bits::kPwt) : (e & ~(1ull << 2));
+  }
+  /// is_migration_entry().
+  bool is_migration_pte(uint64_t e) const {
+    if (!is_swap_pte(e)) return false;
+    const unsigned t = swp_type(e);
+    return t >= kSwpTypeMigrationRead && t <= kSwpTypeMigrationWrite;
+  }
+  /// A genuine swap entry (a swap device type, below MAX_SWAPFILES).
+  bool is_swap_entry(uint64_t e) const { return is_swap_pte(e) && swp_type(e) < 23; }
+  /// make_{readable,readable_exclusive,writable}_migration_entry() +
+  /// make_migration_entry_young/dirty() as a PTE.
+  uint64_t mk_migration_pte(Pfn pfn, bool write, bool exclusive, bool young, bool dirty) const {
+    const unsigned type = write       ? kSwpTypeMigrationWrite
+                          : exclusive ? kSwpTypeMigrationReadExclusive
+                                      : kSwpTypeMigrationRead;
+    return mk_swp_pte(type, pfn.value() | (young ? kSwpMigYoung : 0) | (dirty ? kSwpMigDirty : 0));
+  }
+  /// pfn_swap_entry_to_page(): the frame a migration entry names.
+  Pfn migration_pfn(uint64_t e) const { return Pfn(swp_offset(e) & (kSwpMigYoung - 1)); }
+  bool migration_write(uint64_t e) const { return swp_type(e) == kSwpTypeMigrationWrite; }
+  bool migration_exclusive(uint64_t e) const {
+    return swp_type(e) == kSwpTypeMigrationReadExclusive;
+  }
+  bool migration_young(uint64_t e) const { return swp_offset(e) & kSwpMigYoung; }
+  bool migration_dirty(uint64_t e) const { return swp_offset(e) & kSwpMigDirty; }
+
   /// Bits compared by folio_pte_batch: accessed, dirty, soft-dirty and write are
   /// ignored (mm/internal.h __pte_batch_clear_ignored with flags 0).
   uint64_t batch_normalise(uint64_t e) const {

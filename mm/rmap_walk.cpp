@@ -33,8 +33,8 @@ void rmap_walk_anon(ExecContext& ctx, Folio folio, const RmapWalkControl& rwc) {
   // Mirrors mm/rmap.c:rmap_walk_anon(): the folio's anon_vma and every anon_vma
   // forked from it (see rmap_walk.h for why that is Linux's interval tree).
   auto* anon_vma = reinterpret_cast<AnonVma*>(folio.head().mapping);
-  if (!anon_vma || !folio.mapped()) return;
-  ctx.count(KOp::kLock);  // anon_vma_lock_read
+  if (!anon_vma || (!rwc.locked && !folio.mapped())) return;
+  if (!rwc.locked) ctx.count(KOp::kLock);  // anon_vma_lock_read
   const uint64_t pgoff = folio.head().index;
   std::vector<AnonVma*> stack{anon_vma};
   while (!stack.empty()) {
@@ -75,8 +75,9 @@ void rmap_walk(Kernel& kernel, ExecContext& ctx, Folio folio, const RmapWalkCont
 // --- page_vma_mapped_walk ---------------------------------------------------------------
 
 PageVmaMappedWalk::PageVmaMappedWalk(Kernel& kernel, ExecContext& ctx, Folio folio, Vma& vma,
-                                     VirtAddr address)
-    : m_k(kernel), m_ctx(ctx), m_folio(folio), m_vma(vma), m_next(address) {
+                                     VirtAddr address, bool migration)
+    : m_k(kernel), m_ctx(ctx), m_folio(folio), m_vma(vma), m_next(address),
+      m_migration(migration) {
   // vma_address_end(): where the folio's last page would end in this VMA.
   const auto end_off = static_cast<int64_t>(folio.head().index + folio.nr_pages()) -
                        static_cast<int64_t>(vma.pgoff());
@@ -105,7 +106,7 @@ bool PageVmaMappedWalk::next() {
       if (codec.huge(*pmd)) {
         const VirtAddr at = m_next;
         m_next = pmd_end;
-        if (codec.present(*pmd) && codec.pfn(*pmd) == first) {
+        if (!m_migration && codec.present(*pmd) && codec.pfn(*pmd) == first) {
           m_ctx.count(KOp::kLock);  // pmd_lock
           m_pmd = pmd;
           m_pte = nullptr;
@@ -124,8 +125,14 @@ bool PageVmaMappedWalk::next() {
     m_ctx.count(KOp::kPteRead);
     const VirtAddr at = m_next;
     m_next += kPageSize;
-    if (!codec.present(e)) continue;
-    const Pfn pfn = codec.pfn(e);
+    Pfn pfn;
+    if (m_migration) {
+      if (!codec.is_migration_pte(e)) continue;
+      pfn = codec.migration_pfn(e);
+    } else {
+      if (!codec.present(e)) continue;
+      pfn = codec.pfn(e);
+    }
     if (pfn < first || pfn - first >= nr) continue;
     m_pte = ptep;
     m_pmd = nullptr;

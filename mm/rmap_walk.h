@@ -37,6 +37,9 @@ struct RmapWalkControl {
   /// folio's first page (or the VMA start, if the folio begins before the VMA) would
   /// be mapped. Return false to stop the walk.
   std::function<bool(Folio, Vma&, VirtAddr)> rmap_one;
+  /// rmap_walk_locked(): the caller holds the anon_vma lock, so the walk also runs
+  /// for an unmapped folio (remove_migration_ptes after a split or migration).
+  bool locked = false;
   /// done(folio): checked after each rmap_one; true stops the walk. Optional.
   std::function<bool(Folio)> done;
   /// invalid_vma(vma): true skips the VMA. Optional.
@@ -57,7 +60,10 @@ std::optional<VirtAddr> vma_address(const Vma& vma, uint64_t pgoff, uint64_t nr_
 /// VMA. Usage: `for (PageVmaMappedWalk w(k, ctx, f, vma, a); w.next();) ...`.
 class PageVmaMappedWalk {
  public:
-  PageVmaMappedWalk(Kernel& kernel, ExecContext& ctx, Folio folio, Vma& vma, VirtAddr address);
+  /// `migration` (PVMW_MIGRATION): find migration entries naming pages of the
+  /// folio instead of present PTEs.
+  PageVmaMappedWalk(Kernel& kernel, ExecContext& ctx, Folio folio, Vma& vma, VirtAddr address,
+                    bool migration = false);
 
   /// Advances to the next PTE (or the PMD) mapping a page of the folio.
   bool next();
@@ -83,6 +89,7 @@ class PageVmaMappedWalk {
   uint64_t* m_table = nullptr;  // current PTE table (entries of m_next's PMD)
   VirtAddr m_table_end;         // end of the range m_table covers
   Pfn m_page;
+  bool m_migration = false;
 };
 
 /// folio_referenced(): how many VMAs map the folio with the accessed bit set,

@@ -54,6 +54,11 @@ struct VmStat : StatGroup {
   Scalar thp_zero_page_alloc_failed{this, "thp_zero_page_alloc_failed", "count", "Huge zero page allocations that failed (THP_ZERO_PAGE_ALLOC_FAILED)."};
   Scalar pgfault_file{this, "pgfault_file", "count", "Faults on none PTEs of file mappings (do_fault)."};
   Scalar fault_around_pages{this, "fault_around_pages", "pages", "Page-cache pages mapped by fault-around (filemap_map_pages)."};
+  Scalar thp_split_page{this, "thp_split_page", "count", "PMD-sized folios split (THP_SPLIT_PAGE)."};
+  Scalar thp_split_page_failed{this, "thp_split_page_failed", "count", "PMD-sized folio splits that failed."};
+  Scalar deferred_split_scanned{this, "deferred_split_scanned", "count", "Folios the deferred-split shrinker looked at."};
+  Scalar pgmigrate_entries{this, "pgmigrate_entries", "count", "PTEs replaced by migration entries (try_to_migrate_one)."};
+  Scalar pgmigrate_remapped{this, "pgmigrate_remapped", "count", "Migration entries turned back into PTEs (remove_migration_pte)."};
   std::array<std::unique_ptr<MthpStats>, kPmdOrder + 1> mthp;
 };
 

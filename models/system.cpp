@@ -180,8 +180,16 @@ void System::thread_exit(Core& core, unsigned process) {
   Process& p = m_procs[process];
   if (--p.live_threads > 0) return;
   // do_exit → exit_mm → mmput → exit_mmap on the last thread's CPU.
+  lock_mm(core, *p.mm);
   m_kernel->exit_mmap(core.ctx(), *p.mm);
+  unlock_mm(*p.mm);
   p.mappings.clear();
+  p.exiting = true;  // exited once the CPU has paid for the teardown (process_exited)
+}
+
+void System::process_exited(unsigned process) {
+  Process& p = m_procs[process];
+  if (!p.exiting || p.exited) return;
   p.exited = true;
   p.exit_event->notify();
 }
@@ -200,6 +208,22 @@ unsigned System::spawn(mm::Mm& child, unsigned parent, unsigned cpu,
   const unsigned id = static_cast<unsigned>(m_procs.size() - 1);
   c.start(&ops, id);
   return id;
+}
+
+void System::lock_mm(Core& core, const mm::Mm& mm) {
+  MmLock& l = m_mm_locks[&mm];
+  if (l.held) {
+    const uint64_t t = sc_now_cycles();
+    while (l.held) sc_core::wait(*l.released);
+    core.stats().mm_lock_wait_cycles += sc_now_cycles() - t;
+  }
+  l.held = true;
+}
+
+void System::unlock_mm(const mm::Mm& mm) {
+  MmLock& l = m_mm_locks[&mm];
+  l.held = false;
+  l.released->notify();
 }
 
 void System::wait_exit(unsigned process) {

@@ -99,10 +99,19 @@ class System {
   /// copy of the parent's mapping names. Returns the child's process number.
   unsigned spawn(mm::Mm& child, unsigned parent, unsigned cpu, const std::vector<workload::Op>& ops,
                  const std::string& pointer);
+  /// The mm's kernel lock — mmap_lock and the page-table locks, simplified to one
+  /// lock per mm: kernel code that changes an mm's page tables holds it, so a CPU
+  /// that waits inside a TLB flush (IPI acks, DSB) never has another CPU's fault or
+  /// system call interleave with its half-done page-table update. IPI handlers do
+  /// not take it. Blocks the calling core's thread while another CPU holds it.
+  void lock_mm(Core& core, const mm::Mm& mm);
+  void unlock_mm(const mm::Mm& mm);
   /// Blocks the calling core's thread until `process` exited.
   void wait_exit(unsigned process);
   /// A core's thread failed: stop the simulation; run() rethrows the first error.
   void fail(std::exception_ptr e);
+  /// Wakes the waiters of `process` once its last thread's CPU charged the exit.
+  void process_exited(unsigned process);
   /// The calling core's thread finished: exit the process when it was the last one.
   void thread_exit(Core& core, unsigned process);
 
@@ -115,6 +124,7 @@ class System {
   struct Process {
     mm::Mm* mm = nullptr;
     unsigned live_threads = 0;
+    bool exiting = false;  // exit_mmap ran
     bool exited = false;
     std::unique_ptr<sc_core::sc_event> exit_event = std::make_unique<sc_core::sc_event>();
     std::map<std::string, std::pair<VirtAddr, uint64_t>> mappings;
@@ -138,6 +148,11 @@ class System {
   std::map<std::string, Barrier> m_barriers;
   std::exception_ptr m_error;
   TraceWriter* m_trace = nullptr;
+  struct MmLock {
+    bool held = false;
+    std::unique_ptr<sc_core::sc_event> released = std::make_unique<sc_core::sc_event>();
+  };
+  std::map<const mm::Mm*, MmLock> m_mm_locks;
   uint64_t m_flow_id = 0;
   StatGroup m_regions_group;
   std::map<std::string, std::unique_ptr<RegionStats>> m_regions;

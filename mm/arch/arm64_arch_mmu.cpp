@@ -67,6 +67,12 @@ void Arm64ArchMmuBase::switch_mm(ExecContext& ctx, Mm& next) {
 
 void Arm64ArchMmuBase::flush_ops(ExecContext& ctx) {
   if (m_ops.empty()) return;
+  issue_ops(ctx);
+  ++m_vmstats.dsb_ish;
+  dsb_ish(ctx);
+}
+
+void Arm64ArchMmuBase::issue_ops(ExecContext& ctx) {
   for (const TlbiOp& op : m_ops) {
     ++m_vmstats.tlbi_ops;
     switch (op.kind) {
@@ -87,8 +93,6 @@ void Arm64ArchMmuBase::flush_ops(ExecContext& ctx) {
     }
   }
   tlbi(ctx, m_ops);
-  ++m_vmstats.dsb_ish;
-  dsb_ish(ctx);
 }
 
 void Arm64ArchMmuBase::flush_tlb_range_arm64(ExecContext& ctx, Mm& mm, uint64_t start, uint64_t end,
@@ -138,6 +142,38 @@ void Arm64ArchMmuBase::flush_tlb_page(ExecContext& ctx, Mm& mm, VirtAddr addr) {
 
 void Arm64ArchMmuBase::flush_pmd_tlb_range(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end) {
   flush_tlb_range_arm64(ctx, mm, start.value(), end.value(), uint64_t{1} << 21, false, 2);
+}
+
+// --- batched unmap flush -------------------------------------------------------------
+
+bool Arm64ArchMmuBase::arch_tlbbatch_should_defer(ExecContext& ctx, Mm& mm) {
+  // Mirrors arch/arm64/include/asm/tlbflush.h:arch_tlbbatch_should_defer(): always
+  // (since Linux 6.5; the kernel's batched_reclaim_flush switch models older ones).
+  (void)ctx, (void)mm;
+  return true;
+}
+
+void Arm64ArchMmuBase::arch_tlbbatch_add_pending(ExecContext& ctx, Mm& mm, VirtAddr start,
+                                                 VirtAddr end) {
+  // Mirrors arch_tlbbatch_add_pending() → __flush_tlb_range_nosync(mm, start, end,
+  // PAGE_SIZE, true, 3): the TLBIs are issued now, only the DSB is deferred. A range
+  // beyond MAX_DVM_OPS degrades to a synchronous flush_tlb_mm.
+  ++m_vmstats.range_flushes;
+  const arm64::FlushRangePlan plan =
+      arm64::flush_tlb_range_ops(mm.asid(), start.value(), end.value(), kPageSize, true, 3,
+                                 m_cfg.range_tlbi, m_cfg.max_dvm_ops, m_ops);
+  if (plan.asid_flush) {
+    ++m_vmstats.range_to_asid;
+    flush_tlb_mm(ctx, mm);
+    return;
+  }
+  if (!m_ops.empty()) issue_ops(ctx);
+}
+
+void Arm64ArchMmuBase::arch_tlbbatch_flush(ExecContext& ctx) {
+  // Mirrors arch_tlbbatch_flush(): dsb(ish).
+  ++m_vmstats.dsb_ish;
+  dsb_ish(ctx);
 }
 
 // --- contpte ------------------------------------------------------------------------

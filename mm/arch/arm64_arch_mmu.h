@@ -80,6 +80,10 @@ class Arm64ArchMmuBase : public ArchMmu {
   void wrprotect_ptes(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t* ptep,
                       unsigned nr) override;
 
+  bool arch_tlbbatch_should_defer(ExecContext& ctx, Mm& mm) override;
+  void arch_tlbbatch_add_pending(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end) override;
+  void arch_tlbbatch_flush(ExecContext& ctx) override;
+
   /// __flush_tlb_range(vma, start, end, stride, last_level, tlb_level).
   void flush_tlb_range_arm64(ExecContext& ctx, Mm& mm, uint64_t start, uint64_t end,
                              uint64_t stride, bool last_level, uint8_t tlb_level);
@@ -104,6 +108,8 @@ class Arm64ArchMmuBase : public ArchMmu {
 
  private:
   void flush_ops(ExecContext& ctx);
+  /// The TLBIs of m_ops without the completing DSB (counted in the stats).
+  void issue_ops(ExecContext& ctx);
   /// contpte_convert(): break-before-make of the block containing `addr`, writing
   /// the entries with (fold) or without (unfold) PTE_CONT.
   void contpte_convert(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t* ptep, bool fold);

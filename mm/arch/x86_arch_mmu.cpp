@@ -10,6 +10,7 @@ X86ArchMmuBase::X86ArchMmuBase(const X86ArchConfig& cfg, StatGroup* stats_parent
       m_cfg(cfg),
       m_vmstats(stats_parent) {
   m_targets.reserve(cfg.nr_cpus);
+  m_batch.assign(cfg.nr_cpus, CpuMask(cfg.nr_cpus));
 }
 
 void X86ArchMmuBase::init_new_context(Mm& mm) { (void)mm; }
@@ -113,6 +114,53 @@ void X86ArchMmuBase::flush_tlb_page(ExecContext& ctx, Mm& mm, VirtAddr addr) {
 void X86ArchMmuBase::flush_pmd_tlb_range(ExecContext& ctx, Mm& mm, VirtAddr start,
                                          VirtAddr end) {
   flush_tlb_mm_range(ctx, mm, start.value(), end.value(), 21, false);
+}
+
+// --- batched unmap flush ------------------------------------------------------------
+
+bool X86ArchMmuBase::arch_tlbbatch_should_defer(ExecContext& ctx, Mm& mm) {
+  // Mirrors arch/x86/include/asm/tlbflush.h:arch_tlbbatch_should_defer(): only
+  // remote flushes are worth batching.
+  return mm.cpumask().any_other_than(ctx.cpu);
+}
+
+void X86ArchMmuBase::arch_tlbbatch_add_pending(ExecContext& ctx, Mm& mm, VirtAddr start,
+                                               VirtAddr end) {
+  // Mirrors arch_tlbbatch_add_pending(): inc_mm_tlb_gen + OR the mm's cpumask into
+  // the batch. No TLB maintenance yet.
+  (void)start, (void)end;
+  mm.inc_tlb_gen();
+  m_batch[ctx.cpu] |= mm.cpumask();
+}
+
+void X86ArchMmuBase::arch_tlbbatch_flush(ExecContext& ctx) {
+  // Mirrors arch/x86/mm/tlb.c:arch_tlbbatch_flush(): mm = NULL, full flush,
+  // TLB_GENERATION_INVALID; IPIs to the non-lazy CPUs of the union cpumask, each
+  // flushing fully only if its loaded mm's generation moved.
+  CpuMask& batch = m_batch[ctx.cpu];
+  const unsigned self = ctx.cpu;
+  const x86::FlushTlbInfo info = x86::get_flush_tlb_info(nullptr, 0, x86::kTlbFlushAll, 0, false,
+                                                         0, self, m_cfg.flush_ceiling);
+  if (batch.any_other_than(self)) {
+    ++m_vmstats.nr_tlb_remote_flush;
+    m_targets.clear();
+    bool local = false;
+    batch.for_each([&](unsigned c) {
+      if (c == self) {
+        local = !m_cpu[c].is_lazy;
+        return;
+      }
+      if (x86::should_flush_tlb(m_cpu[c], info)) {
+        m_targets.push_back(c);
+      } else {
+        ++m_vmstats.ipis_skipped_lazy;
+      }
+    });
+    flush_tlb_multi(ctx, m_targets, local, info);
+  } else if (batch.test(self)) {
+    flush_tlb_local(ctx, info);
+  }
+  batch.clear_all();
 }
 
 }  // namespace tlbsim::mm

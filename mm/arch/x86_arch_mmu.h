@@ -11,6 +11,7 @@
 
 #include <vector>
 
+#include "base/cpu_mask.h"
 #include "base/stats.h"
 #include "mm/arch/x86_tlb.h"
 #include "mm/arch_mmu.h"
@@ -55,6 +56,10 @@ class X86ArchMmuBase : public ArchMmu {
   void flush_tlb_page(ExecContext& ctx, Mm& mm, VirtAddr addr) override;
   void flush_pmd_tlb_range(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end) override;
 
+  bool arch_tlbbatch_should_defer(ExecContext& ctx, Mm& mm) override;
+  void arch_tlbbatch_add_pending(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end) override;
+  void arch_tlbbatch_flush(ExecContext& ctx) override;
+
   /// flush_tlb_mm_range(mm, start, end, stride_shift, freed_tables).
   void flush_tlb_mm_range(ExecContext& ctx, Mm& mm, uint64_t start, uint64_t end,
                           unsigned stride_shift, bool freed_tables);
@@ -84,6 +89,7 @@ class X86ArchMmuBase : public ArchMmu {
   X86ArchConfig m_cfg;
   X86TlbVmStats m_vmstats;
   std::vector<unsigned> m_targets;  // scratch, reused per flush
+  std::vector<CpuMask> m_batch;     // per CPU: arch_tlbflush_unmap_batch.cpumask
 };
 
 }  // namespace tlbsim::mm

@@ -33,6 +33,7 @@ Core::Core(sc_core::sc_module_name name, unsigned id, System& sys, StatGroup* st
       mmu.set_stale_hook(&CoherenceChecker::on_stale, c);
     }
   };
+  handler_end.assign(sys.machine().cpus(), 0);
   if (sys.machine().arch() == "arm64") {
     m_arm64 = std::make_unique<arm64::Arm64CoreMmu>(id, sys.machine(), sys.phys(), sys.llc(), &m_stats);
     wire(*m_arm64);
@@ -81,10 +82,7 @@ void Core::ipi_handler() {
     m_stats.handler_cycles += cost;
     m_stolen += cost;
     Core& from = m_sys.core(m.from);
-    const uint64_t ack = m_sys.topology().same_socket(m_id, m.from)
-                             ? m_sys.machine().x86.ack_cycles()
-                             : m_sys.machine().x86.ack_cross_socket_cycles();
-    from.last_ack_at = std::max(from.last_ack_at, t + cost + ack);
+    from.handler_end[m_id] = t + cost;
     if (TraceWriter* tw = m_sys.trace()) {
       tw->complete(m_id, "ipi", "flush IPI from cpu" + std::to_string(m.from), t, cost,
                    m.info.full() ? R"({"flush":"full"})"
@@ -132,6 +130,7 @@ void Core::run_thread() {
   m_sys.thread_exit(*this, m_process);
   charge_kernel();
   sync();
+  m_sys.process_exited(m_process);
   m_stats.cycles.set(now());
   m_program = nullptr;
   m_ops = nullptr;
@@ -203,6 +202,21 @@ Core::Snapshot Core::snapshot() const {
   return s;
 }
 
+namespace {
+/// Holds an mm's kernel lock for the scope of one kernel entry (System::lock_mm).
+class MmLockGuard {
+ public:
+  MmLockGuard(System& sys, Core& core, const mm::Mm& mm) : m_sys(sys), m_mm(mm) { sys.lock_mm(core, mm); }
+  ~MmLockGuard() { m_sys.unlock_mm(m_mm); }
+  MmLockGuard(const MmLockGuard&) = delete;
+  MmLockGuard& operator=(const MmLockGuard&) = delete;
+
+ private:
+  System& m_sys;
+  const mm::Mm& m_mm;
+};
+}  // namespace
+
 void Core::exec_op(const Op& op) {
   mm::Kernel& k = m_sys.kernel();
   mm::Mm& mm = m_sys.process_mm(m_process);
@@ -222,7 +236,10 @@ void Core::exec_op(const Op& op) {
       a.fixed = op.fixed;
       if (op.thp == workload::ThpHint::kHugePage) a.extra_vm_flags |= mm::kVmHugePage;
       if (op.thp == workload::ThpHint::kNoHugePage) a.extra_vm_flags |= mm::kVmNoHugePage;
-      const int64_t r = k.sys_mmap(m_ctx, mm, a);
+      const int64_t r = [&] {
+        MmLockGuard lock(m_sys, *this, mm);
+        return k.sys_mmap(m_ctx, mm, a);
+      }();
       charge_kernel();
       if (r < 0)
         throw InputError(op.pointer, "mmap of " + std::to_string(op.size) +
@@ -237,7 +254,10 @@ void Core::exec_op(const Op& op) {
       sync();
       const uint64_t t0 = now();
       ++m_stats.syscalls;
-      const int r = k.sys_munmap(m_ctx, mm, start + op.offset, length);
+      const int r = [&] {
+        MmLockGuard lock(m_sys, *this, mm);
+        return k.sys_munmap(m_ctx, mm, start + op.offset, length);
+      }();
       charge_kernel();
       trace_span("syscall", "munmap " + op.mapping, t0,
                  "{\"pages\":" + std::to_string(length >> kPageShift) + "}");
@@ -256,6 +276,7 @@ void Core::exec_op(const Op& op) {
       const uint64_t t0 = now();
       ++m_stats.syscalls;
       int r;
+      MmLockGuard lock(m_sys, *this, mm);
       if (op.kind == OpKind::kMprotect) {
         r = k.sys_mprotect(m_ctx, mm, start + op.offset, length, op.prot_read, op.prot_write,
                            op.prot_exec);
@@ -277,7 +298,10 @@ void Core::exec_op(const Op& op) {
       sync();
       const uint64_t t0 = now();
       ++m_stats.syscalls;
-      mm::Mm& child = k.dup_mmap(m_ctx, mm);
+      mm::Mm& child = [&]() -> mm::Mm& {
+        MmLockGuard lock(m_sys, *this, mm);
+        return k.dup_mmap(m_ctx, mm);
+      }();
       charge_kernel();
       trace_span("syscall", "fork", t0);
       m_children.push_back(
@@ -513,7 +537,11 @@ void Core::retry_after_fault(Mmu& mmu, VirtAddr va, Access kind, const std::stri
     if (kind == Access::kWrite) flags |= mm::kFaultWrite;
     if (kind == Access::kExec) flags |= mm::kFaultExec;
     const uint64_t t0 = now();
-    const mm::FaultResult fr = m_sys.kernel().handle_mm_fault(m_ctx, m_sys.process_mm(m_process), va, flags);
+    const mm::FaultResult fr = [&] {
+      mm::Mm& mm = m_sys.process_mm(m_process);
+      MmLockGuard lock(m_sys, *this, mm);
+      return m_sys.kernel().handle_mm_fault(m_ctx, mm, va, flags);
+    }();
     charge_kernel();
     if (m_sys.trace()) [[unlikely]]
       trace_span("fault", kind == Access::kWrite ? "write fault" : "fault", t0);

@@ -69,6 +69,7 @@ struct CoreStats : StatGroup {
   Scalar probes{this, "probes", "count", "Harness probes (translation without kernel entry)."};
   Scalar probe_faults{this, "probe_faults", "count", "Probes that found no translation."};
   Scalar syncs{this, "syncs", "count", "Synchronisations with SystemC time."};
+  Scalar mm_lock_wait_cycles{this, "mm_lock_wait_cycles", "cycles", "Cycles waiting for an mm's kernel lock held by a CPU inside a TLB flush."};
 };
 
 /// A message in a CPU's IPI mailbox.
@@ -157,7 +158,9 @@ class Core : public sc_core::sc_module {
   }
   sc_core::sc_event& ack_event() { return m_ack_event; }
   unsigned pending_acks = 0;
-  uint64_t last_ack_at = 0;
+  /// When each target CPU's flush handler finished (indexed by CPU), for the
+  /// initiator's csd_lock_wait() polling.
+  std::vector<uint64_t> handler_end;
 
  private:
   void run();

@@ -55,7 +55,6 @@ void X86SystemMmu::flush_tlb_multi(mm::ExecContext& ctx, const std::vector<unsig
   const uint64_t t0 = me.now();
   uint64_t send = 0;
   me.pending_acks = static_cast<unsigned>(targets.size());
-  me.last_ack_at = t0;
   for (size_t i = 0; i < targets.size(); ++i) {
     const unsigned t = targets[i];
     send += i == 0 ? m_costs.ipi_send_first_cycles() : m_costs.ipi_send_extra_cycles();
@@ -81,7 +80,15 @@ void X86SystemMmu::flush_tlb_multi(mm::ExecContext& ctx, const std::vector<unsig
     me.sync();
     const uint64_t before = me.now();
     while (me.pending_acks > 0) sc_core::wait(me.ack_event());
-    if (me.last_ack_at > sc_now_cycles()) sc_core::wait(cycles_to_sc(me.last_ack_at - sc_now_cycles()));
+    // smp_call_function_many() → csd_lock_wait() on each target in turn: every poll
+    // is a cache-line transfer (ack cycles), and a target not done yet is waited for.
+    uint64_t t = before;
+    for (unsigned tgt : targets) {
+      t = std::max(t, me.handler_end[tgt]) +
+          (m_sys.topology().same_socket(ctx.cpu, tgt) ? m_costs.ack_cycles()
+                                                      : m_costs.ack_cross_socket_cycles());
+    }
+    if (t > sc_now_cycles()) sc_core::wait(cycles_to_sc(t - sc_now_cycles()));
     me.stats().ipi_wait_cycles += sc_now_cycles() - before;
     if (TraceWriter* tw = m_sys.trace())
       tw->complete(ctx.cpu, "shootdown", "wait for " + std::to_string(targets.size()) + " acks",

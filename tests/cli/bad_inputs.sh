@@ -31,9 +31,9 @@ expect_bad() {  # NAME EXPECTED_SUBSTRING JSON [extra args...]
 
 W='"workload": {"processes": [{"threads": [{"cpu": 0, "ops": [{"op": "mmap", "name": "b", "size": "1MiB"}, {"op": "touch", "mapping": "b"}]}]}]}'
 
-expect_bad negative_cpus "/machine/cpus: expected a non-negative integer, got -2" \
+expect_bad negative_cpus "/machine/cpus: expected a positive integer, got -2" \
   "{\"machine\": {\"preset\": \"x86_small\", \"cpus\": -2}, $W}"
-expect_bad zero_cpus "/machine/cpus: expected a value >= 1, got 0" \
+expect_bad zero_cpus "/machine/cpus: expected a positive integer, got 0" \
   "{\"machine\": {\"preset\": \"x86_small\", \"cpus\": 0}, $W}"
 expect_bad unknown_key "/machine/cpuz: unknown key \"cpuz\" (did you mean \"cpus\"?)" \
   "{\"machine\": {\"preset\": \"x86_small\", \"cpuz\": 4}, $W}"

@@ -6,9 +6,7 @@
 
 #include "base/file_util.h"
 
-#ifndef TLBSIM_GIT_REV
-#define TLBSIM_GIT_REV "unknown"
-#endif
+#include "git_revision.h"
 #ifndef TLBSIM_VERSION
 #define TLBSIM_VERSION "0.0.0"
 #endif
@@ -99,9 +97,9 @@ void print_summary(std::ostream& os, const Experiment& ex, const StatGroup& root
     }
     os << "\n";
   };
-  const std::vector<int> w = {18, 14, 9, 9, 9, 9, 9, 9, 11, 9};
-  row({"region", "cycles", "faults", "flushes", "ipis", "invlpg", "full", "walks", "dtlb_miss",
-       "syscalls"}, w);
+  const std::vector<int> w = {18, 14, 9, 9, 9, 9, 9, 9, 9, 11, 9};
+  row({"region", "cycles", "faults", "flushes", "ipis", "tlbis", "invlpg", "full", "walks",
+       "dtlb_miss", "syscalls"}, w);
   if (const StatGroup* regions = sys->find_group("regions")) {
     Json rj = regions->to_json();
     for (auto it = rj.begin(); it != rj.end(); ++it) {
@@ -110,7 +108,7 @@ void print_summary(std::ostream& os, const Experiment& ex, const StatGroup& root
       std::string label = rn.substr(7, rn.size() - 8);  // region[NAME]
       row({label, std::to_string(get(*sys, p + "cycles")), std::to_string(get(*sys, p + "faults")),
            std::to_string(get(*sys, p + "flush_requests")), std::to_string(get(*sys, p + "ipis_sent")),
-           std::to_string(get(*sys, p + "invlpg")), std::to_string(get(*sys, p + "full_flushes")),
+           std::to_string(get(*sys, p + "tlbis")), std::to_string(get(*sys, p + "invlpg")), std::to_string(get(*sys, p + "full_flushes")),
            std::to_string(get(*sys, p + "walks")), std::to_string(get(*sys, p + "dtlb_misses")),
            std::to_string(get(*sys, p + "syscalls"))}, w);
     }
@@ -118,14 +116,15 @@ void print_summary(std::ostream& os, const Experiment& ex, const StatGroup& root
   os << "\n";
   const std::vector<int> wc = {8, 14, 10, 9, 9, 9, 9, 12, 12, 12};
   row({"cpu", "cycles", "accesses", "faults", "ipi_tx", "ipi_rx", "invlpg", "dtlb_miss",
-       "stlb_miss", "walks"}, wc);
+       "l2tlb_miss", "walks"}, wc);
   for (unsigned c = 0; c < ex.machine->cpus(); ++c) {
     const std::string p = "cpu[" + std::to_string(c) + "].";
     row({"cpu" + std::to_string(c), std::to_string(get(*sys, p + "cycles")),
          std::to_string(get(*sys, p + "accesses")), std::to_string(get(*sys, p + "faults")),
          std::to_string(get(*sys, p + "ipis_sent")), std::to_string(get(*sys, p + "ipis_received")),
          std::to_string(get(*sys, p + "invlpg")), std::to_string(get(*sys, p + "dtlb.misses")),
-         std::to_string(get(*sys, p + "stlb.misses")), std::to_string(get(*sys, p + "walker.walks"))},
+         std::to_string(get(*sys, p + "stlb.misses") + get(*sys, p + "l2tlb.misses")),
+         std::to_string(get(*sys, p + "walker.walks"))},
         wc);
   }
   os << "\nstale-TLB violations: " << get(*sys, "coherence.stale_tlb_violations") << "\n";

@@ -293,12 +293,15 @@ int run_sweep(const SweepOptions& o, const std::vector<SweepAxis>& axes) {
           if (end != std::string::npos) regions.insert(k.substr(22, end - 22));
         }
     std::cout << "\n";
-    std::printf("%-4s %-48s %-9s", "#", "point", "status");
+    int lw = 5;
+    for (const auto& p : points) lw = std::max(lw, static_cast<int>(p.label.size()));
+    lw = std::min(lw, 100);
+    std::printf("%-4s %-*s %-9s", "#", lw, "point", "status");
     for (const auto& rg : regions)
       std::printf(" %16s %8s %8s %8s", (rg + ".cycles").c_str(), "flushes", "ipis", "tlbis");
     std::printf("\n");
     for (size_t i = 0; i < points.size(); ++i) {
-      std::printf("%-4zu %-48s %-9s", i, points[i].label.substr(0, 48).c_str(), res[i].status.c_str());
+      std::printf("%-4zu %-*s %-9s", i, lw, points[i].label.substr(0, 100).c_str(), res[i].status.c_str());
       for (const auto& rg : regions) {
         auto g = [&](const char* m) {
           auto it = res[i].metrics.find("system.regions.region[" + rg + "]." + m);

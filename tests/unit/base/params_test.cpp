@@ -63,9 +63,9 @@ TEST(Params, WrongTypeNamesExpectedAndFound) {
 TEST(Params, NegativeAndOutOfRangeValuesAreRejected) {
   Outer o;
   EXPECT_EQ(load_error(o, R"({"tlb":{"entries":-2}})").message(),
-            "expected a non-negative integer, got -2");
+            "expected a positive integer, got -2");
   EXPECT_EQ(load_error(o, R"({"tlb":{"entries":0}})").message(),
-            "expected a value >= 1, got 0");
+            "expected a positive integer, got 0");
   EXPECT_EQ(load_error(o, R"({"tlb":{"entries":5000000000}})").message(),
             "expected a non-negative integer that fits in 32 bits, got 5000000000");
 }

@@ -230,17 +230,6 @@ TEST_F(ThpFault, ExitFreesThpsZeroPmdsAndDeposits) {
   EXPECT_EQ(kernel->deferred_split().length(), 0u);
 }
 
-// zap_pmd_range(): a range covering part of a PMD THP needs __split_huge_pmd.
-TEST_F(ThpFault, PartialZapOfAPmdThpIsNotSupportedYet) {
-  build_thp();
-  Mm& mm = process({0});
-  const VirtAddr a = map_anon(mm, kPmdSize);
-  ASSERT_EQ(fault(mm, a, true), FaultResult::kOk);
-  const std::string msg =
-      input_error([&] { kernel->sys_munmap(ctx[0], mm, a + kPageSize, kPageSize); });
-  EXPECT_NE(msg.find("not supported yet: zapping part of a PMD-mapped THP"), std::string::npos)
-      << msg;
-}
 
 // do_huge_pmd_wp_page(): an exclusive THP behind a write-protected PMD is reused in
 // place (no new folio, no rmap call, no flush on x86).
@@ -263,7 +252,7 @@ TEST_F(ThpFault, WriteToExclusiveWriteProtectedPmdReuses) {
 
 // do_huge_pmd_wp_page(): not PageAnonExclusive but the only reference (the other
 // mm exited): folio_move_anon_rmap, exclusive again, reuse. With another reference
-// (here a GUP pin) Linux splits the PMD and COWs a PTE: not supported yet.
+// (here a GUP-like extra reference) the PMD is split and one PTE COWed.
 TEST_F(ThpFault, NonExclusivePmdThpReusedOnlyWithoutOtherReferences) {
   build_thp();
   Mm& mm = process({0});
@@ -285,10 +274,13 @@ TEST_F(ThpFault, NonExclusivePmdThpReusedOnlyWithoutOtherReferences) {
   f.head().clear(kPgAnonExclusive);
   *p = codec().wrprotect(*p);
   f.ref_add(1);
-  const std::string msg = input_error([&] { kernel->handle_mm_fault(ctx[0], mm, a, kFaultWrite); });
-  EXPECT_EQ(msg, "not supported yet: COW of a shared PMD-mapped THP");
+  ASSERT_EQ(kernel->handle_mm_fault(ctx[0], mm, a, kFaultWrite), FaultResult::kOk);
+  EXPECT_FALSE(codec().huge(pmd(mm, a))) << "__split_huge_pmd on the fallback";
+  EXPECT_EQ(vmstat().thp_split_pmd.value(), 1u);
+  EXPECT_EQ(vmstat().cow_copy.value(), 1u) << "page 0 copied at PTE level";
+  EXPECT_NE(folio_at(mm, a).pfn(), f.pfn());
   f.ref_add(-1);
-  f.head().set(kPgAnonExclusive);
+  check();
   kernel->exit_mmap(ctx[0], mm);
   check();
 }

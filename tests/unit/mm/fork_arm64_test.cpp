@@ -82,5 +82,30 @@ TEST_F(ForkArm64, T28_ContBlockIsWriteProtectedAndCopiedWithoutUnfold) {
   EXPECT_EQ(arch->count(Kind::kDsb), 1u);
 }
 
+// T30 (arm64): the deferred-split shrinker splits a partially mapped 64K folio
+// (already unfolded by the DONTNEED of T07): 15 TLBI VALE1IS issued at unmap
+// (arch_tlbbatch_add_pending) and one DSB ISH for the batch (arch_tlbbatch_flush);
+// no IPIs; the remapped order-0 pages are not folded again.
+TEST_F(ForkArm64, T30_DeferredSplitIssuesTlbisAndOneDsb) {
+  Mm& p = kernel->mm_create(ctx);
+  arch->switch_mm(ctx, p);
+  MmapArgs a;
+  a.len = 16 * kPageSize;
+  const VirtAddr va(static_cast<uint64_t>(kernel->sys_mmap(ctx, p, a)));
+  ASSERT_EQ(kernel->handle_mm_fault(ctx, p, va, kFaultWrite), FaultResult::kOk);
+  ASSERT_EQ(kernel->sys_madvise(ctx, p, va + 5 * kPageSize, kPageSize, Advice::kDontneed), 0);
+  ASSERT_EQ(kernel->deferred_split().length(), 1u);
+  arch->clear_events();
+  EXPECT_EQ(kernel->deferred_split_scan(ctx, 16), 1u);
+  EXPECT_EQ(check_invariants(*kernel), "");
+  EXPECT_EQ(arch->count(Kind::kTlbi), 15u);
+  EXPECT_EQ(arch->count(Kind::kDsb), 1u);
+  EXPECT_EQ(kernel->vmstat().mthp[4]->split.value(), 1u);
+  const PteCodec& c = kernel->codec();
+  EXPECT_FALSE(c.cont(*pte_of(p, va)));
+  kernel->exit_mmap(ctx, p);
+  EXPECT_EQ(check_invariants(*kernel), "");
+}
+
 }  // namespace
 }  // namespace tlbsim::mm::testing

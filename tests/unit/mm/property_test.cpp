@@ -1,9 +1,10 @@
 // Randomized kernel-operation testing: long random sequences of mmap (anonymous,
 // private and shared file mappings), touches (read/write), large anon folios,
-// fork, COW writes, FOLL_PIN pins, munmap, exit and CPU switches over up to six
-// processes, with every invariant checked after every operation. Profiles
-// linux-6.7, linux-6.9 and linux-6.15 (2 seeds × 50,000 operations each), plus a
-// shorter linux-6.15 run with mTHP faults. Fixed seeds; a failure names the
+// fork, COW writes, FOLL_PIN pins, munmap, MADV_DONTNEED, the deferred-split
+// shrinker, exit and CPU switches over up to six processes, with every invariant
+// checked after every operation. Profiles linux-6.7, linux-6.9 and linux-6.15
+// (2 seeds × 50,000 operations each), plus shorter runs with mTHP faults and with
+// PMD THPs (PMD splits) on linux-6.15 and linux-6.7. Fixed seeds; a failure names the
 // profile, the seed and the operation index, and
 //   TLBSIM_PROPERTY_SEED=<seed> TLBSIM_PROPERTY_OPS=<index + 1>
 //   mm_test --gtest_filter='*KernelProperty*<profile>'
@@ -49,8 +50,8 @@ constexpr unsigned kMaxPinsPerProc = 3;
 constexpr uint64_t kFilePages = 256;
 
 /// The switches of configs/kernels/<name>.json; "<name>+mthp" also enables the
-/// PTE-mapped anonymous THP sizes 16 KiB..1 MiB (PMD THPs stay off: partial unmaps
-/// would need the PMD split).
+/// PTE-mapped anonymous THP sizes 16 KiB..1 MiB; "<name>+thp" enables PMD THPs
+/// (and 64 KiB mTHP), so partial unmaps split PMDs.
 void apply_profile(KernelProfile& p, const std::string& profile) {
   const std::string name = profile.substr(0, profile.find('+'));
   const bool v6_7 = name == "linux-6.7", v6_15 = name == "linux-6.15";
@@ -65,6 +66,12 @@ void apply_profile(KernelProfile& p, const std::string& profile) {
   p.deferred_split_partial_only.set(v6_15);
   p.flush_range_freed_tables.set(v6_15);
   p.x86_flush_ceiling.set(33);
+  if (profile.ends_with("+thp")) {
+    // PMD THPs as well: partial unmaps split PMDs, the shrinker splits folios.
+    p.thp.enabled.set("always");
+    p.thp.hugepages_2048kB.set("inherit");
+    p.thp.hugepages_64kB.set("always");
+  }
   if (profile.ends_with("+mthp")) {
     p.thp.enabled.set("never");
     for (auto* size : {&p.thp.hugepages_16kB, &p.thp.hugepages_32kB, &p.thp.hugepages_64kB,
@@ -118,6 +125,8 @@ class PropertyRun {
     if (r < 84) return op_pin();
     if (r < 87) return op_unpin();
     if (r < 93) return op_switch();
+    if (r < 95) return op_dontneed();
+    if (r < 96) return op_shrink();
     return new_process_or_touch();
   }
 
@@ -303,6 +312,25 @@ class PropertyRun {
     return "munmap" + at(*p.mm, start) + " len " + std::to_string(len);
   }
 
+  std::string op_dontneed() {
+    Proc& p = any_proc();
+    Vma* v = any_vma(*p.mm);
+    if (!v) return op_mmap();
+    const uint64_t n = v->nr_pages();
+    const uint64_t s = pick(static_cast<unsigned>(n));
+    const VirtAddr start = v->start() + s * kPageSize;
+    const uint64_t len = (1 + pick(static_cast<unsigned>(n - s))) * kPageSize;
+    if (m_k->sys_madvise(ctx(), *p.mm, start, len, Advice::kDontneed) != 0)
+      throw std::runtime_error("MADV_DONTNEED failed");
+    return "dontneed" + at(*p.mm, start) + " len " + std::to_string(len);
+  }
+
+  /// The deferred-split shrinker (splits partially mapped folios, batched flush).
+  std::string op_shrink() {
+    const uint64_t n = m_k->deferred_split_scan(ctx(), 1 + pick(8));
+    return "deferred_split_scan split " + std::to_string(n);
+  }
+
   std::string op_exit() {
     if (m_procs.size() < 2) return op_touch(false);
     const size_t i = pick(static_cast<unsigned>(m_procs.size()));
@@ -428,7 +456,7 @@ class KernelProperty : public ::testing::TestWithParam<const char*> {};
 TEST_P(KernelProperty, RandomOperationSequencesKeepEveryInvariant) {
   const std::string profile = GetParam();
   // The mTHP variant is extra coverage beyond the three profiles: one shorter run.
-  const bool variant = profile.ends_with("+mthp");
+  const bool variant = profile.find('+') != std::string::npos;
   const uint64_t ops = env_or("TLBSIM_PROPERTY_OPS", variant ? kOpsPerSeed * 3 / 5 : kOpsPerSeed);
   std::vector<uint64_t> seeds(std::begin(kSeeds), std::end(kSeeds));
   if (variant) seeds.resize(1);
@@ -456,7 +484,8 @@ TEST_P(KernelProperty, RandomOperationSequencesKeepEveryInvariant) {
 
 INSTANTIATE_TEST_SUITE_P(Profiles, KernelProperty,
                          ::testing::Values("linux-6.7", "linux-6.9", "linux-6.15",
-                                           "linux-6.15+mthp"),
+                                           "linux-6.15+mthp", "linux-6.15+thp",
+                                           "linux-6.7+thp"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            std::string n = info.param;
                            for (char& ch : n)

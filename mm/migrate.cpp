@@ -1,0 +1,179 @@
+// Migration entries and the batched (deferred) unmap flush (mm/rmap.c, mm/migrate.c;
+// reference §6).
+//
+// Ordering contract of a batch: a PTE is cleared (and replaced by a migration
+// entry) under its PTL; its flush is only recorded (set_tlb_ubc_flush_pending);
+// try_to_unmap_flush() completes every recorded flush of this CPU's batch before
+// the caller frees, copies or writes back any page the batch unmapped. A racing
+// PTE modifier of the same mm calls flush_tlb_batched_pending() under its PTL
+// first, so it never relies on a TLB that still holds a cleared entry.
+#include "mm/fault.h"
+#include "mm/folio.h"
+#include "mm/kernel.h"
+#include "mm/rmap_walk.h"
+
+namespace tlbsim::mm {
+
+namespace {
+/// TLB_FLUSH_BATCH_FLUSHED_SHIFT / PENDING_MASK / PENDING_LARGE (mm/rmap.c).
+constexpr unsigned kBatchFlushedShift = 16;
+constexpr uint32_t kBatchPendingMask = (1u << (kBatchFlushedShift - 1)) - 1;
+constexpr uint32_t kBatchPendingLarge = kBatchPendingMask / 2;
+}  // namespace
+
+// --- the batch ------------------------------------------------------------------------------
+
+bool Kernel::should_defer_flush(ExecContext& ctx, Mm& mm, uint32_t ttu_flags) {
+  // Mirrors mm/rmap.c:should_defer_flush(); batched_reclaim_flush off models
+  // kernels whose architecture did not batch (arm64 before 6.5).
+  if (!(ttu_flags & kTtuBatchFlush) || !m_batched_reclaim_flush) return false;
+  return m_arch.arch_tlbbatch_should_defer(ctx, mm);
+}
+
+void Kernel::set_tlb_ubc_flush_pending(ExecContext& ctx, Mm& mm, uint64_t pteval, VirtAddr start,
+                                       VirtAddr end) {
+  // Mirrors mm/rmap.c:set_tlb_ubc_flush_pending().
+  if (m_pte_accessible_skip && !m_arch.pte_accessible(mm, pteval)) {
+    m_flush_stats.tlbbatch_skipped += (end - start) >> kPageShift;
+    return;
+  }
+  m_flush_stats.tlbbatch_pending += (end - start) >> kPageShift;
+  m_arch.arch_tlbbatch_add_pending(ctx, mm, start, end);
+  TlbUbc& ubc = m_tlb_ubc[ctx.cpu];
+  ubc.flush_required = true;
+  // Bump the pending generation; reset the word before it could reach "flushed".
+  ctx.count(KOp::kAtomic);
+  uint32_t batch = ++mm.tlb_flush_batched;
+  if ((batch & kBatchPendingMask) > kBatchPendingLarge) mm.tlb_flush_batched = 1;
+  (void)batch;
+  if (m_codec.dirty(pteval)) ubc.writable = true;
+}
+
+void Kernel::try_to_unmap_flush(ExecContext& ctx) {
+  // Mirrors mm/rmap.c:try_to_unmap_flush(): one flush for the whole batch,
+  // attributed to the caller's cause as one full (mm = NULL) request.
+  TlbUbc& ubc = m_tlb_ubc[ctx.cpu];
+  if (!ubc.flush_required) return;
+  ++m_flush_stats.requests;
+  ++m_flush_stats.tlbbatch_flushes;
+  const FlushCause cause = ctx.cause == FlushCause::kNone ? FlushCause::kOther : ctx.cause;
+  auto& c = m_flush_stats.by_cause[static_cast<size_t>(cause)];
+  ++c->requests;
+  ++c->full_mm;
+  m_arch.arch_tlbbatch_flush(ctx);
+  ubc.flush_required = false;
+  ubc.writable = false;
+}
+
+void Kernel::try_to_unmap_flush_dirty(ExecContext& ctx) {
+  // Mirrors mm/rmap.c:try_to_unmap_flush_dirty().
+  if (m_tlb_ubc[ctx.cpu].writable) try_to_unmap_flush(ctx);
+}
+
+void Kernel::flush_tlb_batched_pending(ExecContext& ctx, Mm& mm) {
+  // Mirrors mm/rmap.c:flush_tlb_batched_pending(): try_to_unmap_flush() does not
+  // know the mms it flushed, so the first PTE modifier after a batch pays one
+  // flush_tlb_mm.
+  const uint32_t batch = mm.tlb_flush_batched;
+  const uint32_t pending = batch & kBatchPendingMask;
+  const uint32_t flushed = batch >> kBatchFlushedShift;
+  if (pending == flushed) return;
+  ++m_flush_stats.batched_pending_flushes;
+  flush_tlb_mm(ctx, mm);
+  ctx.count(KOp::kAtomic);
+  mm.tlb_flush_batched = pending | (pending << kBatchFlushedShift);
+}
+
+// --- try_to_migrate ------------------------------------------------------------------------
+
+void Kernel::try_to_migrate(ExecContext& ctx, Folio folio, uint32_t ttu_flags) {
+  // Mirrors mm/rmap.c:try_to_migrate() (TTU_RMAP_LOCKED: the caller holds the
+  // anon_vma lock, so the walk is rmap_walk_locked).
+  RmapWalkControl rwc;
+  rwc.locked = true;
+  rwc.rmap_one = [&](Folio f, Vma& vma, VirtAddr address) {
+    return try_to_migrate_one(ctx, f, vma, address, ttu_flags);
+  };
+  rwc.done = [](Folio f) { return !f.mapped(); };  // folio_not_mapped
+  rmap_walk(*this, ctx, folio, rwc);
+}
+
+bool Kernel::try_to_migrate_one(ExecContext& ctx, Folio folio, Vma& vma, VirtAddr address,
+                                uint32_t ttu_flags) {
+  // Mirrors mm/rmap.c:try_to_migrate_one(): one PTE at a time; each becomes a
+  // migration entry (writable / readable-exclusive / readable, young and dirty
+  // kept) after its flush was done or deferred. The folio reference of each
+  // mapping is dropped now: the caller holds its own.
+  Mm& mm = *vma.mm();
+  if ((ttu_flags & kTtuSplitHugePmd) && folio.test_pmd_mappable())
+    split_huge_pmd_address(ctx, vma, address, /*freeze=*/true);
+  for (PageVmaMappedWalk w(*this, ctx, folio, vma, address); w.next();) {
+    if (!w.pte()) continue;  // PMD mappings are only split with TTU_SPLIT_HUGE_PMD
+    const Pfn subpage = w.page();
+    const VirtAddr addr = w.address();
+    const bool anon_exclusive = folio.test_anon() && folio.page_of(subpage).test(kPgAnonExclusive);
+    uint64_t pteval;
+    if (should_defer_flush(ctx, mm, ttu_flags)) {
+      pteval = m_arch.ptep_get_and_clear(ctx, mm, addr, w.pte());
+      ctx.count(KOp::kPteWrite);
+      set_tlb_ubc_flush_pending(ctx, mm, pteval, addr, addr + kPageSize);
+    } else {
+      // ptep_clear_flush(): flush only what a TLB may hold.
+      pteval = m_arch.ptep_get_and_clear(ctx, mm, addr, w.pte());
+      ctx.count(KOp::kPteWrite);
+      if (m_arch.pte_accessible(mm, pteval)) flush_tlb_page(ctx, mm, addr);
+    }
+    if (m_codec.dirty(pteval)) folio.head().set(kPgDirty);  // folio_mark_dirty
+    if (anon_exclusive && m_rmap.folio_try_share_anon_rmap_pte(ctx, folio, subpage)) {
+      // Maybe pinned: restore the PTE and stop (the caller sees it still mapped).
+      m_arch.set_ptes(ctx, mm, addr, w.pte(), pteval, 1);
+      ctx.count(KOp::kPteWrite);
+      return false;
+    }
+    *w.pte() = m_codec.mk_migration_pte(subpage, m_codec.write(pteval), anon_exclusive,
+                                        m_codec.young(pteval), m_codec.dirty(pteval));
+    ctx.count(KOp::kPteWrite);
+    ++m_vmstat.pgmigrate_entries;
+    m_rmap.folio_remove_rmap_pte(ctx, folio, subpage, vma);
+    folio_put_refs(ctx, folio.pfn(), 1, "try_to_migrate_one");
+  }
+  return true;
+}
+
+// --- remove_migration_ptes -------------------------------------------------------------------
+
+void Kernel::remove_migration_ptes(ExecContext& ctx, Folio src, Folio dst) {
+  // Mirrors mm/migrate.c:remove_migration_ptes() → remove_migration_pte(), with the
+  // rmap of `dst` locked (RMP_LOCKED): each migration entry naming a page of `src`
+  // maps the same page of `dst` again, exclusive if the entry was.
+  RmapWalkControl rwc;
+  rwc.locked = true;
+  rwc.rmap_one = [&](Folio f, Vma& vma, VirtAddr address) {
+    Mm& mm = *vma.mm();
+    for (PageVmaMappedWalk w(*this, ctx, src, vma, address, /*migration=*/true); w.next();) {
+      const uint64_t entry = *w.pte();
+      const Pfn page = f.pfn() + (w.page() - src.pfn());
+      f.ref_add(1);  // folio_get
+      ctx.count(KOp::kAtomic);
+      uint64_t pte = m_codec.mk_pte(page, vm_page_prot(vma));
+      if (!m_codec.migration_young(entry)) pte = m_codec.mkold(pte);
+      if (f.head().test(kPgDirty) && m_codec.migration_dirty(entry)) pte = m_codec.mkdirty(pte);
+      if (m_codec.migration_write(entry)) pte = maybe_mkwrite(m_codec, pte, vma);
+      const bool exclusive = m_codec.migration_write(entry) || m_codec.migration_exclusive(entry);
+      if (f.test_anon()) {
+        m_rmap.folio_add_anon_rmap_pte(ctx, f, page, vma, w.address(),
+                                       exclusive ? kRmapExclusive : kRmapNone);
+      } else {
+        m_rmap.folio_add_file_rmap_pte(ctx, f, page, vma);
+      }
+      *w.pte() = 0;  // set_pte_at over the migration entry (arm64 may fold: set_ptes)
+      m_arch.set_ptes(ctx, mm, w.address(), w.pte(), pte, 1);
+      ctx.count(KOp::kPteWrite);
+      ++m_vmstat.pgmigrate_remapped;
+    }
+    return true;
+  };
+  rmap_walk(*this, ctx, dst, rwc);
+}
+
+}  // namespace tlbsim::mm

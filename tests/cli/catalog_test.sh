@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# Every catalog workload runs on x86_small and arm64_small at a small size, and its
+# counts are asserted from stats.json: what a region populated is what munmap /
+# MADV_DONTNEED give back, the forked child sees every page without faulting, COW
+# copies exactly the pages written, COW-reuse reuses them (and, for 64 KiB folios,
+# linux-6.7 copies where linux-6.15 reuses), no run leaks a frame and no run has a
+# stale-TLB violation. A catalog entry without checks here fails the test.
+# Runs that need kernel paths still being written (PMD split, COW of a PMD-mapped
+# THP) are reported as SKIP while tlbsim rejects them with "not supported yet", and
+# are checked as soon as it accepts them.
+set -u
+TLBSIM="$1"
+ROOT="$2"
+export TLBSIM_ROOT="$ROOT"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+
+# run ID MACHINE KERNEL FOLIO WORKLOAD PARAMS_JSON [tlbsim options...]
+run() {
+  local id="$1" machine="$2" kernel="$3" folio="$4" workload="$5" params="$6"
+  shift 6
+  printf '{"machine": "%s", "kernel": "%s", "folio_size": "%s",\n "workload": {"preset": "%s", "params": %s}}\n' \
+    "$machine" "$kernel" "$folio" "$workload" "$params" > "$tmp/$id.json"
+  if ! "$TLBSIM" run "$tmp/$id.json" --out "$tmp/$id" --quiet "$@" 2> "$tmp/$id.err"; then
+    if grep -q "not supported yet" "$tmp/$id.err"; then
+      echo "SKIP $id: $(cat "$tmp/$id.err")"
+    else
+      echo "FAIL $id: tlbsim run failed: $(cat "$tmp/$id.err")"
+      fails=$((fails + 1))
+    fi
+  fi
+}
+
+for m in x86_small arm64_small; do
+  k=linux-6.15
+  run "populate.$m" $m $k 4KiB populate '{"size": "2MiB"}'
+  run "populate.$m.64k" $m $k 64KiB populate '{"size": "2MiB"}'
+  run "munmap.$m" $m $k 4KiB munmap '{"size": "2MiB"}'
+  run "munmap.$m.64k" $m $k 64KiB munmap '{"size": "2MiB"}'
+  run "fork.$m" $m $k 4KiB fork '{"size": "2MiB"}'
+  run "fork-child-exit.$m" $m $k 4KiB fork-child-exit '{"size": "2MiB"}'
+  run "fork-child-exit.$m.2m" $m $k 2MiB fork-child-exit '{"size": "4MiB"}'
+  run "cow.$m" $m $k 4KiB cow '{"size": "2MiB"}'
+  run "cow.$m.2m" $m $k 2MiB cow '{"size": "4MiB"}'
+  run "cow-reuse.$m" $m $k 4KiB cow-reuse '{"size": "2MiB"}'
+  run "cow-reuse.$m.64k.linux-6.7" $m linux-6.7 64KiB cow-reuse '{"size": "2MiB"}'
+  run "cow-reuse.$m.64k.linux-6.15" $m linux-6.15 64KiB cow-reuse '{"size": "2MiB"}'
+  run "dontneed.$m" $m $k 4KiB dontneed '{"size": "2MiB"}'
+  run "pte-remap.$m" $m $k 4KiB pte-remap '{}'
+  run "pte-remap.$m.64k" $m $k 64KiB pte-remap '{}'
+  run "pte-remap.$m.2m" $m $k 2MiB pte-remap '{}'
+  run "anon-cow-seq.$m" $m $k 4KiB anon-cow-seq '{"size_per_thread": "1MiB"}' --set machine.cpus=8
+  run "anon-cow-rand.$m" $m $k 4KiB anon-cow-rand '{"size_per_thread": "1MiB"}' --set machine.cpus=8
+  run "shootdown-storm.$m" $m $k 4KiB shootdown-storm '{}' --set machine.cpus=4
+done
+
+python3 - "$tmp" "$ROOT" <<'PY'
+import json, os, pathlib, sys
+
+tmp, root = sys.argv[1], pathlib.Path(sys.argv[2])
+P = 512          # pages of 2 MiB
+passed = failed = 0
+# Known differences from Linux in the kernel model, reported and not yet fixed: the
+# check runs and prints KNOWN (or XPASS once fixed: then delete the entry) without
+# failing the test. (run id, check name prefix) -> why.
+KNOWN = {
+    ("cow-reuse.arm64_small.64k.linux-6.15", "cow_reuse"):
+        "wp_page_reuse writes the PTE directly inside a folded contpte block instead of "
+        "ptep_set_access_flags (Linux unfolds when the write bit changes), so one fault "
+        "makes 16 pages writable",
+    ("cow-reuse.arm64_small.64k.linux-6.15", "region[reuse].faults"): "same as cow_reuse",
+}
+
+
+def expect(ok, run, what):
+    global passed, failed
+    why = next((w for (rid, pre), w in KNOWN.items() if rid == run and what.startswith(pre)), None)
+    if why:
+        print(f"{'XPASS' if ok else 'KNOWN'} {run}: {what} ({why})")
+    elif ok:
+        passed += 1
+    else:
+        failed += 1
+        print(f"FAIL {run}: {what}")
+
+
+class Run:
+    def __init__(self, rid):
+        self.id = rid
+        self.s = json.load(open(os.path.join(tmp, rid, "stats.json")))["stats"]["system"]
+
+    def v(self, path):
+        node = self.s
+        for part in path.split("/"):
+            node = node[part]
+        return node["value"]
+
+    def region(self, name, stat):
+        return self.v(f"regions/region[{name}]/{stat}")
+
+    def vm(self, stat):
+        return self.v(f"kernel/vmstat/{stat}")
+
+    def flush(self, cause, stat):
+        return self.v(f"kernel/tlb_flush/{cause}/{stat}")
+
+    def taken(self, name):  # frames a region allocated (pages and page tables)
+        return self.region(name, "free_pages_at_entry") - self.region(name, "free_pages_at_exit")
+
+    def eq(self, what, got, want):
+        expect(got == want, self.id, f"{what} = {got}, expected {want}")
+
+    def true(self, what, ok):
+        expect(ok, self.id, what)
+
+
+def check_common(r):
+    for k in ("stale_tlb_violations", "walk_cache_violations", "break_before_make_violations",
+              "freed_before_invalidate_violations"):
+        r.eq(f"coherence.{k}", r.v(f"coherence/{k}"), 0)
+    # Every process has exited: every page allocated was freed, none is left mapped.
+    r.eq("pgfree (all allocated pages freed at exit)", r.vm("pgfree"), r.vm("pgalloc"))
+    r.eq("nr_anon_mapped after exit", r.vm("nr_anon_mapped"), 0)
+
+
+def shootdown(r, region):  # remote invalidations the region's initiator sent
+    return r.region(region, "ipis_sent") if ".x86" in r.id else r.region(region, "tlbis")
+
+
+def populate(r):
+    r.eq("region[populate].faults", r.region("populate", "faults"), P)
+    r.eq("region[populate].accesses", r.region("populate", "accesses"), P)
+    r.eq("pgalloc", r.vm("pgalloc"), P)
+    r.true("populate took at least its pages", r.taken("populate") >= P)
+
+
+def populate_64k(r):
+    r.eq("region[populate].faults (one per 64 KiB folio)", r.region("populate", "faults"), P // 16)
+    r.eq("hugepages_64kB.anon_fault_alloc", r.vm("hugepages_64kB/anon_fault_alloc"), P // 16)
+    r.eq("pgalloc", r.vm("pgalloc"), P)
+
+
+def munmap(r, faults=P):
+    # munmap gives back exactly what populate took: every page and its page tables.
+    r.eq("region[populate].faults", r.region("populate", "faults"), faults)
+    r.eq("frames freed by munmap", -r.taken("munmap"), r.taken("populate"))
+    r.true("tlb_flush.munmap.pages covers the mapping", r.flush("munmap", "pages") >= P)
+    r.true("munmap shoots down CPU1", shootdown(r, "munmap") >= 1)
+
+
+def fork(r):
+    r.eq("region[fork].syscalls", r.region("fork", "syscalls"), 1)
+    r.eq("tlb_flush.fork.requests (parent PTEs write-protected)", r.flush("fork", "requests"), 1)
+    r.eq("pgalloc (fork copies no page)", r.vm("pgalloc"), P)
+    r.eq("cow_copy", r.vm("cow_copy"), 0)
+    # rmap: populate adds P, fork duplicates P, each exit removes P.
+    r.eq("rmap_calls", r.vm("rmap_calls"), 4 * P)
+    r.eq("tlb_flush.exit.requests (child and parent)", r.flush("exit", "requests"), 2)
+
+
+def fork_child_exit(r, pages=P):
+    # The child sees every page through the PTEs fork copied: no fault.
+    r.eq("region[child-read].accesses", r.region("child-read", "accesses"), pages)
+    r.eq("region[child-read].faults", r.region("child-read", "faults"), 0)
+    r.eq("pgalloc (the child shares every page)", r.vm("pgalloc"), pages)
+    r.eq("tlb_flush.exit.requests", r.flush("exit", "requests"), 2)
+
+
+def cow(r, pages=P):
+    r.eq("cow_copy (one per page written)", r.vm("cow_copy"), pages)
+    r.eq("region[cow].faults", r.region("cow", "faults"), pages)
+    r.eq("tlb_flush.cow.requests", r.flush("cow", "requests"), pages)
+    r.eq("pgalloc (parent pages + copies)", r.vm("pgalloc"), 2 * pages)
+
+
+def cow_reuse(r):
+    r.eq("cow_reuse (parent maps every page alone)", r.vm("cow_reuse"), P)
+    r.eq("cow_copy", r.vm("cow_copy"), 0)
+    r.eq("region[reuse].faults", r.region("reuse", "faults"), P)
+    r.eq("pgalloc", r.vm("pgalloc"), P)
+
+
+def cow_reuse_64k_copy(r):  # linux-6.7: a PTE-mapped large folio is never reused
+    r.eq("cow_copy", r.vm("cow_copy"), P)
+    r.eq("cow_reuse", r.vm("cow_reuse"), 0)
+    r.eq("region[reuse].faults", r.region("reuse", "faults"), P)
+
+
+def cow_reuse_64k_reuse(r):  # linux-6.15: the exclusive large folio is reused, page by page
+    r.eq("cow_reuse (PTE-mapped large folio reused, one fault per page)", r.vm("cow_reuse"), P)
+    r.eq("cow_copy", r.vm("cow_copy"), 0)
+    r.eq("region[reuse].faults", r.region("reuse", "faults"), P)
+
+
+def dontneed(r):
+    r.eq("frames freed by MADV_DONTNEED (pages; page tables stay)", -r.taken("dontneed"), P)
+    r.eq("tlb_flush.dontneed.pages", r.flush("dontneed", "pages"), P)
+    r.eq("region[dontneed].syscalls", r.region("dontneed", "syscalls"), 1)
+
+
+def pte_remap(r, faults):
+    pages = 64 << 8
+    r.eq("region[populate].faults", r.region("populate", "faults"), faults)
+    r.eq("region[pte-remap].syscalls", r.region("pte-remap", "syscalls"), 32)
+    r.eq("tlb_flush.mprotect.requests", r.flush("mprotect", "requests"), 32)
+    r.eq("frames freed by munmap", -r.taken("munmap"), r.taken("populate"))
+    r.eq("pgalloc", r.vm("pgalloc"), pages)
+
+
+def pte_remap_2m(r):
+    pte_remap(r, 32)
+    r.eq("thp_split_pmd (one per THP)", r.vm("thp_split_pmd"), 32)
+
+
+def anon_cow_seq(r):
+    pages = 4 * 256
+    r.eq("cow_copy (every page of the 4 threads)", r.vm("cow_copy"), pages)
+    r.eq("region[cow].faults", r.region("cow", "faults"), pages)
+    r.true("COW flushes reach the sibling threads", shootdown(r, "cow") > 0)
+
+
+def anon_cow_rand(r):
+    pages = 4 * 256
+    r.eq("region[cow].accesses", r.region("cow", "accesses"), pages)
+    r.eq("cow_copy == write-protect faults", r.vm("cow_copy"), r.vm("pgfault_wp"))
+    r.eq("region[cow].faults == cow_copy", r.region("cow", "faults"), r.vm("cow_copy"))
+    r.true(f"random writes copy some but not all pages (cow_copy {r.vm('cow_copy')})",
+           pages // 2 < r.vm("cow_copy") < pages)
+
+
+def shootdown_storm(r):
+    r.eq("region[storm].syscalls", r.region("storm", "syscalls"), 128)
+    r.eq("tlb_flush.mprotect.requests", r.flush("mprotect", "requests"), 64)
+    r.true("tlb_flush.munmap.requests >= 64", r.flush("munmap", "requests") >= 64)
+    r.eq("region[touch].accesses", r.region("touch", "accesses"), 3 * 256 * 16)
+    # Three other CPUs run the mm during the storm: IPIs to (almost) all of them on
+    # x86, a broadcast TLBI per flush on arm64.
+    want = 2 * 128 if ".x86" in r.id else 128
+    r.true(f"storm shootdowns {shootdown(r, 'storm')} >= {want}", shootdown(r, "storm") >= want)
+
+
+checks = {
+    "populate": populate, "populate.64k": populate_64k,
+    "munmap": munmap, "munmap.64k": lambda r: munmap(r, P // 16),
+    "fork": fork, "fork-child-exit": fork_child_exit,
+    "fork-child-exit.2m": lambda r: fork_child_exit(r, 2 * P),
+    "cow": cow, "cow.2m": lambda r: cow(r, 2 * P),
+    "cow-reuse": cow_reuse, "cow-reuse.64k.linux-6.7": cow_reuse_64k_copy,
+    "cow-reuse.64k.linux-6.15": cow_reuse_64k_reuse,
+    "dontneed": dontneed,
+    "pte-remap": lambda r: pte_remap(r, 64 << 8), "pte-remap.64k": lambda r: pte_remap(r, 64 << 4),
+    "pte-remap.2m": pte_remap_2m,
+    "anon-cow-seq": anon_cow_seq, "anon-cow-rand": anon_cow_rand,
+    "shootdown-storm": shootdown_storm,
+}
+covered = set()
+for m in ("x86_small", "arm64_small"):
+    for key, fn in checks.items():
+        name, _, variant = key.partition(".")
+        rid = f"{name}.{m}" + (f".{variant}" if variant else "")
+        covered.add(name)
+        if not os.path.exists(os.path.join(tmp, rid, "stats.json")):
+            continue  # skipped (not supported yet) or failed: reported by the runner
+        r = Run(rid)
+        check_common(r)
+        fn(r)
+# Programs imported into the catalog (docs/guide.md §8) replay a trace: not benchmarks.
+for f in sorted((root / "workloads/catalog").glob("*.json")):
+    if '"replay"' not in f.read_text():
+        expect(f.stem in covered, f.name, "catalog entry without checks in tests/cli/catalog_test.sh")
+print(f"{passed} checks passed, {failed} failed")
+sys.exit(1 if failed else 0)
+PY
+py=$?
+[ "$fails" -eq 0 ] && [ "$py" -eq 0 ]

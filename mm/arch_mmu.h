@@ -148,6 +148,27 @@ class ArchMmu {
     }
     return first;
   }
+  /// ptep_set_access_flags(vma, addr, ptep, entry, dirty): a fault upgrades a present
+  /// entry in place (young, dirty, write: never a downgrade). Returns whether it
+  /// changed. Generic/x86: write it if it changed, no flush (a CPU holding the old
+  /// entry faults again and re-walks). arm64 (arch/arm64/mm/fault.c,
+  /// contpte.c): unfold a contpte block whose write bit changes, and when `dirty`
+  /// invalidate the stale read-only entry (the caller counts its KOp::kPteWrite).
+  virtual bool ptep_set_access_flags(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t* ptep,
+                                     uint64_t entry, bool dirty) {
+    (void)ctx, (void)mm, (void)addr, (void)dirty;
+    if (*ptep == entry) return false;
+    *ptep = entry;
+    return true;
+  }
+  /// pmdp_set_access_flags(): the same for a huge PMD at `haddr`.
+  virtual bool pmdp_set_access_flags(ExecContext& ctx, Mm& mm, VirtAddr haddr, uint64_t* pmdp,
+                                     uint64_t entry, bool dirty) {
+    (void)ctx, (void)mm, (void)haddr, (void)dirty;
+    if (*pmdp == entry) return false;
+    *pmdp = entry;
+    return true;
+  }
   /// wrprotect_ptes(mm, addr, ptep, nr): write-protect `nr` entries (fork).
   virtual void wrprotect_ptes(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t* ptep,
                               unsigned nr) {

@@ -54,7 +54,6 @@ int64_t PageCache::create(uint64_t nr_pages, unsigned folio_order, uint64_t* all
     const uint64_t nr = uint64_t{1} << order;
     Page& head = m_pm.page(*pfn);
     head.set(kPgFile);
-    head.set(kPgLru);
     head.mapping = static_cast<uint64_t>(id);
     head.index = index;
     head.refcount = static_cast<int32_t>(nr);  // the page cache's references
@@ -75,6 +74,14 @@ int64_t Kernel::create_file(uint64_t nr_pages, unsigned folio_order) {
   uint64_t allocated = 0;
   const int64_t id = m_page_cache.create(nr_pages, folio_order, &allocated);
   m_vmstat.pgalloc += allocated;
+  if (id >= 0) {
+    // filemap_add_folio → folio_add_lru: page-cache folios are reclaimable.
+    for (uint64_t i = 0; i < nr_pages;) {
+      const Pfn head = *m_page_cache.lookup(id, i);
+      m_lru.add(head);
+      i += Folio(m_pm, head).nr_pages();
+    }
+  }
   return id;
 }
 
@@ -114,6 +121,7 @@ FaultResult Kernel::do_read_fault(ExecContext& ctx, VmFault& vmf) {
   // only when the faulting page was not mapped by it.
   if (m_fault_around_pages > 1 && do_fault_around(ctx, vmf)) return FaultResult::kOk;
   const Pfn page = filemap_fault(ctx, vmf);  // __do_fault
+  if (!page.value()) return FaultResult::kOom;
   return finish_fault(ctx, vmf, Folio::of(m_pm, page), page);
 }
 
@@ -121,7 +129,7 @@ FaultResult Kernel::do_cow_fault(ExecContext& ctx, VmFault& vmf) {
   // Mirrors mm/memory.c:do_cow_fault(): a write to a private file mapping copies
   // the cached page into a new anon folio mapped in its place.
   if (!anon_vma_prepare(vmf.vma)) return FaultResult::kOom;  // vmf_anon_prepare
-  auto pfn = m_pm.alloc_folio(0);  // folio_prealloc(need_zero = false)
+  auto pfn = alloc_folio_reclaim(ctx, 0);  // folio_prealloc(need_zero = false)
   ctx.count(KOp::kPageAlloc);
   if (!pfn) {
     ++m_vmstat.oom;
@@ -129,6 +137,10 @@ FaultResult Kernel::do_cow_fault(ExecContext& ctx, VmFault& vmf) {
   }
   ++m_vmstat.pgalloc;
   const Pfn page = filemap_fault(ctx, vmf);
+  if (!page.value()) {
+    folio_put_refs(ctx, *pfn, 1, "do_cow_fault(oom)");
+    return FaultResult::kOom;
+  }
   ctx.count(KOp::kPageCopy);  // copy_mc_user_highpage
   const FaultResult r = finish_fault(ctx, vmf, Folio(m_pm, *pfn), *pfn);
   folio_put_refs(ctx, m_pm.folio_head(page), 1, "do_cow_fault");  // put_page(vmf->page)
@@ -139,6 +151,7 @@ FaultResult Kernel::do_shared_fault(ExecContext& ctx, VmFault& vmf) {
   // Mirrors mm/memory.c:do_shared_fault(): map the cached page writable and dirty
   // the folio (fault_dirty_shared_page → folio_mark_dirty). No ->page_mkwrite.
   const Pfn page = filemap_fault(ctx, vmf);
+  if (!page.value()) return FaultResult::kOom;
   Folio folio = Folio::of(m_pm, page);
   const FaultResult r = finish_fault(ctx, vmf, folio, page);
   folio.head().set(kPgDirty);
@@ -178,6 +191,10 @@ bool Kernel::filemap_map_pages(ExecContext& ctx, VmFault& vmf, uint64_t start_pg
   bool mapped_fault = false;
   for (uint64_t index = start_pgoff; index <= end_pgoff;) {
     const Pfn first = *m_page_cache.lookup(file, index);
+    if (!first.value()) {  // dropped by reclaim: only ->fault reads it back
+      ++index;
+      continue;
+    }
     Folio folio = Folio::of(m_pm, first);
     ctx.count(KOp::kAtomic);  // next_uptodate_folio: folio_try_get
     ctx.count(KOp::kLock);    // folio_trylock (and its unlock)
@@ -218,12 +235,33 @@ Pfn Kernel::filemap_fault(ExecContext& ctx, VmFault& vmf) {
   // Mirrors mm/filemap.c:filemap_fault() on a page-cache hit: the page, with a
   // reference for the caller and the folio locked (the lock/unlock is one
   // round trip). Every page of a simulated file is cached.
-  const auto page = m_page_cache.lookup(vmf.vma.file(), vmf.pgoff);
+  auto page = m_page_cache.lookup(vmf.vma.file(), vmf.pgoff);
   if (!page) throw std::logic_error("filemap_fault beyond the end of the file");
+  if (!page->value()) page = page_cache_read(ctx, vmf.vma.file(), vmf.pgoff);
+  if (!page->value()) return Pfn();
   Folio::of(m_pm, *page).ref_add(1);
   ctx.count(KOp::kAtomic);
   ctx.count(KOp::kLock);
   return *page;
+}
+
+Pfn Kernel::page_cache_read(ExecContext& ctx, int64_t file, uint64_t index) {
+  // Mirrors mm/filemap.c:page_cache_ra_order() for one order-0 folio (no
+  // readahead): allocate, add to the page cache and the LRU, read from the file.
+  // Pfn() when memory runs out even after direct reclaim.
+  auto pfn = alloc_folio_reclaim(ctx, 0);
+  ctx.count(KOp::kPageAlloc);
+  if (!pfn) return Pfn();
+  ++m_vmstat.pgalloc;
+  ++m_vmstat.pgmajfault;
+  ctx.count(KOp::kPageCopy);  // the read from the backing file
+  Page& head = m_pm.page(*pfn);
+  head.set(kPgFile);
+  head.mapping = static_cast<uint64_t>(file);
+  head.index = index;  // the allocation's reference becomes the cache's
+  m_page_cache.insert(file, index, *pfn, 1);
+  m_lru.add(*pfn);
+  return *pfn;
 }
 
 FaultResult Kernel::finish_fault(ExecContext& ctx, VmFault& vmf, Folio folio, Pfn page) {

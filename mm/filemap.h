@@ -7,7 +7,8 @@
 //
 // References: the page cache holds folio_nr_pages() references on each of its
 // folios (__filemap_add_folio); every mapping adds its own. Files are never
-// truncated or deleted, so cached folios are never freed.
+// truncated or deleted; reclaim may drop clean folios from the cache (remove), and
+// a later fault reads the page back (Kernel::page_cache_read → insert).
 //
 // Folio fields of a page-cache folio: kPgFile set, kPgAnon clear, mapping = file
 // id, index = file page offset of the first page.
@@ -46,11 +47,24 @@ class PageCache {
   size_t nr_files() const { return m_files.size(); }
 
   /// filemap_get_entry(): the frame caching page @index of @file (the folio is
-  /// Folio::of that frame), or nullopt beyond the end of the file.
+  /// Folio::of that frame), Pfn() (0) when reclaim dropped it, or nullopt beyond
+  /// the end of the file.
   std::optional<Pfn> lookup(int64_t file, uint64_t index) const {
     const File& f = m_files[static_cast<size_t>(file)];
     if (index >= f.nr_pages) return std::nullopt;
     return Pfn(f.pfn[index]);
+  }
+
+  /// __filemap_remove_folio(): pages [index, index + nr) are no longer cached (the
+  /// caller drops the cache's references).
+  void remove(int64_t file, uint64_t index, uint64_t nr) {
+    File& f = m_files[static_cast<size_t>(file)];
+    for (uint64_t i = 0; i < nr; ++i) f.pfn[index + i] = 0;
+  }
+  /// __filemap_add_folio(): the folio at @head caches [index, index + nr).
+  void insert(int64_t file, uint64_t index, Pfn head, uint64_t nr) {
+    File& f = m_files[static_cast<size_t>(file)];
+    for (uint64_t i = 0; i < nr; ++i) f.pfn[index + i] = head.value() + i;
   }
 
   /// Calls fn(file, head) for every cached folio, in file order.
@@ -59,6 +73,10 @@ class PageCache {
     for (size_t id = 0; id < m_files.size(); ++id) {
       const File& f = m_files[id];
       for (uint64_t i = 0; i < f.nr_pages;) {
+        if (!f.pfn[i]) {
+          ++i;
+          continue;
+        }
         const Pfn head(f.pfn[i]);
         fn(static_cast<int64_t>(id), head);
         i += uint64_t{1} << m_pm.page(head).order();

@@ -71,6 +71,7 @@ class ForkCopier {
   int copy_present_ptes(uint64_t* dst_pte, uint64_t* src_pte, uint64_t pte, VirtAddr addr,
                         unsigned max_nr);
   int copy_present_page(uint64_t* dst_pte, VirtAddr addr);
+  void copy_nonpresent_pte(uint64_t* dst_pte, uint64_t* src_pte, uint64_t pte);
   void copy_ptes(uint64_t* dst_pte, uint64_t* src_pte, uint64_t pte, VirtAddr addr, unsigned nr);
   unsigned folio_pte_batch(Folio folio, Pfn pfn, const uint64_t* ptep, uint64_t* ptentp,
                            unsigned max_nr) const;
@@ -280,6 +281,27 @@ bool ForkCopier::copy_huge_pmd_folio(Folio folio, Pfn pfn, Pfn pgtable, Pfn src_
 
 // --- PTE tables -------------------------------------------------------------------------
 
+void ForkCopier::copy_nonpresent_pte(uint64_t* dst_pte, uint64_t* src_pte, uint64_t pte) {
+  // Mirrors mm/memory.c:copy_nonpresent_pte() for a swap entry (reference §4.7):
+  // swap_duplicate; an exclusive entry loses its marker in the parent (both now
+  // share the slot); the child gets the same, non-exclusive entry.
+  if (!m_codec.is_swap_entry(pte)) {
+    // Migration entries exist only inside a migration, which holds the mm's kernel
+    // lock throughout; markers are not modelled.
+    fork_not_supported("fork of migration entries or PTE markers");
+  }
+  m_k.m_swap.dup(m_codec.swp_offset(pte));
+  m_ctx.count(KOp::kAtomic);
+  if (m_codec.swp_exclusive(pte)) {
+    pte = m_codec.swp_clear_exclusive(pte);
+    *src_pte = pte;
+    m_ctx.count(KOp::kPteWrite);
+  }
+  *dst_pte = pte;
+  m_ctx.count(KOp::kPteWrite);
+  m_dst_mm->add_rss(kMmSwapEnts, 1);
+}
+
 int ForkCopier::copy_pte_range(PageTablePage& dst_t, PageTablePage& src_t, VirtAddr addr,
                                VirtAddr end) {
   // Mirrors mm/memory.c:copy_pte_range(). The progress budget (a resched check every
@@ -299,8 +321,11 @@ int ForkCopier::copy_pte_range(PageTablePage& dst_t, PageTablePage& src_t, VirtA
         addr += kPageSize;
         continue;
       }
-      if (!m_codec.present(pte))
-        fork_not_supported("fork of swap/migration entries (copy_nonpresent_pte)");
+      if (!m_codec.present(pte)) {
+        copy_nonpresent_pte(&dst_t[idx], &src_t[idx], pte);
+        addr += kPageSize;
+        continue;
+      }
       const unsigned max_nr = static_cast<unsigned>((end - addr) >> kPageShift);
       const int nr = copy_present_ptes(&dst_t[idx], &src_t[idx], pte, addr, max_nr);
       if (nr == -EAGAIN) {

@@ -181,12 +181,15 @@ std::optional<FaultResult> Kernel::do_huge_pmd_wp_page(ExecContext& ctx, VmFault
     head.set(kPgAnonExclusive);
     ctx.count(KOp::kAtomic);
   }
-  // reuse: pmdp_set_access_flags(); x86 needs no flush (as wp_page_reuse).
+  // reuse: pmdp_set_access_flags(dirty = 1); x86 needs no flush (as wp_page_reuse),
+  // arm64 invalidates the stale read-only entry.
   const uint64_t entry =
       maybe_mkwrite(m_codec, m_codec.mkdirty(m_codec.mkyoung(vmf.orig_pmd)), vmf.vma);
-  if (entry != *vmf.pmd) {
-    *vmf.pmd = entry;
-    ctx.count(KOp::kPteWrite);
+  {
+    CauseScope cause(ctx, FlushCause::kCow);
+    if (m_arch.pmdp_set_access_flags(ctx, vmf.mm, vmf.address.align_down(kPmdSize), vmf.pmd,
+                                     entry, true))
+      ctx.count(KOp::kPteWrite);
   }
   ++m_vmstat.cow_reuse;
   return FaultResult::kOk;
@@ -226,10 +229,9 @@ void Kernel::huge_pmd_set_accessed(ExecContext& ctx, VmFault& vmf) {
   ctx.count(KOp::kLock);  // PMD lock
   uint64_t entry = m_codec.mkyoung(vmf.orig_pmd);
   if (vmf.write()) entry = m_codec.mkdirty(entry);
-  if (entry != *vmf.pmd) {
-    *vmf.pmd = entry;
+  if (m_arch.pmdp_set_access_flags(ctx, vmf.mm, vmf.address.align_down(kPmdSize), vmf.pmd, entry,
+                                   vmf.write()))
     ctx.count(KOp::kPteWrite);
-  }
 }
 
 void Kernel::flush_pmd_tlb_range(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end) {

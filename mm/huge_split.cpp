@@ -169,6 +169,10 @@ int Kernel::split_folio(ExecContext& ctx, Folio folio) {
   m_pm.split_folio(head, 0);
   ctx.count(KOp::kAtomic, nr);  // page_ref_unfreeze per new folio
   for (uint64_t i = 1; i < nr; ++i) m_pm.page(head + i).refcount = 1;
+  // lru_add_split_folio(): the pieces follow the head on the LRU (PG_lru was copied
+  // to every piece; an isolated head has none).
+  if (m_pm.page(head).test(kPgLru))
+    for (uint64_t i = nr - 1; i >= 1; --i) m_lru.add_after(head, head + i);
   // remap_page(): each new folio's migration entries become PTEs again.
   for (uint64_t i = 0; i < nr; ++i) {
     Folio f(m_pm, head + i);

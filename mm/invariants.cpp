@@ -31,6 +31,7 @@ int64_t deposited_tables(const PhysMem& pm, Pfn pmd_table) {
 struct Recount {
   const Kernel& k;
   std::map<uint64_t, FolioCount> folios;  // head pfn → counts
+  std::map<uint64_t, int64_t> slot_refs;  // swap slot → swap PTEs naming it
   std::ostringstream err;
   int errors = 0;
 
@@ -50,7 +51,20 @@ struct Recount {
       const uint64_t e = t[i];
       if (PteCodec::none(e)) continue;
       const uint64_t va = base + (uint64_t{i} << level_shift(level));
-      if (!c.present(e)) continue;  // swap/migration entries: counted elsewhere later
+      if (!c.present(e)) {
+        if (level != 1) {
+          fail("non-present entry at level " + std::to_string(level) + ", va " + std::to_string(va));
+        } else if (c.is_swap_entry(e)) {
+          ++rss[kMmSwapEnts];
+          ++slot_refs[c.swp_offset(e)];
+          if (!mm.find_vma(VirtAddr(va))) fail("swap entry at va " + std::to_string(va) + " outside every VMA");
+        } else if (c.is_migration_pte(e)) {
+          fail("migration entry left at va " + std::to_string(va) + " outside a migration");
+        } else {
+          fail("unknown non-present PTE at va " + std::to_string(va));
+        }
+        continue;
+      }
       const Pfn pfn = c.pfn(e);
       if (!pm.valid(pfn)) {
         fail("entry at va " + std::to_string(va) + " points outside memory");
@@ -144,7 +158,7 @@ struct Recount {
 }  // namespace
 
 std::string check_invariants(const Kernel& kernel) {
-  Recount r{kernel, {}, {}, 0};
+  Recount r{kernel, {}, {}, {}, 0};
   const PhysMem& pm = kernel.phys();
   for (const auto& mmp : kernel.mms()) {
     const Mm& mm = *mmp;
@@ -152,7 +166,7 @@ std::string check_invariants(const Kernel& kernel) {
     int64_t rss[kNrRss] = {0, 0, 0, 0};
     const int64_t tables =
         r.walk(mm, pm.table(mm.pgd()), mm.pgd(), kernel.page_tables_levels(), 0, rss);
-    for (int c : {kMmAnonPages, kMmFilePages}) {
+    for (int c : {kMmAnonPages, kMmFilePages, kMmSwapEnts}) {
       if (rss[c] != mm.rss(static_cast<RssCounter>(c)))
         r.fail("mm " + std::to_string(mm.mm_id()) + ": rss counter " + std::to_string(c) + " = " +
                std::to_string(mm.rss(static_cast<RssCounter>(c))) + " but page tables map " +
@@ -174,7 +188,9 @@ std::string check_invariants(const Kernel& kernel) {
       r.fail(id + ": folio_mapcount " + std::to_string(f.mapcount()) + " != " + std::to_string(maps) +
              " mappings in page tables");
     // Page-cache folios also hold the cache's nr_pages references.
-    const int64_t cache_refs = f.head().test(kPgFile) ? static_cast<int64_t>(f.nr_pages()) : 0;
+    const int64_t cache_refs = f.head().test(kPgFile)        ? static_cast<int64_t>(f.nr_pages())
+                               : f.head().test(kPgSwapCache) ? 1
+                                                             : 0;
     if (f.ref_count() < f.mapcount() + cache_refs)
       r.fail(id + ": refcount " + std::to_string(f.ref_count()) + " < mapcount " +
              std::to_string(f.mapcount()) + " + page-cache references " + std::to_string(cache_refs));
@@ -232,6 +248,27 @@ std::string check_invariants(const Kernel& kernel) {
   expect("NR_ANON_THPS", vs.nr_anon_thps.value(), anon_thps);
   expect("NR_FILE_MAPPED", vs.nr_file_mapped.value(), file_mapped);
   expect("NR_FILE_PMDMAPPED", vs.nr_file_pmdmapped.value(), file_pmdmapped);
+
+  // The swap device: each slot's count is the swap PTEs naming it; each swap-cache
+  // folio is live, anonymous, PG_swapcache and names its slot back.
+  const SwapDevice& swap = kernel.swap();
+  for (uint64_t slot = 1; slot < swap.nr_slots(); ++slot) {
+    auto it = r.slot_refs.find(slot);
+    const int64_t refs = it == r.slot_refs.end() ? 0 : it->second;
+    if (static_cast<int64_t>(swap.count(slot)) != refs)
+      r.fail("swap slot " + std::to_string(slot) + " count " + std::to_string(swap.count(slot)) +
+             " != " + std::to_string(refs) + " swap PTEs");
+    const Pfn cached = swap.cached(slot);
+    if (!cached.value()) continue;
+    const Page& hp = pm.page(cached);
+    if (pm.buddy().is_free(cached) || !hp.test(kPgHead) || !hp.test(kPgAnon) ||
+        !hp.test(kPgSwapCache) || swap.slot_of(cached) != slot || hp.refcount < 1)
+      r.fail("swap slot " + std::to_string(slot) + ": cached folio " +
+             std::to_string(cached.value()) + " is not a live swap-cache folio of it");
+  }
+  for (auto& [slot, refs] : r.slot_refs)
+    if (slot == 0 || slot >= swap.nr_slots())
+      r.fail("swap entry names slot " + std::to_string(slot) + " outside the device");
 
   // The page cache: every cached folio is a live page-cache folio of its file at
   // its index, holding the cache's references.

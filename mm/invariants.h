@@ -13,7 +13,10 @@
 //     never write file pages; writable shared file pages are dirty;
 //   - per mm: nr_pgtables = page tables walked + PTE tables deposited with PMD
 //     tables, one deposit per anon (or huge zero) PMD mapping;
-//   - the page cache: each cached folio is live and holds its nr_pages references.
+//   - the page cache: each cached folio is live and holds its nr_pages references;
+//   - swap: MM_SWAPENTS equals the swap entries in each mm's page tables, each slot's
+//     count equals the swap PTEs naming it, each swap-cache folio is live and names
+//     its slot; no migration entry survives a kernel entry.
 #pragma once
 
 #include <string>

@@ -27,6 +27,7 @@ Kernel::Kernel(const KernelProfile& profile, PhysMem& pm, ArchMmu& arch, StatGro
   m_zero_pfn = *zero;
   m_pm.page(m_zero_pfn).set(kPgZero);
   m_tlb_ubc.resize(arch.nr_cpus());
+  m_rmap.set_lru(&m_lru);
 }
 
 Kernel::~Kernel() = default;
@@ -66,9 +67,18 @@ void Kernel::folio_put_refs(ExecContext& ctx, Pfn head, int32_t nr, const char* 
   Folio folio(m_pm, head);
   ctx.count(KOp::kAtomic);
   if (folio.ref_count() < nr) throw std::logic_error("folio refcount underflow");
-  if (!folio.put_refs(nr)) return;
+  if (!folio.put_refs(nr)) {
+    // Only the swap cache holds an unmapped folio whose slot no swap PTE names:
+    // drop it now (Linux leaves it for reclaim to find; the end state is the same).
+    if (folio.ref_count() == 1 && folio.head().test(kPgSwapCache) && !folio.mapped() &&
+        m_swap.count(m_swap.slot_of(folio.pfn())) == 0)
+      folio_free_swap(ctx, folio);
+    return;
+  }
   // __folio_put → free_unref_folios: unqueue from deferred split, drop mTHP stats.
   if (folio.test_large()) m_deferred.unqueue(folio);
+  m_lru.del(head);
+  if (folio.head().test(kPgSwapCache)) throw std::logic_error("freeing a swap-cache folio");
   if (folio.test_anon() && folio.order() >= kMinAnonThpOrder && folio.order() <= kPmdOrder)
     --m_vmstat.mthp[folio.order()]->nr_anon;
   m_vmstat.pgfree += folio.nr_pages();

@@ -13,14 +13,17 @@
 
 #include "base/stats.h"
 #include "mm/arch_mmu.h"
+#include "mm/buddy_stats.h"
 #include "mm/deferred_split.h"
 #include "mm/exec_context.h"
 #include "mm/filemap.h"
 #include "mm/kernel_profile.h"
+#include "mm/lru.h"
 #include "mm/mm_struct.h"
 #include "mm/page_table.h"
 #include "mm/phys_mem.h"
 #include "mm/rmap.h"
+#include "mm/swap_device.h"
 #include "mm/vmstat.h"
 
 namespace tlbsim::mm {
@@ -69,7 +72,7 @@ struct MmapArgs {
 };
 
 /// madvise() advices that change mappings (mm/madvise.c).
-enum class Advice : uint8_t { kDontneed, kFree, kHugepage, kNohugepage };
+enum class Advice : uint8_t { kDontneed, kFree, kHugepage, kNohugepage, kCold, kPageout };
 
 enum class FaultResult : uint8_t { kOk, kSegv, kOom, kRetry };
 
@@ -184,6 +187,33 @@ class Kernel {
   /// PTEs mapping the same-index pages of `dst` (which carries src's mapping/index).
   void remove_migration_ptes(ExecContext& ctx, Folio src, Folio dst);
 
+  // --- reclaim and swap (vmscan.cpp, swapfile.cpp; reference §6) -----------------
+  /// Reclaim up to `nr_pages` pages from the tail (oldest end) of the LRU
+  /// (shrink_lruvec → isolate_lru_folios → shrink_folio_list, accessed bits not
+  /// consulted): each folio is unmapped through the rmap walk with TTU_BATCH_FLUSH
+  /// (try_to_unmap_one, one PTE at a time except lazyfree large folios), swap-backed
+  /// anon folios go to the swap device (large ones are split first: no THP_SWAP),
+  /// lazyfree ones are discarded, file folios leave the page cache (dirty ones are
+  /// written back after try_to_unmap_flush_dirty). One try_to_unmap_flush() before
+  /// any folio is freed. FlushCause::kReclaim. Returns the pages freed.
+  uint64_t reclaim(ExecContext& ctx, uint64_t nr_pages);
+  /// alloc_pages() of one folio with direct reclaim: on failure, reclaim a batch
+  /// (SWAP_CLUSTER_MAX pages; vmstat allocstall) and try once more.
+  std::optional<Pfn> alloc_folio_reclaim(ExecContext& ctx, unsigned order);
+  Lru& lru() { return m_lru; }
+  const Lru& lru() const { return m_lru; }
+  SwapDevice& swap() { return m_swap; }
+  const SwapDevice& swap() const { return m_swap; }
+
+  // --- page migration (migrate.cpp) -----------------------------------------------
+  /// move_pages(2) without NUMA nodes: migrate every folio mapped in [start,
+  /// start + len) of `mm` to a newly allocated one (migrate_pages → migrate_pages_batch):
+  /// order-0 folios are unmapped as one batch (TTU_BATCH_FLUSH, one try_to_unmap_flush
+  /// before any copy), large folios one at a time with their own flush. Swap-cache and
+  /// file folios are not migrated. FlushCause::kMigration. Returns the folios
+  /// migrated, or −errno (EINVAL unaligned, EFAULT outside every VMA).
+  int64_t move_pages(ExecContext& ctx, Mm& mm, VirtAddr start, uint64_t len);
+
   // --- TLB maintenance requests (counted by cause, then handed to the arch) --------
   void tlb_flush(ExecContext& ctx, Mm& mm, const TlbFlushRequest& req);
   void flush_tlb_mm(ExecContext& ctx, Mm& mm);
@@ -245,6 +275,27 @@ class Kernel {
   void vma_split(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr at);
   void vma_remove(Mm& mm, Vma* vma);
   AnonVma* anon_vma_prepare(Vma& vma);
+  // vmscan.cpp: reclaim.
+  uint64_t reclaim_pages(ExecContext& ctx, std::vector<Pfn>& folios);
+  uint64_t shrink_folio_list(ExecContext& ctx, std::vector<Pfn>& folios);
+  void try_to_unmap(ExecContext& ctx, Folio folio, uint32_t ttu_flags);
+  bool try_to_unmap_one(ExecContext& ctx, Folio folio, Vma& vma, VirtAddr address,
+                        uint32_t ttu_flags);
+  void madvise_cold_or_pageout_range(MmuGather& tlb, Vma& vma, VirtAddr start, VirtAddr end,
+                                     bool pageout, std::vector<Pfn>& isolated);
+  // swapfile.cpp: swap entries (do_swap_page is with the fault path below).
+  /// free_swap_and_cache(): a swap PTE naming `slot` was zapped.
+  void free_swap_and_cache(ExecContext& ctx, uint64_t slot);
+  /// free_swap_cache(): an unmapped swap-cache folio whose slot nobody names leaves
+  /// the cache (zap's free_pages_and_swap_cache).
+  void free_swap_cache(ExecContext& ctx, Folio folio);
+  /// folio_free_swap(): drop the folio from the swap cache if no swap PTE names its
+  /// slot. True if it did.
+  bool folio_free_swap(ExecContext& ctx, Folio folio);
+  // migrate.cpp
+  bool migrate_folio_move(ExecContext& ctx, Folio src);
+  // filemap.cpp: page-cache refill after reclaim dropped a page.
+  Pfn page_cache_read(ExecContext& ctx, int64_t file, uint64_t index);
   // mprotect / madvise (mprotect.cpp, madvise.cpp)
   uint64_t change_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pte_table, VirtAddr start,
                             VirtAddr end, uint64_t newflags);
@@ -260,6 +311,7 @@ class Kernel {
                               VirtAddr start, VirtAddr end);
   // faults (huge_memory.cpp, filemap.cpp)
   struct VmFault;  // struct vm_fault, mm/fault.h
+  FaultResult do_swap_page(ExecContext& ctx, VmFault& vmf);  // swapfile.cpp
   // memory.cpp: the PTE-level fault path.
   bool pmd_alloc(ExecContext& ctx, VmFault& vmf, bool* oom);
   bool pte_alloc(ExecContext& ctx, VmFault& vmf);
@@ -321,6 +373,7 @@ class Kernel {
   const PteCodec& m_codec;
   StatGroup m_stats;
   VmStat m_vmstat;
+  BuddyStats m_buddy_stats{&m_stats, m_pm};
   KernelFlushStats m_flush_stats;
   PageTables m_pt;
   DeferredSplit m_deferred;
@@ -345,6 +398,8 @@ class Kernel {
       m_profile.deferred_split_partial_only() && m_profile.thp.shrink_underused();
   unsigned m_fault_around_pages = fault_around_pages_of(m_profile.fault_around_bytes().value);
   PageCache m_page_cache{m_pm};
+  Lru m_lru{m_pm};
+  SwapDevice m_swap{&m_stats};
   Pfn m_huge_zero_pfn;
   static unsigned fault_around_pages_of(uint64_t bytes);
 };

@@ -1,6 +1,8 @@
-// madvise(MADV_DONTNEED / MADV_FREE) (mm/madvise.c).
+// madvise(MADV_DONTNEED / MADV_FREE / MADV_COLD / MADV_PAGEOUT) (mm/madvise.c);
+// the cold/pageout page walk is in vmscan.cpp next to the reclaim it feeds.
 #include <algorithm>
 #include <cerrno>
+#include <vector>
 
 #include "base/error.h"
 #include "mm/folio.h"
@@ -33,6 +35,15 @@ uint64_t Kernel::madvise_free_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pte_
     uint64_t* ptep = &pte_table[level_index(addr, 1)];
     ctx.count(KOp::kPteRead);
     const uint64_t pte = m_arch.ptep_get(ptep);
+    if (m_codec.is_swap_entry(pte)) {
+      // A swapped-out page's contents are freed too: the slot reference goes.
+      *ptep = 0;  // clear_not_present_full_ptes
+      ctx.count(KOp::kPteWrite);
+      mm.add_rss(kMmSwapEnts, -1);
+      free_swap_and_cache(ctx, m_codec.swp_offset(pte));
+      addr += kPageSize;
+      continue;
+    }
     if (PteCodec::none(pte) || !m_codec.present(pte) || m_codec.pfn(pte) == m_zero_pfn) {
       addr += kPageSize;
       continue;
@@ -55,6 +66,11 @@ uint64_t Kernel::madvise_free_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pte_
       continue;
     }
     if (!folio.test_anon()) {
+      addr += uint64_t{nr} * kPageSize;
+      continue;
+    }
+    // A swap-cache folio is only made lazyfree once it can leave the cache.
+    if (folio.head().test(kPgSwapCache) && !folio_free_swap(ctx, folio)) {
       addr += uint64_t{nr} * kPageSize;
       continue;
     }
@@ -136,6 +152,23 @@ int Kernel::sys_madvise(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len, A
                                                        m_pt.levels(), s, e);
         tlb.tlb_end_vma(*vma);
         tlb.tlb_finish_mmu();
+        break;
+      }
+      case Advice::kCold:
+      case Advice::kPageout: {
+        // madvise_cold() / madvise_pageout(): private folios only, no mlocked VMAs;
+        // pageout reclaims what it isolated once the walk's gather is finished.
+        if (vma->test(kVmLocked)) return -EINVAL;
+        const bool pageout = advice == Advice::kPageout;
+        std::vector<Pfn> isolated;
+        {
+          CauseScope cause(ctx, FlushCause::kReclaim);
+          MmuGather tlb(*this, ctx, mm, /*fullmm=*/false);
+          madvise_cold_or_pageout_range(tlb, *vma, s, e, pageout, isolated);
+          tlb.tlb_end_vma(*vma);
+          tlb.tlb_finish_mmu();
+        }
+        if (pageout && !isolated.empty()) reclaim_pages(ctx, isolated);
         break;
       }
       case Advice::kHugepage:

@@ -93,6 +93,11 @@ bool Kernel::pte_alloc(ExecContext& ctx, VmFault& vmf) {
   // pte_alloc() + pmd_install(): a PTE table under a none PMD.
   if (PteCodec::none(*vmf.pmd)) {
     auto table = m_pm.alloc_page_table();
+    if (!table) {
+      // Direct reclaim (it never installs or frees page tables), then retry once.
+      ++m_vmstat.allocstall;
+      if (reclaim(ctx, 32)) table = m_pm.alloc_page_table();
+    }
     if (!table) return false;
     ctx.count(KOp::kPtAlloc);
     ctx.count(KOp::kPteWrite);
@@ -120,19 +125,23 @@ FaultResult Kernel::handle_pte_fault(ExecContext& ctx, VmFault& vmf) {
       return do_anonymous_page(ctx, vmf.mm, vmf.vma, vmf.address, vmf.pte, vmf.flags);
     return do_fault(ctx, vmf);
   }
-  if (!m_codec.present(entry)) not_supported("swap and migration entries");
+  if (!m_codec.present(entry)) {
+    if (m_codec.is_swap_entry(entry)) return do_swap_page(ctx, vmf);
+    // migration_entry_wait(): a migration holds the mm's kernel lock for its whole
+    // duration, so a fault can only see one transiently; retry the access.
+    if (m_codec.is_migration_pte(entry)) return FaultResult::kRetry;
+    not_supported("faults on PTE markers");
+  }
   ctx.count(KOp::kLock);  // PTL, held on entry to do_wp_page
   const bool write = vmf.write();
   if (write && !m_codec.write(entry))
     return do_wp_page(ctx, vmf.mm, vmf.vma, vmf.address, vmf.pte);
   // Spurious fault (another CPU populated the PTE first) or an A/D update:
-  // ptep_set_access_flags() with the young/dirty bits; no flush on x86.
+  // ptep_set_access_flags() with the young/dirty bits.
   uint64_t updated = m_codec.mkyoung(entry);
   if (write) updated = m_codec.mkdirty(updated);
-  if (updated != entry) {
-    *vmf.pte = updated;
+  if (m_arch.ptep_set_access_flags(ctx, vmf.mm, vmf.address, vmf.pte, updated, write))
     ctx.count(KOp::kPteWrite);
-  }
   return FaultResult::kOk;
 }
 
@@ -213,8 +222,8 @@ Folio Kernel::alloc_anon_folio(ExecContext& ctx, Vma& vma, VirtAddr addr,
       order = next_order(orders, order);
     }
   }
-  // folio_prealloc(need_zero = true): order 0.
-  auto pfn = m_pm.alloc_folio(0);
+  // folio_prealloc(need_zero = true): order 0, with direct reclaim.
+  auto pfn = alloc_folio_reclaim(ctx, 0);
   ctx.count(KOp::kPageAlloc);
   if (!pfn) return Folio();
   ctx.count(KOp::kPageZero);
@@ -263,8 +272,10 @@ bool Kernel::wp_can_reuse_anon_folio(ExecContext& ctx, Folio folio, Vma& vma) {
   // Before Linux 6.15 large folios were never reused (copy a subpage and let the
   // folio go sooner).
   if (folio.ref_count() > 3) return false;  // cheap early bail
-  if (folio.ref_count() > 1) return false;
+  const bool swapcache = folio.head().test(kPgSwapCache);
+  if (folio.ref_count() > 1 + (swapcache ? 1 : 0)) return false;
   ctx.count(KOp::kLock);  // folio_trylock
+  if (swapcache) folio_free_swap(ctx, folio);
   if (folio.ref_count() != 1) return false;
   m_rmap.folio_move_anon_rmap(ctx, folio, vma);
   return true;
@@ -290,16 +301,14 @@ bool Kernel::wp_can_reuse_large_anon_folio(ExecContext& ctx, Folio folio, Vma& v
 }
 
 void Kernel::wp_page_reuse(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr, uint64_t* pte) {
-  // Mirrors mm/memory.c:wp_page_reuse(): upgrade the PTE in place
-  // (ptep_set_access_flags). x86 needs no flush: a CPU still holding the read-only
-  // translation faults again and re-walks.
-  (void)mm, (void)addr;
+  // Mirrors mm/memory.c:wp_page_reuse(): upgrade the PTE in place with
+  // ptep_set_access_flags(dirty = 1). x86 needs no flush (a CPU still holding the
+  // read-only translation faults again and re-walks); arm64 unfolds a contpte
+  // block whose write bit changes and invalidates the stale read-only entry.
   const uint64_t orig = m_arch.ptep_get(pte);
   const uint64_t entry = maybe_mkwrite(m_codec, m_codec.mkdirty(m_codec.mkyoung(orig)), vma);
-  if (entry != orig) {
-    *pte = entry;
-    ctx.count(KOp::kPteWrite);
-  }
+  CauseScope cause(ctx, FlushCause::kCow);
+  if (m_arch.ptep_set_access_flags(ctx, mm, addr, pte, entry, true)) ctx.count(KOp::kPteWrite);
   ++m_vmstat.cow_reuse;  // PGREUSE
 }
 
@@ -316,12 +325,19 @@ FaultResult Kernel::wp_page_copy(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr ad
     put_old();
     return FaultResult::kOom;
   }
-  auto new_pfn = m_pm.alloc_folio(0);  // folio_prealloc
+  const uint64_t orig_pte = *pte;
+  auto new_pfn = alloc_folio_reclaim(ctx, 0);  // folio_prealloc
   ctx.count(KOp::kPageAlloc);
   if (!new_pfn) {
     put_old();
     ++m_vmstat.oom;
     return FaultResult::kOom;
+  }
+  if (*pte != orig_pte) {
+    // !pte_same: direct reclaim unmapped the page meanwhile; fault again.
+    folio_put_refs(ctx, *new_pfn, 1, "wp_page_copy(retry)");
+    put_old();
+    return FaultResult::kRetry;
   }
   ctx.count(old_folio ? KOp::kPageCopy : KOp::kPageZero);
   ++m_vmstat.pgalloc;
@@ -352,6 +368,9 @@ FaultResult Kernel::wp_page_copy(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr ad
     // Only after the PTE switch: the lower mapcount is seen after the flush.
     m_rmap.folio_remove_rmap_pte(ctx, old_folio, old_page, vma);
     folio_put_refs(ctx, old_folio.pfn(), 1, "wp_page_copy");  // the old mapping's reference
+    // An unmapped swap-cache folio nobody names any more leaves the cache now
+    // (Linux leaves it to reclaim; the result is the same, sooner).
+    if (old_folio.test_anon()) free_swap_cache(ctx, old_folio);
     put_old();
   }
   return FaultResult::kOk;
@@ -475,7 +494,7 @@ VirtAddr Kernel::zap_pte_range(MmuGather& tlb, Vma& vma, PageTablePage& table, V
   ExecContext& ctx = tlb.ctx();
   Mm& mm = tlb.mm();
   bool force_flush = false;
-  int64_t rss_anon = 0, rss_file = 0;
+  int64_t rss_anon = 0, rss_file = 0, rss_swap = 0;
   ctx.count(KOp::kLock);  // pte_offset_map_lock
   flush_tlb_batched_pending(ctx, mm);
   VirtAddr addr = start;
@@ -488,7 +507,27 @@ VirtAddr Kernel::zap_pte_range(MmuGather& tlb, Vma& vma, PageTablePage& table, V
       addr += kPageSize;
       continue;
     }
-    if (!m_codec.present(pte)) not_supported("zapping swap/migration entries");
+    if (!m_codec.present(pte)) {
+      // zap_nonpresent_ptes(): cleared without a TLB range (never cached). A swap
+      // entry releases its slot; a migration entry only its rss (the migration
+      // owns the folio's reference).
+      if (m_codec.is_swap_entry(pte)) {
+        rss_swap -= 1;
+        free_swap_and_cache(ctx, m_codec.swp_offset(pte));
+      } else if (m_codec.is_migration_pte(pte)) {
+        if (Folio::of(m_pm, m_codec.migration_pfn(pte)).test_anon()) {
+          rss_anon -= 1;
+        } else {
+          rss_file -= 1;
+        }
+      } else {
+        not_supported("zapping PTE markers");
+      }
+      *ptep = 0;  // clear_not_present_full_ptes
+      ctx.count(KOp::kPteWrite);
+      addr += kPageSize;
+      continue;
+    }
     const Pfn pfn = m_codec.pfn(pte);
     if (pfn == m_zero_pfn) {
       // vm_normal_page() == NULL: clear, record the range, nothing else.
@@ -539,6 +578,7 @@ VirtAddr Kernel::zap_pte_range(MmuGather& tlb, Vma& vma, PageTablePage& table, V
   }
   mm.add_rss(kMmAnonPages, rss_anon);
   mm.add_rss(kMmFilePages, rss_file);
+  mm.add_rss(kMmSwapEnts, rss_swap);
   if (force_flush) {
     ++m_flush_stats.gather_forced;
     // Under the PTL: invalidate, then the delayed rmap removals; pages are freed

@@ -7,6 +7,10 @@
 // the caller frees, copies or writes back any page the batch unmapped. A racing
 // PTE modifier of the same mm calls flush_tlb_batched_pending() under its PTL
 // first, so it never relies on a TLB that still holds a cleared entry.
+#include <algorithm>
+#include <cerrno>
+#include <vector>
+
 #include "mm/fault.h"
 #include "mm/folio.h"
 #include "mm/kernel.h"
@@ -174,6 +178,127 @@ void Kernel::remove_migration_ptes(ExecContext& ctx, Folio src, Folio dst) {
     return true;
   };
   rmap_walk(*this, ctx, dst, rwc);
+}
+
+// --- move_pages ------------------------------------------------------------------------------
+
+namespace {
+/// NR_MAX_BATCHED_MIGRATION (mm/migrate.c): HPAGE_PMD_NR pages per batch, so a
+/// PMD-sized folio is a batch of its own.
+constexpr uint64_t kMaxBatchedMigration = 512;
+}  // namespace
+
+int64_t Kernel::move_pages(ExecContext& ctx, Mm& mm, VirtAddr start, uint64_t len) {
+  // Mirrors mm/migrate.c:do_pages_move() → add_folio_for_migration() (isolate each
+  // folio once) → migrate_pages() → migrate_pages_batch() in batches of up to
+  // NR_MAX_BATCHED_MIGRATION pages: every folio of a batch is unmapped with
+  // TTU_BATCH_FLUSH, one try_to_unmap_flush() completes the batch, then each folio
+  // is copied and its migration entries point at the copy. Without NUMA nodes
+  // every folio moves to a new frame. PMD mappings are split (no PMD migration
+  // entries): a migrated THP comes back PTE-mapped.
+  ctx.count(KOp::kSyscallEntry);
+  ctx.count(KOp::kLock);  // mmap_lock (read)
+  if (!start.is_aligned(kPageSize)) return -EINVAL;
+  const VirtAddr end = start + ((len + kPageSize - 1) & kPageMask);
+  CauseScope cause(ctx, FlushCause::kMigration);
+  std::vector<Pfn> folios;
+  bool any_vma = false;
+  for (VirtAddr addr = start; addr < end; addr += kPageSize) {
+    if (!mm.find_vma(addr)) continue;  // status −EFAULT for this page
+    any_vma = true;
+    uint64_t* pmd = m_pt.walk(ctx, mm, addr, 2, false);
+    if (!pmd || PteCodec::none(*pmd)) continue;
+    ctx.count(KOp::kPteRead);
+    Pfn pfn;
+    if (m_codec.huge(*pmd)) {
+      pfn = m_codec.pfn(*pmd);
+    } else {
+      const uint64_t pte = m_arch.ptep_get(&m_pt.table_of(*pmd)[level_index(addr, 1)]);
+      ctx.count(KOp::kPteRead);
+      if (!m_codec.present(pte)) continue;
+      pfn = m_codec.pfn(pte);
+    }
+    if (pfn == m_zero_pfn) continue;
+    Folio folio = Folio::of(m_pm, pfn);
+    // Already isolated (an earlier page of it), not anon, or in the swap cache:
+    // not migrated here (file folios would need the page-cache replacement).
+    if (!m_lru.contains(folio.pfn()) || folio.test_zero()) continue;
+    if (!folio.test_anon() || folio.head().test(kPgSwapCache)) {
+      m_vmstat.pgmigrate_fail += folio.nr_pages();
+      continue;
+    }
+    folio.ref_add(1);  // folio_isolate_lru
+    ctx.count(KOp::kAtomic);
+    m_lru.del(folio.pfn());
+    folios.push_back(folio.pfn());
+  }
+  if (!any_vma) return -EFAULT;
+  int64_t migrated = 0;
+  for (size_t i = 0; i < folios.size();) {
+    // One batch: folios up to kMaxBatchedMigration pages (at least one folio).
+    size_t j = i;
+    uint64_t pages = 0;
+    while (j < folios.size()) {
+      const uint64_t nr = Folio(m_pm, folios[j]).nr_pages();
+      if (j > i && pages + nr > kMaxBatchedMigration) break;
+      pages += nr;
+      ++j;
+    }
+    // migrate_folio_unmap() for each, then one flush for the batch.
+    for (size_t k = i; k < j; ++k) {
+      Folio f(m_pm, folios[k]);
+      ctx.count(KOp::kLock);  // folio lock
+      uint32_t flags = kTtuBatchFlush;
+      if (f.test_pmd_mappable()) flags |= kTtuSplitHugePmd;
+      try_to_migrate(ctx, f, flags);
+    }
+    try_to_unmap_flush(ctx);
+    for (size_t k = i; k < j; ++k)
+      if (migrate_folio_move(ctx, Folio(m_pm, folios[k]))) ++migrated;
+    i = j;
+  }
+  return migrated;
+}
+
+bool Kernel::migrate_folio_move(ExecContext& ctx, Folio src) {
+  // Mirrors mm/migrate.c:migrate_folio_move() with its allocation
+  // (migrate_folio_unmap allocates first in Linux; the order does not change any
+  // count): copy into a new folio, remove_migration_ptes(src, dst), free src. A
+  // folio still mapped (pinned exclusive page) or with extra references is
+  // restored instead (remove_migration_ptes(src, src)) and put back.
+  const uint64_t nr = src.nr_pages();
+  std::optional<Pfn> pfn;
+  if (!src.mapped() && src.ref_count() == 1) {
+    pfn = m_pm.alloc_folio(src.order());
+    ctx.count(KOp::kPageAlloc);
+  }
+  if (!pfn) {
+    remove_migration_ptes(ctx, src, src);
+    m_lru.add(src.pfn());
+    folio_put_refs(ctx, src.pfn(), 1, "migrate_pages(putback)");
+    m_vmstat.pgmigrate_fail += nr;
+    return false;
+  }
+  m_vmstat.pgalloc += nr;
+  ctx.count(KOp::kPageCopy, nr);  // folio_mc_copy
+  Folio dst(m_pm, *pfn);
+  // folio_migrate_mapping() / folio_migrate_flags(): anon_vma, index and the
+  // folio-wide flags; PageAnonExclusive comes back from the migration entries.
+  dst.head().mapping = src.head().mapping;
+  dst.head().index = src.head().index;
+  for (PageFlag f : {kPgAnon, kPgSwapBacked, kPgDirty})
+    if (src.head().test(f)) dst.head().set(f);
+  if (dst.test_large() && dst.order() >= kMinAnonThpOrder && dst.order() <= kPmdOrder)
+    ++m_vmstat.mthp[dst.order()]->nr_anon;
+  remove_migration_ptes(ctx, src, dst);
+  if (src.test_large() && src.lf().on_deferred_list)
+    m_deferred.deferred_split_folio(dst, src.lf().partially_mapped);
+  m_lru.add(dst.pfn());  // folio_add_lru
+  // The allocation's reference goes; the mappings hold dst now.
+  folio_put_refs(ctx, dst.pfn(), 1, "migrate_folio_move(dst)");
+  folio_put_refs(ctx, src.pfn(), 1, "migrate_folio_move");  // frees src
+  m_vmstat.pgmigrate_success += nr;
+  return true;
 }
 
 }  // namespace tlbsim::mm

@@ -141,6 +141,8 @@ void MmuGather::batch_pages_flush() {
       uint64_t nr = 1;
       if (e & kEncodedPageBitNrPagesNext) nr = b.slots[++i] >> 2;
       const Pfn page(e >> 2);
+      Folio folio = Folio::of(m_kernel.phys(), page);
+      if (folio.head().test(kPgSwapCache)) m_kernel.free_swap_cache(m_ctx, folio);
       m_kernel.folio_put_refs(m_ctx, m_kernel.phys().folio_head(page), static_cast<int32_t>(nr),
                               "tlb_batch_pages_flush");
       pages += nr;

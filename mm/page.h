@@ -30,6 +30,7 @@ enum PageFlag : uint32_t {
   kPgLocked = 1u << 10,
   kPgReferenced = 1u << 11,
   kPgFile = 1u << 12,          // page-cache folio
+  kPgSwapCache = 1u << 13,     // anon folio in the swap cache (SwapDevice names its slot)
 };
 inline constexpr unsigned kOrderShift = 24;
 

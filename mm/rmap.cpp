@@ -8,6 +8,7 @@
 #include <string>
 
 #include "mm/deferred_split.h"
+#include "mm/lru.h"
 #include "mm/mm_struct.h"
 #include "mm/vma.h"
 
@@ -193,6 +194,8 @@ void Rmap::folio_add_new_anon_rmap(ExecContext& ctx, Folio folio, const Vma& vma
   m_vmstat.nr_anon_thps += nr_pmdmapped;
   if (folio.order() >= kMinAnonThpOrder && folio.order() <= kPmdOrder)
     ++m_vmstat.mthp[folio.order()]->nr_anon;
+  // Every caller follows with folio_add_lru_vma(): the folio becomes reclaimable.
+  if (m_lru) m_lru->add(folio.pfn());
 }
 
 void Rmap::folio_add_anon_rmap_ptes(ExecContext& ctx, Folio folio, Pfn page, uint64_t nr,

@@ -19,6 +19,7 @@ namespace tlbsim::mm {
 
 class Vma;
 class DeferredSplit;
+class Lru;
 
 enum class RmapLevel : uint8_t { kPte, kPmd, kPud };
 
@@ -47,6 +48,9 @@ class Rmap {
       : m_pm(pm), m_cfg(cfg), m_vmstat(vmstat), m_deferred(deferred) {}
 
   const RmapConfig& config() const { return m_cfg; }
+  /// The LRU that new anon folios join (folio_add_lru_vma after
+  /// folio_add_new_anon_rmap); none in rmap-only tests.
+  void set_lru(Lru* lru) { m_lru = lru; }
 
   /// folio_add_new_anon_rmap(): first mapping of a fresh anon folio that nobody
   /// else can see; the caller maps all of its pages (PTEs) or its PMD now.
@@ -173,6 +177,7 @@ class Rmap {
   RmapConfig m_cfg;
   VmStat& m_vmstat;
   DeferredSplit* m_deferred;
+  Lru* m_lru = nullptr;
 };
 
 }  // namespace tlbsim::mm

@@ -59,6 +59,20 @@ struct VmStat : StatGroup {
   Scalar deferred_split_scanned{this, "deferred_split_scanned", "count", "Folios the deferred-split shrinker looked at."};
   Scalar pgmigrate_entries{this, "pgmigrate_entries", "count", "PTEs replaced by migration entries (try_to_migrate_one)."};
   Scalar pgmigrate_remapped{this, "pgmigrate_remapped", "count", "Migration entries turned back into PTEs (remove_migration_pte)."};
+  // reclaim (vmscan.cpp), swap-in (swapfile.cpp), migration (migrate.cpp)
+  Scalar pgscan{this, "pgscan", "pages", "Pages isolated from the LRU by reclaim (PGSCAN_*)."};
+  Scalar pgsteal{this, "pgsteal", "pages", "Pages reclaimed (PGSTEAL_*)."};
+  Scalar pgsteal_anon{this, "pgsteal_anon", "pages", "Anonymous pages reclaimed (swapped out or discarded)."};
+  Scalar pgsteal_file{this, "pgsteal_file", "pages", "Page-cache pages reclaimed."};
+  Scalar pglazyfreed{this, "pglazyfreed", "pages", "MADV_FREE'd pages discarded by reclaim (PGLAZYFREED)."};
+  Scalar pgpageout_file{this, "pgpageout_file", "pages", "Dirty page-cache pages written back by reclaim."};
+  Scalar reclaim_unmapped{this, "reclaim_unmapped", "pages", "PTEs cleared by try_to_unmap_one."};
+  Scalar reclaim_kept{this, "reclaim_kept", "count", "Isolated folios reclaim put back (mlocked, pinned, redirtied, referenced)."};
+  Scalar allocstall{this, "allocstall", "count", "Allocations that entered direct reclaim (ALLOCSTALL)."};
+  Scalar pgmajfault{this, "pgmajfault", "count", "Faults that read a page from the swap device or a file (PGMAJFAULT)."};
+  Scalar pgdeactivate{this, "pgdeactivate", "count", "Folios MADV_COLD moved to the reclaim end of the LRU."};
+  Scalar pgmigrate_success{this, "pgmigrate_success", "pages", "Pages migrated (PGMIGRATE_SUCCESS)."};
+  Scalar pgmigrate_fail{this, "pgmigrate_fail", "pages", "Pages that could not be migrated (PGMIGRATE_FAIL)."};
   std::array<std::unique_ptr<MthpStats>, kPmdOrder + 1> mthp;
 };
 

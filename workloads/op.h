@@ -84,6 +84,10 @@ struct Op {
   // madvise
   std::string advice;
 
+  // reclaim: pages to reclaim, and/or reclaim until this many bytes are free
+  uint64_t pages = 0;
+  uint64_t target_free = 0;
+
   // mmap at a fixed address (MAP_FIXED), e.g. for imported traces
   uint64_t addr = 0;
   bool fixed = false;

@@ -51,6 +51,8 @@ bool op_supported(OpKind k) {
     case OpKind::kSleep:
     case OpKind::kRegion:
     case OpKind::kReplay:
+    case OpKind::kReclaim:
+    case OpKind::kMovePages:
       return true;
     default:
       return false;
@@ -221,7 +223,7 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
                                       "\" is part of the workload language but this version "
                                       "cannot execute it; supported ops: mmap, touch, access, "
                                       "munmap, mprotect, madvise, fork, exit, wait, barrier, "
-                                      "sleep, region, replay");
+                                      "sleep, region, replay, reclaim, move_pages");
   auto require_mapping = [&]() {
     op.mapping = r.str("mapping", "", true);
     if (!scope.mappings.count(op.mapping)) {
@@ -303,9 +305,23 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
         throw InputError(ptr, "madvise offset and length must be multiples of 4KiB");
       op.advice = r.choice("advice", "", {"dontneed", "free", "hugepage", "nohugepage",
                                           "pageout", "cold", "collapse"});
-      if (op.advice == "pageout" || op.advice == "cold" || op.advice == "collapse")
-        throw InputError(r.ptr("advice"), "not supported yet: MADV_" + op.advice +
-                                              " (reclaim and khugepaged are not modelled yet)");
+      if (op.advice == "collapse")
+        throw InputError(r.ptr("advice"), "not supported yet: MADV_collapse (khugepaged is not "
+                                          "modelled yet)");
+      break;
+    case OpKind::kMovePages:
+      require_mapping();
+      op.offset = r.size("offset", 0);
+      op.length = r.size("length", 0);
+      if (op.offset % 4096 || op.length % 4096)
+        throw InputError(ptr, "move_pages offset and length must be multiples of 4KiB");
+      break;
+    case OpKind::kReclaim:
+      op.pages = r.uint("pages", 0);
+      op.target_free = r.size("target_free", 0);
+      if (!op.pages && !op.target_free)
+        throw InputError(ptr, "reclaim needs \"pages\" (a page count) and/or \"target_free\" "
+                              "(a size), both > 0");
       break;
     case OpKind::kFork: {
       if (!r.get("cpu")) throw InputError(ptr, "missing required key \"cpu\": the CPU the child runs on");

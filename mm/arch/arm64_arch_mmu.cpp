@@ -328,4 +328,56 @@ void Arm64ArchMmuBase::wrprotect_ptes(ExecContext& ctx, Mm& mm, VirtAddr addr, u
   ArchMmu::wrprotect_ptes(ctx, mm, addr, ptep, nr);
 }
 
+// --- access-flag upgrades (arch/arm64/mm/fault.c, contpte.c) ------------------------
+
+bool Arm64ArchMmuBase::set_access_flags_one(ExecContext& ctx, Mm& mm, VirtAddr addr,
+                                            uint64_t* ptep, uint64_t entry, bool dirty) {
+  // Mirrors __ptep_set_access_flags(): only AF, dirty and write are taken from
+  // `entry` (RDONLY inverted), atomically ORed into the live entry.
+  using namespace arm64_bits;
+  const uint64_t old = *ptep;
+  if (old == entry) return false;
+  constexpr uint64_t kAccess = kRdonly | kAf | kDbm | kSwDirty;
+  const uint64_t want = (entry & kAccess) ^ kRdonly;
+  *ptep = (((old ^ kRdonly) | want) ^ kRdonly);
+  if (dirty) {
+    // Invalidate the stale read-only entry: broadcast on Linux ≤ 6.18.
+    flush_tlb_page(ctx, mm, addr);
+  }
+  return true;
+}
+
+bool Arm64ArchMmuBase::ptep_set_access_flags(ExecContext& ctx, Mm& mm, VirtAddr addr,
+                                             uint64_t* ptep, uint64_t entry, bool dirty) {
+  // Mirrors arch/arm64/include/asm/pgtable.h:ptep_set_access_flags() →
+  // contpte_ptep_set_access_flags() for an entry of a contpte block.
+  const PteCodec& c = m_codec_arm64;
+  entry = c.mknoncont(entry);
+  if (!c.present(*ptep) || !c.cont(*ptep)) return set_access_flags_one(ctx, mm, addr, ptep, entry, dirty);
+  const uint64_t orig = c.mknoncont(ptep_get(ptep));
+  if (orig == entry) return false;
+  if (c.write(orig) == c.write(entry)) {
+    // Access/dirty only: update the whole block without unfolding, one range flush.
+    uint64_t* start_ptep = ptep - cont_index(addr);
+    const VirtAddr start = addr.align_down(kContPteSize);
+    for (unsigned i = 0; i < kContPtes; ++i)
+      set_access_flags_one(ctx, mm, start + i * kPageSize, start_ptep + i,
+                           c.mkcont(c.advance_pfn(entry, i) - (uint64_t{cont_index(addr)} << kPageShift)),
+                           false);
+    ctx.count(KOp::kPteWrite, kContPtes - 1);
+    if (dirty)
+      flush_tlb_range_arm64(ctx, mm, start.value(), start.value() + kContPteSize, kPageSize, true, 3);
+    return true;
+  }
+  // The write bit changes: unfold the block, then the one entry.
+  contpte_try_unfold(ctx, mm, addr, ptep);
+  return set_access_flags_one(ctx, mm, addr, ptep, entry, dirty);
+}
+
+bool Arm64ArchMmuBase::pmdp_set_access_flags(ExecContext& ctx, Mm& mm, VirtAddr haddr,
+                                             uint64_t* pmdp, uint64_t entry, bool dirty) {
+  // Mirrors pmdp_set_access_flags() → __ptep_set_access_flags() on the PMD.
+  return set_access_flags_one(ctx, mm, haddr, pmdp, entry, dirty);
+}
+
 }  // namespace tlbsim::mm

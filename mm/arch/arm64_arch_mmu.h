@@ -79,6 +79,10 @@ class Arm64ArchMmuBase : public ArchMmu {
                                    unsigned nr, bool full) override;
   void wrprotect_ptes(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t* ptep,
                       unsigned nr) override;
+  bool ptep_set_access_flags(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t* ptep,
+                             uint64_t entry, bool dirty) override;
+  bool pmdp_set_access_flags(ExecContext& ctx, Mm& mm, VirtAddr haddr, uint64_t* pmdp,
+                             uint64_t entry, bool dirty) override;
 
   bool arch_tlbbatch_should_defer(ExecContext& ctx, Mm& mm) override;
   void arch_tlbbatch_add_pending(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end) override;
@@ -120,6 +124,10 @@ class Arm64ArchMmuBase : public ArchMmu {
   /// contpte_try_unfold_partial(): unfold the blocks [addr, +nr) covers only partly.
   void contpte_try_unfold_partial(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t* ptep,
                                   unsigned nr);
+  /// __ptep_set_access_flags(): OR in AF/dirty/write; when `dirty`, invalidate the
+  /// stale entry (flush_tlb_page). True if the entry changed.
+  bool set_access_flags_one(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t* ptep,
+                            uint64_t entry, bool dirty);
 
   Arm64ArchConfig m_cfg;
   PteCodec m_codec_arm64{Arch::kArm64};

@@ -1,5 +1,6 @@
 #include "models/cpu/core.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -281,9 +282,11 @@ void Core::exec_op(const Op& op) {
         r = k.sys_mprotect(m_ctx, mm, start + op.offset, length, op.prot_read, op.prot_write,
                            op.prot_exec);
       } else {
-        const mm::Advice adv = op.advice == "dontneed" ? mm::Advice::kDontneed
-                               : op.advice == "free"   ? mm::Advice::kFree
+        const mm::Advice adv = op.advice == "dontneed"   ? mm::Advice::kDontneed
+                               : op.advice == "free"     ? mm::Advice::kFree
                                : op.advice == "hugepage" ? mm::Advice::kHugepage
+                               : op.advice == "pageout"  ? mm::Advice::kPageout
+                               : op.advice == "cold"     ? mm::Advice::kCold
                                                          : mm::Advice::kNohugepage;
         r = k.sys_madvise(m_ctx, mm, start + op.offset, length, adv);
       }
@@ -292,6 +295,38 @@ void Core::exec_op(const Op& op) {
       if (r < 0)
         throw InputError(op.pointer, std::string(workload::op_name(op.kind)) +
                                          " failed with errno " + std::to_string(-r));
+      break;
+    }
+    case OpKind::kMovePages: {
+      auto [start, len] = m_sys.mapping(m_process, op.mapping, op.pointer);
+      const uint64_t length = op.length ? op.length : len - op.offset;
+      sync();
+      const uint64_t t0 = now();
+      ++m_stats.syscalls;
+      const int64_t r = [&] {
+        MmLockGuard lock(m_sys, *this, mm);
+        return k.move_pages(m_ctx, mm, start + op.offset, length);
+      }();
+      charge_kernel();
+      trace_span("syscall", "move_pages " + op.mapping, t0);
+      if (r < 0) throw InputError(op.pointer, "move_pages failed with errno " + std::to_string(-r));
+      break;
+    }
+    case OpKind::kReclaim: {
+      // Reclaim on this CPU (kswapd-like) until `pages` are freed and/or `target_free`
+      // bytes of memory are free.
+      sync();
+      const uint64_t t0 = now();
+      {
+        MmLockGuard lock(m_sys, *this, mm);
+        uint64_t want = op.pages;
+        const uint64_t target = op.target_free >> kPageShift;
+        const uint64_t free_now = k.phys().nr_free_pages();
+        if (target > free_now) want = std::max(want, target - free_now);
+        k.reclaim(m_ctx, want);
+      }
+      charge_kernel();
+      trace_span("kernel", "reclaim", t0);
       break;
     }
     case OpKind::kFork: {

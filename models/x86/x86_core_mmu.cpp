@@ -207,4 +207,25 @@ uint64_t X86CoreMmu::flush_pcid(uint16_t pcid) {
   return n;
 }
 
+uint64_t X86CoreMmu::apply(const Invalidation& inv) {
+  switch (inv.kind) {
+    case Invalidation::Kind::kInvlpg:
+      return invlpg(inv.va, inv.pcid);
+    case Invalidation::Kind::kCr3Write:
+    case Invalidation::Kind::kInvpcidContext:
+      if (inv.noflush) return 0;
+      return flush_pcid(inv.pcid);
+    default:
+      break;
+  }
+  auto pred = [&](const TlbEntry& e) { return inv.matches(e); };
+  uint64_t n = m_l1d.invalidate_if(pred);
+  if (m_l1d_2m) n += m_l1d_2m->invalidate_if(pred);
+  if (m_stlb) n += m_stlb->invalidate_if(pred);
+  for (auto& p : m_pwc)
+    if (p) p->invalidate_if([&](const WalkCacheEntry& w) { return inv.drops_walk_cache_of(w.asid); });
+  entries_invalidated += n;
+  return n;
+}
+
 }  // namespace tlbsim::x86

@@ -13,6 +13,7 @@
 #include "base/stats.h"
 #include "mm/phys_mem.h"
 #include "mm/pte.h"
+#include "models/arch/x86_64/invalidation.h"
 #include "models/machine_params.h"
 #include "models/cpu/core_mmu.h"
 #include "models/mem/line_cache.h"
@@ -57,6 +58,9 @@ class X86CoreMmu : public CoreMmuCounters {
   /// CR3 write without NOFLUSH (or INVPCID single-context): drops the PCID's
   /// non-global TLB entries and its paging-structure-cache entries.
   uint64_t flush_pcid(uint16_t pcid);
+  /// Executes any invalidation instruction (INVLPG, INVPCID types 0-3, CR3 write);
+  /// returns the TLB entries dropped.
+  uint64_t apply(const Invalidation& inv);
 
   void set_frame_generations(FrameGenerations g) { m_gens = g; }
   /// Called on every stale use; set by the coherence checker.

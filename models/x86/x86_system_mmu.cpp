@@ -19,11 +19,11 @@ uint64_t X86SystemMmu::execute(Core& core, const FlushAction& a,
     case FlushAction::Kind::kPartial: {
       const uint64_t step = uint64_t{1} << info.stride_shift;
       for (uint64_t i = 0; i < a.nr_invlpg; ++i)
-        core.mmu().invlpg(VirtAddr(info.start + i * step), a.pcid);
+        core.mmu().apply(x86::Invalidation::invlpg(VirtAddr(info.start + i * step), a.pcid));
       return a.nr_invlpg * m_costs.invlpg_cycles();
     }
-    case FlushAction::Kind::kFull:
-      core.mmu().flush_pcid(a.pcid);
+    case FlushAction::Kind::kFull:  // flush_tlb_local(): CR3 reload of the current PCID
+      core.mmu().apply(x86::Invalidation::cr3(a.pcid, /*noflush=*/false));
       return m_costs.cr3_flush_cycles();
     case FlushAction::Kind::kLazySwitch:
       // switch_mm_irqs_off(init_mm): the user PCID's entries stay, tagged with a

@@ -53,6 +53,8 @@ for m in x86_small arm64_small; do
   run "anon-cow-seq.$m" $m $k 4KiB anon-cow-seq '{"size_per_thread": "1MiB"}' --set machine.cpus=8
   run "anon-cow-rand.$m" $m $k 4KiB anon-cow-rand '{"size_per_thread": "1MiB"}' --set machine.cpus=8
   run "shootdown-storm.$m" $m $k 4KiB shootdown-storm '{}' --set machine.cpus=4
+  run "reclaim.$m" $m $k 4KiB reclaim '{"size": "2MiB"}'
+  run "migration.$m" $m $k 4KiB migration '{"size": "2MiB"}'
 done
 
 python3 - "$tmp" "$ROOT" <<'PY'
@@ -64,13 +66,7 @@ passed = failed = 0
 # Known differences from Linux in the kernel model, reported and not yet fixed: the
 # check runs and prints KNOWN (or XPASS once fixed: then delete the entry) without
 # failing the test. (run id, check name prefix) -> why.
-KNOWN = {
-    ("cow-reuse.arm64_small.64k.linux-6.15", "cow_reuse"):
-        "wp_page_reuse writes the PTE directly inside a folded contpte block instead of "
-        "ptep_set_access_flags (Linux unfolds when the write bit changes), so one fault "
-        "makes 16 pages writable",
-    ("cow-reuse.arm64_small.64k.linux-6.15", "region[reuse].faults"): "same as cow_reuse",
-}
+KNOWN = {}
 
 
 def expect(ok, run, what):
@@ -240,6 +236,34 @@ def shootdown_storm(r):
     r.true(f"storm shootdowns {shootdown(r, 'storm')} >= {want}", shootdown(r, "storm") >= want)
 
 
+def reclaim(r):
+    # Dirty pages: each one is flushed before its write (try_to_unmap_flush_dirty);
+    # clean swap-cache pages: one batched flush for all of them (T22).
+    r.eq("swap.pswpout (the dirty pass writes every page)", r.v("kernel/swap/pswpout"), P)
+    r.eq("swap.pswpin (swapin reads every page back)", r.v("kernel/swap/pswpin"), P)
+    r.eq("pgsteal (both passes)", r.vm("pgsteal"), 2 * P)
+    r.eq("region[swapin].faults", r.region("swapin", "faults"), P)
+    r.eq("tlb_flush.reclaim.requests (one per dirty page + one batch)",
+         r.flush("reclaim", "requests"), P + 1)
+    if ".x86" in r.id:
+        r.eq("region[reclaim-dirty].ipis_sent", r.region("reclaim-dirty", "ipis_sent"), P)
+        r.eq("region[reclaim-clean].ipis_sent (one batch)", r.region("reclaim-clean", "ipis_sent"), 1)
+    else:
+        r.eq("region[reclaim-clean].tlbis (one per page, one DSB)", r.region("reclaim-clean", "tlbis"), P)
+    r.true("first PTE modifier after the batch flushes the mm (T24)",
+           r.v("kernel/tlb_flush/batched_pending_flushes") >= 1)
+
+
+def migration(r):
+    r.eq("pgmigrate_success", r.vm("pgmigrate_success"), P)
+    r.eq("tlb_flush.migration.requests (512 order-0 folios: one batch)",
+         r.flush("migration", "requests"), 1)
+    r.eq("region[touch-after].faults (remapped writable)", r.region("touch-after", "faults"), 0)
+    r.eq("pgalloc (pages + copies)", r.vm("pgalloc"), 2 * P)
+    if ".x86" in r.id:
+        r.eq("region[migrate].ipis_sent", r.region("migrate", "ipis_sent"), 1)
+
+
 checks = {
     "populate": populate, "populate.64k": populate_64k,
     "munmap": munmap, "munmap.64k": lambda r: munmap(r, P // 16),
@@ -253,6 +277,7 @@ checks = {
     "pte-remap.2m": pte_remap_2m,
     "anon-cow-seq": anon_cow_seq, "anon-cow-rand": anon_cow_rand,
     "shootdown-storm": shootdown_storm,
+    "reclaim": reclaim, "migration": migration,
 }
 covered = set()
 for m in ("x86_small", "arm64_small"):

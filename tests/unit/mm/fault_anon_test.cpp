@@ -131,7 +131,9 @@ TEST_F(AnonFault, T03_AllocationFailureFallsBackOrderByOrder) {
   EXPECT_EQ(mthp(4).anon_fault_fallback.value(), 2u);
   EXPECT_EQ(mthp(3).anon_fault_fallback.value(), 1u);
   EXPECT_EQ(mthp(4).anon_fault_fallback_charge.value(), 0u);
-  // Nothing left at all: VM_FAULT_OOM.
+  // Nothing left at all, and nothing reclaimable (the folios are taken off the LRU,
+  // as if unevictable): direct reclaim frees nothing, VM_FAULT_OOM.
+  while (kernel->lru().length()) kernel->lru().del(kernel->lru().tail());
   EXPECT_EQ(fault(mm, a + 0x23000, true), FaultResult::kOom);
   EXPECT_EQ(vmstat().oom.value(), 1u);
   for (Pfn p : std::vector<Pfn>(held)) give_back(p);

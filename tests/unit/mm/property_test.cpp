@@ -107,7 +107,13 @@ class PropertyRun {
     for (unsigned i = 0; i < kCpus; ++i) m_ctx.emplace_back(i);
     // Page-cache files to map (their folios stay cached: not part of the leak check).
     for (unsigned order : {0u, 2u, 4u}) m_files.push_back(m_k->create_file(kFilePages, order));
-    m_initial_free = m_pm->nr_free_pages();
+    m_initial_free = m_pm->nr_free_pages() + cached_pages();
+  }
+  /// Page-cache pages (reclaim drops some; faults read them back).
+  uint64_t cached_pages() const {
+    uint64_t n = 0;
+    m_k->page_cache().for_each_folio([&](int64_t, Pfn head) { n += Folio(*m_pm, head).nr_pages(); });
+    return n;
   }
 
   /// Runs one random operation; returns its description.
@@ -127,6 +133,8 @@ class PropertyRun {
     if (r < 93) return op_switch();
     if (r < 95) return op_dontneed();
     if (r < 96) return op_shrink();
+    if (r < 97) return pick(2) ? op_reclaim() : op_pageout();
+    if (r < 98) return op_move_pages();
     return new_process_or_touch();
   }
 
@@ -145,8 +153,20 @@ class PropertyRun {
   /// Unpins and exits everything; every frame must be free again.
   std::string teardown() {
     while (!m_procs.empty()) exit_proc(0);
-    if (m_pm->nr_free_pages() != m_initial_free)
-      return "leak: " + std::to_string(m_initial_free - m_pm->nr_free_pages()) +
+    if (m_k->swap().stats().slots_used.value() != 0) {
+      std::string d;
+      for (uint64_t slot = 1; slot < m_k->swap().nr_slots(); ++slot) {
+        const Pfn c = m_k->swap().cached(slot);
+        if (!c.value()) continue;
+        const Page& p = m_pm->page(c);
+        d += " slot " + std::to_string(slot) + " count " + std::to_string(m_k->swap().count(slot)) +
+             " ref " + std::to_string(p.refcount) + " map " + std::to_string(p.mapcount) +
+             " flags " + std::to_string(p.flags & 0xffff);
+      }
+      return "swap slots still in use at the end:" + d;
+    }
+    if (m_pm->nr_free_pages() + cached_pages() != m_initial_free)
+      return "leak: " + std::to_string(m_initial_free - m_pm->nr_free_pages() - cached_pages()) +
              " frames still allocated after every process exited";
     if (m_k->vmstat().nr_anon_mapped.value() != 0) return "NR_ANON_MAPPED != 0 at the end";
     return "";
@@ -329,6 +349,30 @@ class PropertyRun {
   std::string op_shrink() {
     const uint64_t n = m_k->deferred_split_scan(ctx(), 1 + pick(8));
     return "deferred_split_scan split " + std::to_string(n);
+  }
+
+  std::string op_reclaim() {
+    const uint64_t n = m_k->reclaim(m_ctx[pick(kCpus)], 1 + pick(64));
+    return "reclaim freed " + std::to_string(n);
+  }
+  std::string op_pageout() {
+    Proc& p = any_proc();
+    Vma* v = any_vma(*p.mm);
+    if (!v) return "pageout (no VMA)";
+    const VirtAddr a = any_page(*v);
+    const uint64_t len = std::min<uint64_t>(v->end() - a, (1 + pick(32)) * kPageSize);
+    const int r = m_k->sys_madvise(ctx(), *p.mm, a, len, pick(2) ? Advice::kPageout : Advice::kCold);
+    if (r != 0) return "pageout/cold -> " + std::to_string(r);
+    return "pageout/cold" + at(*p.mm, a);
+  }
+  std::string op_move_pages() {
+    Proc& p = any_proc();
+    Vma* v = any_vma(*p.mm);
+    if (!v) return "move_pages (no VMA)";
+    const VirtAddr a = any_page(*v);
+    const uint64_t len = std::min<uint64_t>(v->end() - a, (1 + pick(32)) * kPageSize);
+    const int64_t r = m_k->move_pages(m_ctx[pick(kCpus)], *p.mm, a, len);
+    return "move_pages" + at(*p.mm, a) + " -> " + std::to_string(r);
   }
 
   std::string op_exit() {

@@ -1,0 +1,57 @@
+#include "mm/lru.h"
+
+namespace tlbsim::mm {
+
+void Lru::add(Pfn head) {
+  Page& p = m_pm.page(head);
+  if (p.test(kPgLru)) return;
+  p.set(kPgLru);
+  const auto f = static_cast<uint32_t>(head.value());
+  m_prev[f] = 0;
+  m_next[f] = m_head;
+  if (m_head) m_prev[m_head] = f;
+  else m_tail = f;
+  m_head = f;
+  ++m_len;
+}
+
+void Lru::add_after(Pfn after, Pfn tail) {
+  const auto a = static_cast<uint32_t>(after.value());
+  const auto f = static_cast<uint32_t>(tail.value());
+  m_pm.page(tail).set(kPgLru);
+  m_prev[f] = a;
+  m_next[f] = m_next[a];
+  if (m_next[a]) m_prev[m_next[a]] = f;
+  else m_tail = f;
+  m_next[a] = f;
+  ++m_len;
+}
+
+void Lru::del(Pfn head) {
+  Page& p = m_pm.page(head);
+  if (!p.test(kPgLru)) return;
+  p.clear(kPgLru);
+  const auto f = static_cast<uint32_t>(head.value());
+  if (m_prev[f]) m_next[m_prev[f]] = m_next[f];
+  else m_head = m_next[f];
+  if (m_next[f]) m_prev[m_next[f]] = m_prev[f];
+  else m_tail = m_prev[f];
+  m_prev[f] = m_next[f] = 0;
+  --m_len;
+}
+
+void Lru::move_to_tail(Pfn head) {
+  if (!m_pm.page(head).test(kPgLru) || m_tail == head.value()) return;
+  del(head);
+  Page& p = m_pm.page(head);
+  p.set(kPgLru);
+  const auto f = static_cast<uint32_t>(head.value());
+  m_next[f] = 0;
+  m_prev[f] = m_tail;
+  if (m_tail) m_next[m_tail] = f;
+  else m_head = f;
+  m_tail = f;
+  ++m_len;
+}
+
+}  // namespace tlbsim::mm

@@ -36,8 +36,11 @@ constexpr uint64_t kSwapClusterMax = 32;
 // --- isolation and the batch ------------------------------------------------------------
 
 uint64_t Kernel::reclaim(ExecContext& ctx, uint64_t nr_pages) {
-  // Mirrors shrink_lruvec → shrink_inactive_list: isolate_lru_folios() from the
-  // tail, then shrink_folio_list().
+  // Mirrors shrink_node(): the shrinkers first (shrink_slab → the thp-deferred_split
+  // shrinker splits partially mapped folios, one SHRINK_BATCH), then shrink_lruvec →
+  // shrink_inactive_list: isolate_lru_folios() from the tail, shrink_folio_list().
+  constexpr uint64_t kShrinkBatch = 128;
+  if (m_deferred.length()) deferred_split_scan(ctx, kShrinkBatch);
   std::vector<Pfn> list;
   uint64_t isolated = 0;
   ctx.count(KOp::kLock);  // lruvec lock

@@ -109,3 +109,36 @@ TEST_F(Mprotect, FreeMarksLazyfreeAndCleansPtes) {
 
 }  // namespace
 }  // namespace tlbsim::mm::testing
+
+namespace tlbsim::mm::testing {
+namespace {
+
+// mm/memory.c:zap_present_ptes() + folio_pte_batch(): with zap batching one
+// folio_remove_rmap_ptes() call and one gather item per folio run; without it
+// (linux-6.7) one rmap call and one gather item per page. Same final state.
+class ZapBatching : public KernelFixture {};
+
+TEST_F(ZapBatching, BatchedPathCallsRmapOncePerFolioRun) {
+  uint64_t rmap_calls[2], free_after[2];
+  for (int batched = 0; batched < 2; ++batched) {
+    profile.zap_batching.set(batched);
+    const_cast<Param<std::string>&>(profile.thp.per_size(4)).set("always");  // 64 KiB folios
+    build();
+    Mm& mm = process({0});
+    const uint64_t before = pm->nr_free_pages();
+    VirtAddr a = mmap(mm, 256 * kPageSize);  // 16 folios of 16 pages
+    populate(mm, a, 256 * kPageSize);
+    EXPECT_EQ(kernel->vmstat().mthp[4]->anon_fault_alloc.value(), 16u);
+    const uint64_t calls_before = kernel->vmstat().rmap_calls.value();
+    munmap(mm, a, 256 * kPageSize);
+    rmap_calls[batched] = kernel->vmstat().rmap_calls.value() - calls_before;
+    free_after[batched] = pm->nr_free_pages();
+    EXPECT_EQ(free_after[batched], before);
+    EXPECT_EQ(kernel->vmstat().nr_anon_mapped.value(), 0);
+  }
+  EXPECT_EQ(rmap_calls[0], 256u) << "per-PTE zap: one rmap call per page";
+  EXPECT_EQ(rmap_calls[1], 16u) << "batched zap: one rmap call per 16-page folio run";
+}
+
+}  // namespace
+}  // namespace tlbsim::mm::testing

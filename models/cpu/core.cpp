@@ -218,6 +218,30 @@ class MmLockGuard {
 };
 }  // namespace
 
+template <class Call>
+Core::Window Core::syscall_on_window(const Op& op, Call&& call) {
+  // A system call on a window of a named mapping: synchronise, enter the kernel with
+  // the mm's lock held, charge its work, record it on the timeline; errors are the
+  // workload's (exit code 2).
+  auto [start, len] = m_sys.mapping(m_process, op.mapping, op.pointer);
+  const uint64_t length = op.length ? op.length : len - op.offset;
+  sync();
+  const uint64_t t0 = now();
+  ++m_stats.syscalls;
+  int64_t r;
+  {
+    MmLockGuard lock(m_sys, *this, m_sys.process_mm(m_process));
+    r = call(start + op.offset, length);
+  }
+  charge_kernel();
+  const std::string name = workload::op_name(op.kind);
+  trace_span("syscall", name + " " + op.mapping, t0,
+             "{\"pages\":" + std::to_string(length >> kPageShift) + "}");
+  if (r < 0)
+    throw InputError(op.pointer, name + " failed with errno " + std::to_string(-r));
+  return Window{len, length};
+}
+
 void Core::exec_op(const Op& op) {
   mm::Kernel& k = m_sys.kernel();
   mm::Mm& mm = m_sys.process_mm(m_process);
@@ -250,68 +274,37 @@ void Core::exec_op(const Op& op) {
       break;
     }
     case OpKind::kMunmap: {
-      auto [start, len] = m_sys.mapping(m_process, op.mapping, op.pointer);
-      const uint64_t length = op.length ? op.length : len - op.offset;
-      sync();
-      const uint64_t t0 = now();
-      ++m_stats.syscalls;
-      const int r = [&] {
-        MmLockGuard lock(m_sys, *this, mm);
-        return k.sys_munmap(m_ctx, mm, start + op.offset, length);
-      }();
-      charge_kernel();
-      trace_span("syscall", "munmap " + op.mapping, t0,
-                 "{\"pages\":" + std::to_string(length >> kPageShift) + "}");
-      if (r < 0) throw InputError(op.pointer, "munmap failed with errno " + std::to_string(-r));
-      if (op.offset == 0 && length >= len) m_sys.drop_mapping(m_process, op.mapping);
+      const Window w = syscall_on_window(op, [&](VirtAddr start, uint64_t length) -> int64_t {
+        return k.sys_munmap(m_ctx, mm, start, length);
+      });
+      if (op.offset == 0 && w.length >= w.mapping_len) m_sys.drop_mapping(m_process, op.mapping);
       break;
     }
     case OpKind::kTouch:
       op_touch(op);
       break;
     case OpKind::kMprotect:
+      syscall_on_window(op, [&](VirtAddr start, uint64_t length) -> int64_t {
+        return k.sys_mprotect(m_ctx, mm, start, length, op.prot_read, op.prot_write, op.prot_exec);
+      });
+      break;
     case OpKind::kMadvise: {
-      auto [start, len] = m_sys.mapping(m_process, op.mapping, op.pointer);
-      const uint64_t length = op.length ? op.length : len - op.offset;
-      sync();
-      const uint64_t t0 = now();
-      ++m_stats.syscalls;
-      int r;
-      MmLockGuard lock(m_sys, *this, mm);
-      if (op.kind == OpKind::kMprotect) {
-        r = k.sys_mprotect(m_ctx, mm, start + op.offset, length, op.prot_read, op.prot_write,
-                           op.prot_exec);
-      } else {
-        const mm::Advice adv = op.advice == "dontneed"   ? mm::Advice::kDontneed
-                               : op.advice == "free"     ? mm::Advice::kFree
-                               : op.advice == "hugepage" ? mm::Advice::kHugepage
-                               : op.advice == "pageout"  ? mm::Advice::kPageout
-                               : op.advice == "cold"     ? mm::Advice::kCold
-                                                         : mm::Advice::kNohugepage;
-        r = k.sys_madvise(m_ctx, mm, start + op.offset, length, adv);
-      }
-      charge_kernel();
-      trace_span("syscall", std::string(workload::op_name(op.kind)) + " " + op.mapping, t0);
-      if (r < 0)
-        throw InputError(op.pointer, std::string(workload::op_name(op.kind)) +
-                                         " failed with errno " + std::to_string(-r));
+      const mm::Advice adv = op.advice == "dontneed"   ? mm::Advice::kDontneed
+                             : op.advice == "free"     ? mm::Advice::kFree
+                             : op.advice == "hugepage" ? mm::Advice::kHugepage
+                             : op.advice == "pageout"  ? mm::Advice::kPageout
+                             : op.advice == "cold"     ? mm::Advice::kCold
+                                                       : mm::Advice::kNohugepage;
+      syscall_on_window(op, [&](VirtAddr start, uint64_t length) -> int64_t {
+        return k.sys_madvise(m_ctx, mm, start, length, adv);
+      });
       break;
     }
-    case OpKind::kMovePages: {
-      auto [start, len] = m_sys.mapping(m_process, op.mapping, op.pointer);
-      const uint64_t length = op.length ? op.length : len - op.offset;
-      sync();
-      const uint64_t t0 = now();
-      ++m_stats.syscalls;
-      const int64_t r = [&] {
-        MmLockGuard lock(m_sys, *this, mm);
-        return k.move_pages(m_ctx, mm, start + op.offset, length);
-      }();
-      charge_kernel();
-      trace_span("syscall", "move_pages " + op.mapping, t0);
-      if (r < 0) throw InputError(op.pointer, "move_pages failed with errno " + std::to_string(-r));
+    case OpKind::kMovePages:
+      syscall_on_window(op, [&](VirtAddr start, uint64_t length) -> int64_t {
+        return k.move_pages(m_ctx, mm, start, length);
+      });
       break;
-    }
     case OpKind::kReclaim: {
       // Reclaim on this CPU (kswapd-like) until `pages` are freed and/or `target_free`
       // bytes of memory are free.

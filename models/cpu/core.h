@@ -178,6 +178,13 @@ class Core : public sc_core::sc_module {
   /// A workload barrier: "block" sleeps in the kernel (futex: the CPU idles with the
   /// mm loaded lazily), "spin" busy-waits in user mode (the CPU keeps running the mm).
   void barrier_op(const workload::Op& op);
+  /// The mapping's length and the window's length of a syscall_on_window().
+  struct Window {
+    uint64_t mapping_len;
+    uint64_t length;
+  };
+  template <class Call>
+  Window syscall_on_window(const workload::Op& op, Call&& call);
   /// Timeline event for kernel work that started at `start` (when tracing).
   void trace_span(const char* cat, const std::string& name, uint64_t start,
                   const std::string& args = "");

@@ -49,5 +49,41 @@ JSON
 check "bad point exits 2" test $? -eq 2
 check "bad point named" grep -q 'sweep point 1 (kernel=linux-9.99) bad_input' "$tmp/log3"
 check "good point kept" test -s "$tmp/bad/000-kernel=linux-6.15/stats.json"
+# Overrides are never dropped when an axis selects a preset (regression: --set
+# machine.cpus=4 and the file's own overrides were thrown away, silently).
+cat > "$tmp/presets.json" <<JSON
+{"name": "p", "machine": {"preset": "x86_small", "stlb": {"hit_latency_cycles": 9}}, "kernel": "linux-6.15",
+ "workload": {"preset": "munmap", "params": {"size": "1MiB"}},
+ "sweep": {"machine": ["x86_small", "x86_server", "arm64_small"], "kernel": ["linux-6.7", "linux-6.15"]}}
+JSON
+"$TLBSIM" run "$tmp/presets.json" --out "$tmp/presets" -j 2 --quiet --set machine.cpus=4 \
+  --set kernel.x86_flush_ceiling=7 > "$tmp/log4" 2>&1
+check "preset sweep exits 0" test $? -eq 0
+cpus_ok=1
+for f in "$tmp/presets/"*/stats.json; do
+  python3 - "$f" <<'PY' || cpus_ok=0
+import json, sys
+c = json.load(open(sys.argv[1]))["config"]
+assert c["machine"]["cpus"] == 4, (sys.argv[1], c["machine"]["cpus"])
+assert c["kernel"]["x86_flush_ceiling"] == 7, c["kernel"]["x86_flush_ceiling"]
+assert c["machine"]["name"] == c["machine_preset"]
+assert c["machine"]["stlb"]["hit_latency_cycles"] == 9
+PY
+done
+check "every point runs on 4 CPUs with every override" test "$cpus_ok" -eq 1
+check "six points" test "$(ls -d "$tmp/presets/"*/ | wc -l)" -eq 6
+check "sweep.csv shows the effective configuration" \
+  python3 -c "import csv,sys; r=list(csv.DictReader(open('$tmp/presets/sweep.csv'))); assert all(x['machine.cpus']=='4' and x['kernel.x86_flush_ceiling']=='7' and x['config_hash'] for x in r), r[0].keys()"
+# --resume reruns a point whose effective configuration changed.
+"$TLBSIM" run "$tmp/presets.json" --out "$tmp/presets" -j 2 --quiet --resume --set machine.cpus=4 \
+  --set kernel.x86_flush_ceiling=7 > /dev/null 2>&1
+check "resume with the same overrides skips all" test "$(grep -c ',skipped,' "$tmp/presets/sweep.csv")" -eq 6
+"$TLBSIM" run "$tmp/presets.json" --out "$tmp/presets" -j 2 --quiet --resume --set machine.cpus=2 \
+  --set kernel.x86_flush_ceiling=7 > /dev/null 2>&1
+check "resume with a changed override reruns all" test "$(grep -c ',ok,' "$tmp/presets/sweep.csv")" -eq 6
+# An override of a swept key is refused.
+"$TLBSIM" run "$tmp/presets.json" --out "$tmp/conflict" --quiet --set kernel=linux-6.9 > "$tmp/log5" 2>&1
+check "override of an axis exits 2" test $? -eq 2
+check "override of an axis named" grep -q 'conflicts with the sweep axis "kernel"' "$tmp/log5"
 echo "$pass passed, $fails failed"
 [ "$fails" -eq 0 ]

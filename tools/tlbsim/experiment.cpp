@@ -164,7 +164,17 @@ std::unique_ptr<Experiment> load_experiment(const fs::path& file,
                                "folio_size",
                        "--set " + s);
     if (path.size() == 1) {
-      doc[top] = value;
+      // Selecting a preset (machine, kernel, catalog workload) keeps the overrides
+      // already layered on the previous one: "machine=x86_server" after
+      // "machine.cpus=4" (or a file's {"preset": ..., "cpus": 4}) runs x86_server
+      // on 4 CPUs. Any other value replaces the key.
+      Json& slot = doc[top];
+      const bool preset_key = top == "machine" || top == "kernel" || top == "workload";
+      if (preset_key && value.is_string() && slot.is_object() &&
+          (top != "workload" || slot.contains("preset")))
+        slot["preset"] = value;
+      else
+        slot = value;
     } else {
       Json& slot = doc[top];
       if (slot.is_string()) slot = Json{{"preset", slot.get<std::string>()}};

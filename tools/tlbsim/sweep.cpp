@@ -88,7 +88,43 @@ std::vector<SweepPoint> expand_sweep(const std::vector<SweepAxis>& axes) {
   return points;
 }
 
+void check_sweep_sets(const std::vector<std::string>& sets, const std::vector<SweepAxis>& axes) {
+  // An override of a key that an axis sweeps would either be ignored by every
+  // point or make the axis meaningless: refuse it. Overrides *under* a preset axis
+  // (machine, kernel, workload) are fine: they apply on top of each point's preset.
+  auto key_of = [](const std::string& s) { return s.substr(0, s.find('=')); };
+  auto nested = [](const std::string& a, const std::string& b) {  // b under a
+    return b.size() > a.size() && b.compare(0, a.size(), a) == 0 && b[a.size()] == '.';
+  };
+  for (const auto& s : sets) {
+    const std::string k = key_of(s);
+    for (const auto& a : axes) {
+      const bool preset_axis = a.key == "machine" || a.key == "kernel" || a.key == "workload";
+      if (k == a.key || (!preset_axis && nested(a.key, k)) || nested(k, a.key))
+        throw InputError("", "conflicts with the sweep axis \"" + a.key +
+                                 "\" (each point sets it); drop the --set or the axis",
+                         "--set " + s);
+    }
+  }
+}
+
 namespace {
+
+/// Leaves of an effective configuration as "machine.l1d.entries" → text.
+void flatten_config(const Json& j, const std::string& path, std::map<std::string, std::string>& out) {
+  if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (path.empty() && it.key() == "workload") {
+        if (auto p = it->find("params"); p != it->end()) flatten_config(*p, "workload.params", out);
+        continue;
+      }
+      if (!it.key().empty() && it.key()[0] == '_') continue;
+      flatten_config(*it, path.empty() ? it.key() : path + "." + it.key(), out);
+    }
+    return;
+  }
+  out[path] = j.is_string() ? j.get<std::string>() : j.dump();
+}
 
 /// Flattened leaves of a stats.json ("system.regions.region[x].cycles" → value).
 std::map<std::string, double> metrics_of(const fs::path& stats_json) {
@@ -122,8 +158,16 @@ std::string csv_escape(const std::string& s) {
   return o + "\"";
 }
 
+/// Effective configuration of each point, as sweep.csv shows it.
+struct PointConfigs {
+  std::vector<std::map<std::string, std::string>> flat;  // per point (empty: bad input)
+  std::vector<std::string> hash;                         // per point
+  std::vector<std::string> columns;  // keys that differ between points or were --set
+};
+
 void write_csv(const fs::path& out, const std::vector<SweepAxis>& axes,
-               const std::vector<SweepPoint>& points, const std::vector<PointResult>& res) {
+               const std::vector<SweepPoint>& points, const std::vector<PointResult>& res,
+               const PointConfigs& cfg) {
   std::set<std::string> cols;
   for (const auto& r : res)
     for (const auto& [k, v] : r.metrics)
@@ -131,13 +175,18 @@ void write_csv(const fs::path& out, const std::vector<SweepAxis>& axes,
   std::ostringstream csv;
   csv << "point,dir";
   for (const auto& a : axes) csv << "," << csv_escape(a.key);
-  csv << ",status";
+  csv << ",status,config_hash";
+  for (const auto& c : cfg.columns) csv << "," << csv_escape(c);
   for (const auto& c : cols) csv << "," << csv_escape(c);
   csv << ",error\n";
   for (size_t i = 0; i < points.size(); ++i) {
     csv << i << "," << csv_escape(points[i].dir);
     for (const auto& v : points[i].values) csv << "," << csv_escape(v);
-    csv << "," << res[i].status;
+    csv << "," << res[i].status << "," << cfg.hash[i];
+    for (const auto& c : cfg.columns) {
+      auto it = cfg.flat[i].find(c);
+      csv << "," << (it == cfg.flat[i].end() ? "" : csv_escape(it->second));
+    }
     for (const auto& c : cols) {
       auto it = res[i].metrics.find(c);
       csv << "," << (it == res[i].metrics.end() ? "" : format_number(it->second));
@@ -166,6 +215,7 @@ std::string fmt_duration(double s) {
 }  // namespace
 
 int run_sweep(const SweepOptions& o, const std::vector<SweepAxis>& axes) {
+  check_sweep_sets(o.sets, axes);
   const auto points = expand_sweep(axes);
   std::vector<PointResult> res(points.size());
   fs::create_directories(o.out);
@@ -174,29 +224,64 @@ int run_sweep(const SweepOptions& o, const std::vector<SweepAxis>& axes) {
   size_t done = 0, ran = 0;
   double ran_seconds = 0;
 
+  // Every point's effective configuration, resolved here: it goes into sweep.csv,
+  // decides --resume (a result is reused only for the very same configuration),
+  // and a point whose input is bad is reported without launching a worker.
+  PointConfigs cfg;
+  cfg.flat.resize(points.size());
+  cfg.hash.resize(points.size());
+  for (const auto& p : points) {
+    std::vector<std::string> sets = o.sets;
+    sets.insert(sets.end(), p.sets.begin(), p.sets.end());
+    try {
+      const Json c = load_experiment(o.experiment, sets, o.paths, true)->effective_config();
+      cfg.hash[p.index] = config_hash(c);
+      flatten_config(c, "", cfg.flat[p.index]);
+    } catch (const InputError& e) {
+      res[p.index].status = "bad_input";
+      res[p.index].error = e.what();
+    }
+  }
+  {
+    std::set<std::string> axis_keys, set_keys, cols;
+    for (const auto& a : axes) axis_keys.insert(a.key);
+    for (const auto& s : o.sets) set_keys.insert(s.substr(0, s.find('=')));
+    const std::map<std::string, std::string>* first = nullptr;
+    for (const auto& f : cfg.flat) {
+      if (f.empty()) continue;
+      if (!first) first = &f;
+      for (const auto& [k, v] : f) {
+        auto it = first->find(k);
+        if (it == first->end() || it->second != v || set_keys.count(k)) cols.insert(k);
+      }
+      for (const auto& [k, v] : *first)
+        if (!f.count(k)) cols.insert(k);
+    }
+    for (const auto& c : cols)
+      if (!axis_keys.count(c)) cfg.columns.push_back(c);
+  }
   std::vector<size_t> todo;
   for (const auto& p : points) {
+    if (res[p.index].status == "bad_input") {
+      ++done;
+      continue;
+    }
     const fs::path stats = o.out / p.dir / "stats.json";
     if (o.resume && fs::exists(stats)) {
       try {
-        // Reuse only a result of the very same configuration.
-        std::vector<std::string> sets = o.sets;
-        sets.insert(sets.end(), p.sets.begin(), p.sets.end());
-        const std::string want =
-            config_hash(load_experiment(o.experiment, sets, o.paths, true)->effective_config());
-        if (read_json_file(stats)["meta"]["config_hash"] == want) {
+        if (read_json_file(stats)["meta"]["config_hash"] == cfg.hash[p.index]) {
           res[p.index].metrics = metrics_of(stats);
           res[p.index].status = "skipped";
           ++done;
           continue;
         }
       } catch (const std::exception&) {
-        // unreadable or no longer valid: run it again (and report its error)
+        // unreadable: run it again
       }
     }
     todo.push_back(p.index);
   }
-  write_csv(o.out, axes, points, res);
+  write_csv(o.out, axes, points, res, cfg);
 
   auto progress = [&](const std::string& line) {
     if (o.quiet) return;
@@ -276,7 +361,7 @@ int run_sweep(const SweepOptions& o, const std::vector<SweepAxis>& axes) {
     ++done;
     ++ran;
     ran_seconds += secs;
-    write_csv(o.out, axes, points, res);
+    write_csv(o.out, axes, points, res, cfg);
     progress("point " + std::to_string(idx) + " " + r.status + ": " + points[idx].label + " (" +
              format_number(std::round(secs * 100) / 100) + " s)" +
              (r.error.empty() ? "" : " — " + r.error));

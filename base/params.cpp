@@ -65,6 +65,11 @@ void ParamSet::load(const Json& j, const std::string& pointer) {
   validate(pointer);
 }
 
+void ParamSet::validate_all(const std::string& pointer) const {
+  for (auto* c : m_children) c->validate_all(pointer + "/" + json_pointer_escape(c->key()));
+  validate(pointer);
+}
+
 Json ParamSet::to_json() const {
   Json j = Json::object();
   for (auto* p : m_params) j[p->key()] = p->to_json();

@@ -201,6 +201,10 @@ class ParamSet {
   void reset();
   /// Cross-field validation after load; throw InputError with a pointer.
   virtual void validate(const std::string& pointer) const { (void)pointer; }
+  /// validate() of this set and of every nested set, deepest first (after all
+  /// layers — preset, file overrides, --set — are loaded, so that a set the last
+  /// layer did not mention is still checked).
+  void validate_all(const std::string& pointer = "") const;
 
   const char* key() const { return m_key; }
   const char* doc() const { return m_doc; }

@@ -1,38 +1,68 @@
-// Cost accounting. Kernel code never measures time: it counts primitive
-// operations on the ExecContext of the CPU it runs on. The CPU model turns the
-// counts into cycles with the machine's cost table (see docs/machines.md), and
-// the counts themselves are reported so a result can be explained.
+// Cost accounting and the kernel's view of the CPU it runs on. Kernel code never
+// measures time: it counts primitive operations on the ExecContext of its CPU, names
+// the memory it touches (struct page lines, page-table lines) and reports progress
+// points and lock operations. The CPU model (models/) turns all of it into cycles
+// with the machine's cost table and cache hierarchy, as the kernel runs; the counts
+// themselves are reported, so a result can be explained term by term.
+//
+// Kernel unit tests run without hooks (ExecHooks == nullptr): counts only, locks
+// never contend (one thread), memory references are only counted.
 #pragma once
 
 #include <array>
 #include <cstdint>
 
+#include "base/addr.h"
+
 namespace tlbsim::mm {
 
-/// Primitive kernel operations whose cost the machine defines.
+/// Primitive kernel operations whose cost the machine's cost table defines. Each is
+/// the *software* cost of one operation; the memory it touches is priced separately
+/// by the cache hierarchy (struct_page_line, pte_line references).
 enum class KOp : uint8_t {
-  kSyscallEntry,  // user->kernel->user transition of a system call
-  kFaultEntry,    // exception entry/exit + handle_mm_fault dispatch
-  kPteRead,       // read of one page-table entry
-  kPteWrite,      // write/clear of one page-table entry
-  kAtomic,        // atomic RMW on a folio counter (refcount, mapcount)
-  kRmapCall,      // one folio rmap family call (fixed part)
-  kLock,          // one lock/unlock round trip (PTL, mmap lock, folio lock)
-  kPageAlloc,     // one buddy allocation (any order)
-  kPageFree,      // one buddy free (any order)
-  kPageZero,      // zeroing one 4 KiB page
-  kPageCopy,      // copying one 4 KiB page
-  kPtAlloc,       // allocating and installing a page-table page
-  kPtFree,        // freeing a page-table page
-  kGatherEntry,   // queueing one item in the mmu_gather
-  kVmaOp,         // VMA tree insert/remove/split/merge
+  kSyscallEntry,    // user->kernel->user transition of a system call
+  kFaultEntry,      // exception entry/exit + handle_mm_fault dispatch
+  kPteRead,         // read and test of one page-table entry
+  kPteWrite,        // write/clear of one page-table entry
+  kAtomic,          // atomic RMW on a folio counter (refcount, mapcount)
+  kRmapCall,        // one folio rmap family call (fixed part)
+  kLock,            // one uncontended lock + unlock
+  kPageAlloc,       // one buddy allocation, fixed part (rmqueue + prep_new_page)
+  kPageAllocTail,   // prep_compound_tail() of one tail page of a large folio
+  kPageFree,        // one buddy free, fixed part (free_pages_prepare + __free_one_page)
+  kPageFreeTail,    // free_tail_page_prepare() of one tail page
+  kBuddyMerge,      // one buddy merge step of __free_one_page()
+  kPageZero,        // zeroing one 4 KiB page (software part; the lines are priced)
+  kPageCopy,        // copying one 4 KiB page (software part)
+  kPtAlloc,         // allocating and installing a page-table page (incl. zeroing)
+  kPtFree,          // freeing a page-table page
+  kGatherEntry,     // queueing one item in the mmu_gather
+  kVmaAlloc,        // vm_area_alloc / vm_area_dup of one VMA
+  kVmaFree,         // vm_area_free of one VMA
+  kVmaModify,       // one VMA split or merge (vma_modify / vma_merge, incl. anon_vma adjust)
+  kMapleStore,      // one maple-tree store/erase of a range (vma_iter_store)
+  kAnonVmaLink,     // linking a VMA into an anon_vma tree (anon_vma_clone/fork/prepare)
+  kForkFixed,       // copy_process() without dup_mmap: task, mm_struct, files, signals
+  kExitFixed,       // do_exit()/release_task()/wait4 without exit_mmap
+  kMmFixed,         // mm_alloc + mm_init / __mmdrop: pgd, context, counters
+  kContextSwitch,   // schedule(): pick next, switch stacks and state (not switch_mm)
+  kStructPageLine,  // struct page cache lines touched (priced by the cache hierarchy)
+  kPteLine,         // page-table cache lines touched (priced by the cache hierarchy)
   kCount
 };
 
 inline constexpr std::array<const char*, static_cast<size_t>(KOp::kCount)> kKOpNames = {
-    "syscall_entry", "fault_entry", "pte_read",  "pte_write",   "atomic",
-    "rmap_call",     "lock",        "page_alloc", "page_free",  "page_zero",
-    "page_copy",     "pt_alloc",    "pt_free",    "gather_entry", "vma_op"};
+    "syscall_entry", "fault_entry",     "pte_read",       "pte_write",     "atomic",
+    "rmap_call",     "lock",            "page_alloc",     "page_alloc_tail", "page_free",
+    "page_free_tail", "buddy_merge",    "page_zero",      "page_copy",     "pt_alloc",
+    "pt_free",       "gather_entry",    "vma_alloc",      "vma_free",      "vma_modify",
+    "maple_store",   "anon_vma_link",   "fork_fixed",     "exit_fixed",    "mm_fixed",
+    "context_switch", "struct_page_line", "pte_line"};
+
+/// KOps that are memory references rather than software work (no cost-table entry).
+inline constexpr bool kop_is_memory(KOp op) {
+  return op == KOp::kStructPageLine || op == KOp::kPteLine;
+}
 
 /// Why a TLB flush was requested (attribution in statistics).
 enum class FlushCause : uint8_t {
@@ -56,6 +86,28 @@ inline constexpr std::array<const char*, static_cast<size_t>(FlushCause::kCount)
                         "mprotect", "fork",      "cow",       "pmd_split",
                         "reclaim",  "migration", "contpte_unfold", "other"};
 
+/// What the kernel touched: the struct page array (vmemmap) or page-table frames.
+enum class MemRefKind : uint8_t { kStructPage, kPteLine, kPageData };
+
+/// struct page is 64 bytes: one cache line per frame (include/linux/mm_types.h).
+inline constexpr uint64_t kStructPageBytes = 64;
+
+struct ExecContext;
+
+/// What kernel code reports to the CPU it runs on; implemented by the CPU model.
+class ExecHooks {
+ public:
+  virtual ~ExecHooks() = default;
+  /// `nr` consecutive cache lines starting with the line that holds byte `first` of
+  /// the kind's address space (frame number × 64 + offset for struct pages, physical
+  /// addresses otherwise) were read or written by kernel code.
+  virtual void mem_lines(ExecContext& ctx, MemRefKind kind, uint64_t first, uint64_t nr,
+                         bool write) = 0;
+  /// A natural point to let simulated time pass (end of a page-table page, of a folio
+  /// batch): charge the work counted so far and synchronise if due.
+  virtual void progress(ExecContext& ctx) = 0;
+};
+
 /// The per-CPU execution context of kernel code.
 struct ExecContext {
   explicit ExecContext(unsigned cpu_id = 0) : cpu(cpu_id) {}
@@ -63,8 +115,48 @@ struct ExecContext {
   void count(KOp op, uint64_t n = 1) { ops[static_cast<size_t>(op)] += n; }
   uint64_t get(KOp op) const { return ops[static_cast<size_t>(op)]; }
 
-  unsigned cpu;                        // the CPU this kernel code runs on
+  /// The struct pages of frames [pfn, pfn + nr) were touched (flags, mapcount,
+  /// refcount, compound_head...). One line per frame.
+  void struct_pages(Pfn pfn, uint64_t nr = 1, bool write = true) {
+    count(KOp::kStructPageLine, nr);
+    if (hooks) hooks->mem_lines(*this, MemRefKind::kStructPage, pfn.value() * kStructPageBytes, nr, write);
+  }
+  /// Entries [first, first + nr) of the page table in frame `table` were read or
+  /// written: the lines they occupy (8 entries per line).
+  void pte_lines(Pfn table, unsigned first, unsigned nr, bool write) {
+    if (!nr) return;
+    const uint64_t lines = ((first + nr - 1) >> 3) - (first >> 3) + 1;
+    count(KOp::kPteLine, lines);
+    if (hooks)
+      hooks->mem_lines(*this, MemRefKind::kPteLine, (table.value() << 12) + uint64_t{first} * 8,
+                       lines, write);
+  }
+  /// The kernel wrote (zeroed, copied into) the whole 4 KiB frame `pfn`.
+  void page_data(Pfn pfn, bool write) {
+    if (hooks) hooks->mem_lines(*this, MemRefKind::kPageData, pfn.value() << 12, 64, write);
+  }
+  /// clear_page() of `nr` frames from `pfn` (folio_zero_user, clear_highpage).
+  void zero_pages(Pfn pfn, uint64_t nr = 1) {
+    count(KOp::kPageZero, nr);
+    for (uint64_t i = 0; i < nr; ++i) page_data(pfn + i, true);
+  }
+  /// copy_page() of `nr` frames from `src` to `dst` (COW, migration, swap I/O
+  /// stands in for the device transfer).
+  void copy_pages(Pfn dst, Pfn src, uint64_t nr = 1) {
+    count(KOp::kPageCopy, nr);
+    for (uint64_t i = 0; i < nr; ++i) {
+      page_data(src + i, false);
+      page_data(dst + i, true);
+    }
+  }
+  /// A natural synchronisation point (see ExecHooks::progress).
+  void progress() {
+    if (hooks) hooks->progress(*this);
+  }
+
+  unsigned cpu;                          // the CPU this kernel code runs on
   FlushCause cause = FlushCause::kNone;  // set by the syscall/fault entry point
+  ExecHooks* hooks = nullptr;            // the CPU model (nullptr in kernel unit tests)
   std::array<uint64_t, static_cast<size_t>(KOp::kCount)> ops{};
 };
 

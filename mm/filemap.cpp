@@ -96,7 +96,8 @@ Vma* Kernel::mmap_file_vma(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr en
                            uint64_t flags, int64_t file, uint64_t pgoff) {
   // mmap_region() for a file: a VMA whose vm_pgoff is the file page at `start`.
   // Merging with a neighbouring mapping of the same file is not modelled.
-  ctx.count(KOp::kVmaOp);
+  ctx.count(KOp::kVmaAlloc);
+  ctx.count(KOp::kMapleStore);
   auto vma = std::make_unique<Vma>(&mm, start, end, flags, pgoff);
   vma->set_file(file);
   Vma* raw = vma.get();
@@ -130,7 +131,6 @@ FaultResult Kernel::do_cow_fault(ExecContext& ctx, VmFault& vmf) {
   // the cached page into a new anon folio mapped in its place.
   if (!anon_vma_prepare(vmf.vma)) return FaultResult::kOom;  // vmf_anon_prepare
   auto pfn = alloc_folio_reclaim(ctx, 0);  // folio_prealloc(need_zero = false)
-  ctx.count(KOp::kPageAlloc);
   if (!pfn) {
     ++m_vmstat.oom;
     return FaultResult::kOom;
@@ -141,7 +141,7 @@ FaultResult Kernel::do_cow_fault(ExecContext& ctx, VmFault& vmf) {
     folio_put_refs(ctx, *pfn, 1, "do_cow_fault(oom)");
     return FaultResult::kOom;
   }
-  ctx.count(KOp::kPageCopy);  // copy_mc_user_highpage
+  ctx.copy_pages(*pfn, page);  // copy_mc_user_highpage
   const FaultResult r = finish_fault(ctx, vmf, Folio(m_pm, *pfn), *pfn);
   folio_put_refs(ctx, m_pm.folio_head(page), 1, "do_cow_fault");  // put_page(vmf->page)
   return r;
@@ -250,11 +250,10 @@ Pfn Kernel::page_cache_read(ExecContext& ctx, int64_t file, uint64_t index) {
   // readahead): allocate, add to the page cache and the LRU, read from the file.
   // Pfn() when memory runs out even after direct reclaim.
   auto pfn = alloc_folio_reclaim(ctx, 0);
-  ctx.count(KOp::kPageAlloc);
   if (!pfn) return Pfn();
   ++m_vmstat.pgalloc;
   ++m_vmstat.pgmajfault;
-  ctx.count(KOp::kPageCopy);  // the read from the backing file
+  ctx.zero_pages(*pfn);  // the read from the backing file fills the page
   Page& head = m_pm.page(*pfn);
   head.set(kPgFile);
   head.mapping = static_cast<uint64_t>(file);

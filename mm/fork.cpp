@@ -70,7 +70,7 @@ class ForkCopier {
   int copy_pte_range(PageTablePage& dst_t, PageTablePage& src_t, VirtAddr addr, VirtAddr end);
   int copy_present_ptes(uint64_t* dst_pte, uint64_t* src_pte, uint64_t pte, VirtAddr addr,
                         unsigned max_nr);
-  int copy_present_page(uint64_t* dst_pte, VirtAddr addr);
+  int copy_present_page(uint64_t* dst_pte, VirtAddr addr, Pfn src_page);
   void copy_nonpresent_pte(uint64_t* dst_pte, uint64_t* src_pte, uint64_t pte);
   void copy_ptes(uint64_t* dst_pte, uint64_t* src_pte, uint64_t pte, VirtAddr addr, unsigned nr);
   unsigned folio_pte_batch(Folio folio, Pfn pfn, const uint64_t* ptep, uint64_t* ptentp,
@@ -104,6 +104,20 @@ class ForkCopier {
 // --- dup_mmap ----------------------------------------------------------------------------
 
 Mm& Kernel::dup_mmap(ExecContext& ctx, Mm& oldmm) {
+  Mm* mm = try_dup_mmap(ctx, oldmm);
+  if (!mm) throw std::runtime_error("out of memory duplicating an address space (dup_mmap)");
+  return *mm;
+}
+
+Mm* Kernel::sys_fork(ExecContext& ctx, Mm& oldmm) {
+  // kernel_clone() → copy_process(): the fixed work (task_struct, credentials,
+  // files, signal handlers, scheduler state) around copy_mm() → dup_mmap().
+  ctx.count(KOp::kSyscallEntry);
+  ctx.count(KOp::kForkFixed);
+  return try_dup_mmap(ctx, oldmm);
+}
+
+Mm* Kernel::try_dup_mmap(ExecContext& ctx, Mm& oldmm) {
   // Mirrors mm/mmap.c:dup_mmap().
   CauseScope cause(ctx, FlushCause::kFork);
   ctx.count(KOp::kLock);  // mmap_write_lock_killable(oldmm)
@@ -116,8 +130,10 @@ Mm& Kernel::dup_mmap(ExecContext& ctx, Mm& oldmm) {
   for (auto& [start, mpnt] : oldmm.vmas()) {
     Vma& src = *mpnt;
     if (src.test(kVmDontCopy)) continue;
-    // vm_area_dup(); mlock is not inherited (VM_LOCKED_MASK cleared).
-    ctx.count(KOp::kVmaOp);
+    // vm_area_dup() + the child's maple-tree store; mlock is not inherited
+    // (VM_LOCKED_MASK cleared).
+    ctx.count(KOp::kVmaAlloc);
+    ctx.count(KOp::kMapleStore);
     auto tmp =
         std::make_unique<Vma>(&mm, src.start(), src.end(), src.flags() & ~kVmLocked, src.pgoff());
     tmp->set_file(src.file());
@@ -137,9 +153,9 @@ Mm& Kernel::dup_mmap(ExecContext& ctx, Mm& oldmm) {
     // fork() fails with −ENOMEM; mmput() tears down what was copied so far.
     exit_mmap(ctx, mm);
     mm_destroy(mm);
-    throw std::runtime_error("out of memory duplicating an address space (dup_mmap)");
+    return nullptr;
   }
-  return mm;
+  return &mm;
 }
 
 void Kernel::anon_vma_fork(ExecContext& ctx, Vma& vma, Vma& pvma) {
@@ -149,6 +165,7 @@ void Kernel::anon_vma_fork(ExecContext& ctx, Vma& vma, Vma& pvma) {
   // without active VMAs is not modelled: a new one is always created.
   if (!pvma.anon_vma()) return;
   ctx.count(KOp::kLock);  // anon_vma_lock_write(root)
+  ctx.count(KOp::kAnonVmaLink, 2);  // anon_vma_clone + the child's own anon_vma
   m_anon_vmas.push_back(std::make_unique<AnonVma>(pvma.anon_vma()));
   AnonVma* av = m_anon_vmas.back().get();
   av->vmas().push_back(&vma);
@@ -174,9 +191,8 @@ int ForkCopier::copy_page_range(Vma& dst_vma, Vma& src_vma) {
 
 bool ForkCopier::alloc_table(uint64_t& entry) {
   // p4d_alloc / pud_alloc / pmd_alloc / pte_alloc for the child.
-  auto pfn = m_pm.alloc_page_table();
+  auto pfn = m_pm.alloc_page_table(m_ctx);
   if (!pfn) return false;
-  m_ctx.count(KOp::kPtAlloc);
   m_ctx.count(KOp::kPteWrite);
   m_dst_mm->add_pgtables(1);
   entry = m_codec.mk_table(*pfn);
@@ -236,9 +252,8 @@ int ForkCopier::copy_huge_pmd(Pfn dst_pmd_table, uint64_t& dst_pmd, Pfn src_pmd_
   // skipped: the child refaults them.
   if (!m_dst_vma->is_anonymous()) return 0;
   // pte_alloc_one(): the table deposited with the child's PMD mapping.
-  auto pgtable = m_pm.alloc_page_table();
+  auto pgtable = m_pm.alloc_page_table(m_ctx);
   if (!pgtable) return -ENOMEM;
-  m_ctx.count(KOp::kPtAlloc);
   m_ctx.count(KOp::kLock, 2);  // dst and src PMD locks
   m_ctx.count(KOp::kPteRead);
   const uint64_t pmd = src_pmd;
@@ -268,8 +283,7 @@ bool ForkCopier::copy_huge_pmd_folio(Folio folio, Pfn pfn, Pfn pgtable, Pfn src_
     // Maybe pinned: split the parent's PMD and copy its PTEs instead (−EAGAIN).
     folio.ref_add(-1);
     m_ctx.count(KOp::kAtomic);
-    m_pm.free_page_table(pgtable, "copy_huge_pmd(pte_free)");
-    m_ctx.count(KOp::kPtFree);
+    m_pm.free_page_table(m_ctx, pgtable, "copy_huge_pmd(pte_free)");
     // __split_huge_pmd(src_vma, src_pmd, addr, false): the PTEs are copied next.
     m_k.split_huge_pmd_locked(m_ctx, *m_src_vma, src_pmd_table, &src_pmd,
                               addr.align_down(kPmdSize), false);
@@ -344,12 +358,11 @@ int ForkCopier::copy_pte_range(PageTablePage& dst_t, PageTablePage& src_t, VirtA
     m_dst_mm->add_rss(kMmFilePages, m_rss_file);
     if (ret == -EAGAIN) {
       // Locks dropped: folio_prealloc() an order-0 folio, then retry this PTE.
-      m_prealloc = m_pm.alloc_folio(0);
+      m_prealloc = m_pm.alloc_folio(m_ctx, 0);
       if (!m_prealloc) {
         ++m_k.m_vmstat.oom;
         return -ENOMEM;
       }
-      m_ctx.count(KOp::kPageAlloc);
       ++m_k.m_vmstat.pgalloc;
     }
     if (addr == end) break;
@@ -453,7 +466,7 @@ int ForkCopier::copy_present_ptes(uint64_t* dst_pte, uint64_t* src_pte, uint64_t
       // The page may be pinned: the child gets its own copy now.
       folio.ref_add(-1);  // folio_put, never the last reference
       m_ctx.count(KOp::kAtomic);
-      const int err = copy_present_page(dst_pte, addr);
+      const int err = copy_present_page(dst_pte, addr, pfn);
       return err ? err : 1;
     }
     ++m_rss_anon;
@@ -480,14 +493,14 @@ void ForkCopier::copy_ptes(uint64_t* dst_pte, uint64_t* src_pte, uint64_t pte, V
   m_ctx.count(KOp::kPteWrite, nr);
 }
 
-int ForkCopier::copy_present_page(uint64_t* dst_pte, VirtAddr addr) {
+int ForkCopier::copy_present_page(uint64_t* dst_pte, VirtAddr addr, Pfn src_page) {
   // Mirrors mm/memory.c:copy_present_page(): the child gets a private, exclusive,
   // dirty (and, if VM_WRITE, writable) copy; the parent's PTE and the pinned
   // folio are left untouched.
   if (!m_prealloc) return -EAGAIN;
   const Pfn pfn = *m_prealloc;
   m_prealloc.reset();
-  m_ctx.count(KOp::kPageCopy);
+  m_ctx.copy_pages(pfn, src_page);
   Folio folio(m_pm, pfn);
   m_rmap.folio_add_new_anon_rmap(m_ctx, folio, *m_dst_vma, addr, kRmapExclusive);
   ++m_rss_anon;

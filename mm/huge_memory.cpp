@@ -71,16 +71,14 @@ std::optional<FaultResult> Kernel::do_huge_pmd_anonymous_page(ExecContext& ctx, 
   if (!anon_vma_prepare(vma)) return FaultResult::kOom;  // vmf_anon_prepare
   if (!vmf.write() && m_thp.use_zero_page) {
     // The huge zero page: a read-only PMD, no folio of our own, no rmap or rss.
-    auto pgtable = m_pm.alloc_page_table();  // pte_alloc_one
+    auto pgtable = m_pm.alloc_page_table(ctx);  // pte_alloc_one
     if (!pgtable) {
       ++m_vmstat.oom;
       return FaultResult::kOom;
     }
-    ctx.count(KOp::kPtAlloc);
     auto zero = get_huge_zero_folio(ctx);
     if (!zero) {
-      m_pm.free_page_table(*pgtable, "do_huge_pmd_anonymous_page(pte_free)");
-      ctx.count(KOp::kPtFree);
+      m_pm.free_page_table(ctx, *pgtable, "do_huge_pmd_anonymous_page(pte_free)");
       ++m_vmstat.thp_fault_fallback;
       return std::nullopt;
     }
@@ -95,23 +93,21 @@ std::optional<FaultResult> Kernel::do_huge_pmd_anonymous_page(ExecContext& ctx, 
     return FaultResult::kOk;
   }
   // vma_alloc_anon_folio_pmd().
-  auto pfn = m_pm.alloc_folio(kPmdOrder);
-  ctx.count(KOp::kPageAlloc);
+  auto pfn = m_pm.alloc_folio(ctx, kPmdOrder);
   if (!pfn) {
     ++m_vmstat.thp_fault_fallback;
     ++m_vmstat.mthp[kPmdOrder]->anon_fault_fallback;
     return std::nullopt;
   }
-  ctx.count(KOp::kPageZero, uint64_t{1} << kPmdOrder);  // folio_zero_user
+  ctx.zero_pages(*pfn, uint64_t{1} << kPmdOrder);  // folio_zero_user
   m_vmstat.pgalloc += uint64_t{1} << kPmdOrder;
   Folio folio(m_pm, *pfn);
-  auto pgtable = m_pm.alloc_page_table();  // pte_alloc_one
+  auto pgtable = m_pm.alloc_page_table(ctx);  // pte_alloc_one
   if (!pgtable) {
     folio_put_refs(ctx, folio.pfn(), 1, "do_huge_pmd_anonymous_page");
     ++m_vmstat.oom;
     return FaultResult::kOom;
   }
-  ctx.count(KOp::kPtAlloc);
   ctx.count(KOp::kLock);  // pmd_lock; the PMD is still none
   pgtable_trans_huge_deposit(vmf.pmd_table, *pgtable);
   map_anon_folio_pmd(ctx, folio, vmf);
@@ -142,15 +138,14 @@ std::optional<Pfn> Kernel::get_huge_zero_folio(ExecContext& ctx) {
   // allocated on first use. The shrinker that frees it while unused is not
   // modelled: once allocated it stays.
   if (m_huge_zero_pfn != Pfn()) return m_huge_zero_pfn;
-  auto pfn = m_pm.alloc_folio(kPmdOrder);
-  ctx.count(KOp::kPageAlloc);
+  auto pfn = m_pm.alloc_folio(ctx, kPmdOrder);
   if (!pfn) {
     ++m_vmstat.thp_zero_page_alloc_failed;
     return std::nullopt;
   }
   // Frame 0 holds the order-0 zero page, so Pfn() never names a PMD-sized folio.
   if (*pfn == Pfn()) throw std::logic_error("huge zero folio at frame 0");
-  ctx.count(KOp::kPageZero, uint64_t{1} << kPmdOrder);
+  ctx.zero_pages(*pfn, uint64_t{1} << kPmdOrder);
   m_pm.page(*pfn).set(kPgZero);
   m_huge_zero_pfn = *pfn;
   ++m_vmstat.thp_zero_page_alloc;
@@ -200,8 +195,7 @@ std::optional<FaultResult> Kernel::do_huge_zero_wp_pmd(ExecContext& ctx, VmFault
   // zero PMD with a fresh THP. The deposited table stays with the new mapping.
   // Without a PMD-sized folio: split into zero-page PTEs and fall back.
   const VirtAddr haddr = vmf.address.align_down(kPmdSize);
-  auto pfn = m_pm.alloc_folio(kPmdOrder);  // vma_alloc_anon_folio_pmd
-  ctx.count(KOp::kPageAlloc);
+  auto pfn = m_pm.alloc_folio(ctx, kPmdOrder);  // vma_alloc_anon_folio_pmd
   if (!pfn) {
     ++m_vmstat.thp_fault_fallback;
     ++m_vmstat.mthp[kPmdOrder]->anon_fault_fallback;
@@ -209,7 +203,7 @@ std::optional<FaultResult> Kernel::do_huge_zero_wp_pmd(ExecContext& ctx, VmFault
     split_huge_pmd_locked(ctx, vmf.vma, vmf.pmd_table, vmf.pmd, haddr, false);
     return std::nullopt;
   }
-  ctx.count(KOp::kPageZero, uint64_t{1} << kPmdOrder);
+  ctx.zero_pages(*pfn, uint64_t{1} << kPmdOrder);
   m_vmstat.pgalloc += uint64_t{1} << kPmdOrder;
   ctx.count(KOp::kLock);  // pmd_lock
   {
@@ -280,8 +274,7 @@ void Kernel::zap_huge_pmd(MmuGather& tlb, Vma& vma, Pfn pmd_table, uint64_t* pmd
 void Kernel::zap_deposited_table(ExecContext& ctx, Mm& mm, Pfn pmd_table) {
   // Mirrors mm/huge_memory.c:zap_deposited_table(): withdraw, pte_free, mm_dec_nr_ptes.
   const Pfn pgtable = pgtable_trans_huge_withdraw(pmd_table);
-  m_pm.free_page_table(pgtable, "zap_deposited_table");
-  ctx.count(KOp::kPtFree);
+  m_pm.free_page_table(ctx, pgtable, "zap_deposited_table");
   mm.add_pgtables(-1);
 }
 

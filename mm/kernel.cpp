@@ -33,6 +33,7 @@ Kernel::Kernel(const KernelProfile& profile, PhysMem& pm, ArchMmu& arch, StatGro
 Kernel::~Kernel() = default;
 
 Mm& Kernel::mm_create(ExecContext& ctx) {
+  ctx.count(KOp::kMmFixed);
   auto mm = std::make_unique<Mm>(m_next_mm_id++, m_next_ctx_id++, m_arch.nr_cpus());
   if (!m_pt.pgd_alloc(ctx, *mm)) throw std::runtime_error("out of memory allocating a pgd");
   m_arch.init_new_context(*mm);
@@ -52,8 +53,13 @@ void Kernel::exit_mmap(ExecContext& ctx, Mm& mm) {
                                      VirtAddr(0));
     tlb.tlb_finish_mmu();
   }
-  while (!mm.vmas().empty()) vma_remove(mm, mm.vmas().begin()->second.get());
+  while (!mm.vmas().empty()) vma_remove(ctx, mm, mm.vmas().begin()->second.get());
   mm.dead = true;
+}
+
+void Kernel::do_exit(ExecContext& ctx, Mm& mm, bool last_thread) {
+  ctx.count(KOp::kExitFixed);
+  if (last_thread) exit_mmap(ctx, mm);
 }
 
 void Kernel::mm_destroy(Mm& mm) {
@@ -66,6 +72,7 @@ void Kernel::mm_destroy(Mm& mm) {
 void Kernel::folio_put_refs(ExecContext& ctx, Pfn head, int32_t nr, const char* what) {
   Folio folio(m_pm, head);
   ctx.count(KOp::kAtomic);
+  ctx.struct_pages(head);
   if (folio.ref_count() < nr) throw std::logic_error("folio refcount underflow");
   if (!folio.put_refs(nr)) {
     // Only the swap cache holds an unmapped folio whose slot no swap PTE names:
@@ -82,8 +89,7 @@ void Kernel::folio_put_refs(ExecContext& ctx, Pfn head, int32_t nr, const char* 
   if (folio.test_anon() && folio.order() >= kMinAnonThpOrder && folio.order() <= kPmdOrder)
     --m_vmstat.mthp[folio.order()]->nr_anon;
   m_vmstat.pgfree += folio.nr_pages();
-  ctx.count(KOp::kPageFree);
-  m_pm.free_folio(head, what);
+  m_pm.free_folio(ctx, head, what);
 }
 
 // --- flush requests ---------------------------------------------------------------------

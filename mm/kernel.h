@@ -133,6 +133,16 @@ class Kernel {
   /// (FlushCause::kFork). Throws std::runtime_error when memory runs out (the
   /// partial child is torn down first).
   Mm& dup_mmap(ExecContext& ctx, Mm& oldmm);
+  /// dup_mmap() that returns nullptr (−ENOMEM, the partial child torn down) instead
+  /// of throwing.
+  Mm* try_dup_mmap(ExecContext& ctx, Mm& oldmm);
+  /// fork(): system call entry, copy_process()'s fixed work (KOp::kForkFixed) and
+  /// try_dup_mmap(). nullptr when memory ran out (fork returns −ENOMEM).
+  Mm* sys_fork(ExecContext& ctx, Mm& oldmm);
+  /// do_exit() of a thread of `mm`: the fixed work of exit and of the parent's reap
+  /// (KOp::kExitFixed); when `last_thread`, exit_mm() → exit_mmap(). The mm itself
+  /// is freed by mm_destroy() once no CPU has it loaded.
+  void do_exit(ExecContext& ctx, Mm& mm, bool last_thread);
   /// pin_user_page(): pin_user_pages(FOLL_PIN | FOLL_WRITE | FOLL_LONGTERM) of the
   /// page at `va` (faulted in for write first if needed). Sets MMF_HAS_PINNED on
   /// `mm`; pins the folio (large: pincount +1 and refcount +1; small: refcount
@@ -261,19 +271,17 @@ class Kernel {
   FaultResult do_wp_page(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr, uint64_t* pte);
   void unmap_vmas(MmuGather& tlb, std::vector<Vma*>& vmas, VirtAddr start, VirtAddr end);
   void unmap_page_range(MmuGather& tlb, Vma& vma, VirtAddr start, VirtAddr end);
-  void zap_range_level(MmuGather& tlb, Vma& vma, PageTablePage& table, unsigned level,
-                       VirtAddr start, VirtAddr end);
-  VirtAddr zap_pte_range(MmuGather& tlb, Vma& vma, PageTablePage& table, VirtAddr start,
-                         VirtAddr end);
+  VirtAddr zap_pte_range(MmuGather& tlb, Vma& vma, Pfn table, VirtAddr start, VirtAddr end);
   unsigned folio_pte_batch(Pfn pfn, const uint64_t* ptep, uint64_t pte, unsigned max_nr) const;
   void free_pgtables(MmuGather& tlb, VirtAddr start, VirtAddr end, VirtAddr floor,
                      VirtAddr ceiling);
-  bool free_tables_level(MmuGather& tlb, PageTablePage& table, unsigned level, VirtAddr base,
-                         VirtAddr start, VirtAddr end, VirtAddr floor, VirtAddr ceiling);
   // mmap.cpp
   Vma* vma_create(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end, uint64_t flags);
   void vma_split(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr at);
-  void vma_remove(Mm& mm, Vma* vma);
+  void vma_remove(ExecContext& ctx, Mm& mm, Vma* vma);
+  /// Whether `next` (right after `prev`) may merge into `prev`.
+  static bool vma_mergeable(const Vma& prev, const Vma& next);
+  Vma* vma_merge_existing_range(ExecContext& ctx, Mm& mm, Vma* vma);
   AnonVma* anon_vma_prepare(Vma& vma);
   // vmscan.cpp: reclaim.
   uint64_t reclaim_pages(ExecContext& ctx, std::vector<Pfn>& folios);
@@ -297,18 +305,16 @@ class Kernel {
   // filemap.cpp: page-cache refill after reclaim dropped a page.
   Pfn page_cache_read(ExecContext& ctx, int64_t file, uint64_t index);
   // mprotect / madvise (mprotect.cpp, madvise.cpp)
-  uint64_t change_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pte_table, VirtAddr start,
-                            VirtAddr end, uint64_t newflags);
+  uint64_t change_pte_range(MmuGather& tlb, Vma& vma, Pfn table, VirtAddr start, VirtAddr end,
+                            uint64_t newflags);
   uint64_t change_huge_pmd(MmuGather& tlb, Vma& vma, uint64_t* pmd, VirtAddr addr,
                            uint64_t newflags);
-  uint64_t change_protection_level(MmuGather& tlb, Vma& vma, PageTablePage& table,
-                                   unsigned level, VirtAddr start, VirtAddr end,
+  uint64_t change_protection_range(MmuGather& tlb, Vma& vma, VirtAddr start, VirtAddr end,
                                    uint64_t newflags);
   void zap_page_range_single(ExecContext& ctx, Vma& vma, VirtAddr start, VirtAddr end);
-  uint64_t madvise_free_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pte_table, VirtAddr start,
+  uint64_t madvise_free_pte_range(MmuGather& tlb, Vma& vma, Pfn table, VirtAddr start,
                                   VirtAddr end);
-  uint64_t madvise_free_level(MmuGather& tlb, Vma& vma, PageTablePage& table, unsigned level,
-                              VirtAddr start, VirtAddr end);
+  uint64_t madvise_free_range(MmuGather& tlb, Vma& vma, VirtAddr start, VirtAddr end);
   // faults (huge_memory.cpp, filemap.cpp)
   struct VmFault;  // struct vm_fault, mm/fault.h
   FaultResult do_swap_page(ExecContext& ctx, VmFault& vmf);  // swapfile.cpp
@@ -324,7 +330,6 @@ class Kernel {
                            Folio old_folio, Pfn old_page);
   FaultResult wp_page_shared(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr, uint64_t* pte,
                              Folio folio);
-  void zap_pmd_range(MmuGather& tlb, Vma& vma, Pfn pmd_table, VirtAddr start, VirtAddr end);
   /// populate_vma_page_range() for one page (mm/gup.c): fault it in unless already
   /// mapped (and writable when `write`). kOk, or the fault's failure.
   FaultResult populate_page(ExecContext& ctx, Mm& mm, VirtAddr addr, bool write);

@@ -8,6 +8,7 @@
 #include "mm/folio.h"
 #include "mm/kernel.h"
 #include "mm/mmu_gather.h"
+#include "mm/pagewalk.h"
 
 namespace tlbsim::mm {
 
@@ -20,8 +21,8 @@ void Kernel::zap_page_range_single(ExecContext& ctx, Vma& vma, VirtAddr start, V
   tlb.tlb_finish_mmu();
 }
 
-uint64_t Kernel::madvise_free_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pte_table,
-                                        VirtAddr start, VirtAddr end) {
+uint64_t Kernel::madvise_free_pte_range(MmuGather& tlb, Vma& vma, Pfn table, VirtAddr start,
+                                        VirtAddr end) {
   // Mirrors mm/madvise.c:madvise_free_pte_range(): exclusively mapped anon folios are
   // marked lazy-free (no longer swap-backed) and their PTEs made old and clean, so
   // reclaim can discard them unless they are written again. Returns folios marked.
@@ -30,6 +31,7 @@ uint64_t Kernel::madvise_free_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pte_
   ctx.count(KOp::kLock);  // PTL
   (void)vma;
   flush_tlb_batched_pending(ctx, mm);
+  uint64_t* pte_table = m_pm.table(table).data();
   uint64_t marked = 0;
   for (VirtAddr addr = start; addr < end;) {
     uint64_t* ptep = &pte_table[level_index(addr, 1)];
@@ -93,29 +95,34 @@ uint64_t Kernel::madvise_free_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pte_
     ++marked;
     addr += uint64_t{nr} * kPageSize;
   }
+  ctx.pte_lines(table, level_index(start, 1), static_cast<unsigned>((end - start) >> kPageShift),
+                marked != 0);
+  ctx.progress();  // pte_unmap_unlock
   return marked;
 }
 
-uint64_t Kernel::madvise_free_level(MmuGather& tlb, Vma& vma, PageTablePage& table,
-                                    unsigned level, VirtAddr start, VirtAddr end) {
-  const uint64_t size = level_entry_size(level);
-  uint64_t marked = 0;
-  VirtAddr addr = start;
-  while (addr < end) {
-    const VirtAddr next = std::min(end, addr.align_down(size) + size);
-    if (level == 2 && m_codec.huge(table[level_index(addr, level)]) && next - addr != kPmdSize)
-      split_huge_pmd_address(tlb.ctx(), vma, addr, false);  // madvise_free_huge_pmd
-    const uint64_t e = table[level_index(addr, level)];
-    if (!PteCodec::none(e)) {
-      if (level <= 3 && m_codec.huge(e))
-        throw InputError("", "not supported yet: MADV_FREE of a whole PMD-mapped THP");
-      PageTablePage& child = m_pt.table_of(e);
-      marked += level == 2 ? madvise_free_pte_range(tlb, vma, child.data(), addr, next)
-                           : madvise_free_level(tlb, vma, child, level - 1, addr, next);
+uint64_t Kernel::madvise_free_range(MmuGather& tlb, Vma& vma, VirtAddr start, VirtAddr end) {
+  // madvise_free_single_vma() → walk_page_range(madvise_free_walk_ops): a THP only
+  // partly in the range is split first (madvise_free_huge_pmd).
+  struct Free {
+    Kernel& k;
+    MmuGather& tlb;
+    Vma& vma;
+    uint64_t marked = 0;
+    bool pmd_entry(Pfn, uint64_t* pmd, VirtAddr addr, VirtAddr next) {
+      if (!k.m_codec.huge(*pmd)) return false;
+      if (next - addr != kPmdSize) {
+        k.split_huge_pmd_address(tlb.ctx(), vma, addr, false);
+        return false;
+      }
+      throw InputError("", "not supported yet: MADV_FREE of a whole PMD-mapped THP");
     }
-    addr = next;
-  }
-  return marked;
+    void pte_range(Pfn table, VirtAddr addr, VirtAddr next) {
+      marked += k.madvise_free_pte_range(tlb, vma, table, addr, next);
+    }
+  } f{*this, tlb, vma};
+  walk_page_range(m_pm, m_codec, tlb.mm().pgd(), m_pt.levels(), start, end, f);
+  return f.marked;
 }
 
 int Kernel::sys_madvise(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len, Advice advice) {
@@ -148,8 +155,7 @@ int Kernel::sys_madvise(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len, A
         if (!vma->is_anonymous() || vma->test(kVmShared)) return -EINVAL;
         CauseScope cause(ctx, FlushCause::kDontneed);
         MmuGather tlb(*this, ctx, mm, /*fullmm=*/false);
-        m_vmstat.lazyfree_folios += madvise_free_level(tlb, *vma, m_pm.table(mm.pgd()),
-                                                       m_pt.levels(), s, e);
+        m_vmstat.lazyfree_folios += madvise_free_range(tlb, *vma, s, e);
         tlb.tlb_end_vma(*vma);
         tlb.tlb_finish_mmu();
         break;

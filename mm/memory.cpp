@@ -8,6 +8,7 @@
 #include "mm/folio.h"
 #include "mm/kernel.h"
 #include "mm/mmu_gather.h"
+#include "mm/pagewalk.h"
 
 namespace tlbsim::mm {
 
@@ -70,12 +71,11 @@ bool Kernel::pmd_alloc(ExecContext& ctx, VmFault& vmf, bool* oom) {
   }
   ctx.count(KOp::kPteRead);
   if (PteCodec::none(*pud)) {
-    auto table = m_pm.alloc_page_table();
+    auto table = m_pm.alloc_page_table(ctx);
     if (!table) {
       *oom = true;
       return false;
     }
-    ctx.count(KOp::kPtAlloc);
     ctx.count(KOp::kPteWrite);
     vmf.mm.add_pgtables(1);
     *pud = m_codec.mk_table(*table);
@@ -92,14 +92,13 @@ bool Kernel::pmd_alloc(ExecContext& ctx, VmFault& vmf, bool* oom) {
 bool Kernel::pte_alloc(ExecContext& ctx, VmFault& vmf) {
   // pte_alloc() + pmd_install(): a PTE table under a none PMD.
   if (PteCodec::none(*vmf.pmd)) {
-    auto table = m_pm.alloc_page_table();
+    auto table = m_pm.alloc_page_table(ctx);
     if (!table) {
       // Direct reclaim (it never installs or frees page tables), then retry once.
       ++m_vmstat.allocstall;
-      if (reclaim(ctx, 32)) table = m_pm.alloc_page_table();
+      if (reclaim(ctx, 32)) table = m_pm.alloc_page_table(ctx);
     }
     if (!table) return false;
-    ctx.count(KOp::kPtAlloc);
     ctx.count(KOp::kPteWrite);
     vmf.mm.add_pgtables(1);
     *vmf.pmd = m_codec.mk_table(*table);
@@ -211,10 +210,9 @@ Folio Kernel::alloc_anon_folio(ExecContext& ctx, Vma& vma, VirtAddr addr,
     }
     // Allocate the highest remaining order; fall back one enabled order at a time.
     while (orders) {
-      auto pfn = m_pm.alloc_folio(order);
-      ctx.count(KOp::kPageAlloc);
+      auto pfn = m_pm.alloc_folio(ctx, order);
       if (pfn) {
-        ctx.count(KOp::kPageZero, uint64_t{1} << order);  // folio_zero_user
+        ctx.zero_pages(*pfn, uint64_t{1} << order);  // folio_zero_user
         m_vmstat.pgalloc += uint64_t{1} << order;
         return Folio(m_pm, *pfn);
       }
@@ -224,9 +222,8 @@ Folio Kernel::alloc_anon_folio(ExecContext& ctx, Vma& vma, VirtAddr addr,
   }
   // folio_prealloc(need_zero = true): order 0, with direct reclaim.
   auto pfn = alloc_folio_reclaim(ctx, 0);
-  ctx.count(KOp::kPageAlloc);
   if (!pfn) return Folio();
-  ctx.count(KOp::kPageZero);
+  ctx.zero_pages(*pfn);
   ++m_vmstat.pgalloc;
   return Folio(m_pm, *pfn);
 }
@@ -327,7 +324,6 @@ FaultResult Kernel::wp_page_copy(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr ad
   }
   const uint64_t orig_pte = *pte;
   auto new_pfn = alloc_folio_reclaim(ctx, 0);  // folio_prealloc
-  ctx.count(KOp::kPageAlloc);
   if (!new_pfn) {
     put_old();
     ++m_vmstat.oom;
@@ -339,7 +335,11 @@ FaultResult Kernel::wp_page_copy(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr ad
     put_old();
     return FaultResult::kRetry;
   }
-  ctx.count(old_folio ? KOp::kPageCopy : KOp::kPageZero);
+  if (old_folio) {
+    ctx.copy_pages(*new_pfn, old_page);  // __wp_page_copy_user
+  } else {
+    ctx.zero_pages(*new_pfn);  // the zero page: a zeroed folio
+  }
   ++m_vmstat.pgalloc;
   ++m_vmstat.cow_copy;
   Folio new_folio(m_pm, *new_pfn);
@@ -421,52 +421,29 @@ void Kernel::unmap_vmas(MmuGather& tlb, std::vector<Vma*>& vmas, VirtAddr start,
 }
 
 void Kernel::unmap_page_range(MmuGather& tlb, Vma& vma, VirtAddr start, VirtAddr end) {
-  zap_range_level(tlb, vma, m_pm.table(tlb.mm().pgd()), m_pt.levels(), start, end);
-}
-
-void Kernel::zap_range_level(MmuGather& tlb, Vma& vma, PageTablePage& table, unsigned level,
-                             VirtAddr start, VirtAddr end) {
-  // zap_p4d_range / zap_pud_range: descend to the PMD tables.
-  const uint64_t size = level_entry_size(level);
-  VirtAddr addr = start;
-  while (addr < end) {
-    const VirtAddr next = std::min(end, addr.align_down(size) + size);
-    uint64_t e = table[level_index(addr, level)];
-    if (!PteCodec::none(e)) {
-      if (level <= 3 && m_codec.huge(e)) not_supported("zapping PUD-mapped pages (zap_huge_pud)");
-      if (level == 3) {
-        zap_pmd_range(tlb, vma, m_codec.pfn(e), addr, next);
-      } else {
-        zap_range_level(tlb, vma, m_pt.table_of(e), level - 1, addr, next);
+  // Mirrors mm/memory.c:unmap_page_range() → zap_p4d_range → zap_pud_range →
+  // zap_pmd_range(): a PMD-mapped THP wholly inside the range goes with
+  // zap_huge_pmd(); a partly covered one is split (__split_huge_pmd) and its PTEs
+  // zapped by zap_pte_range().
+  struct Zap {
+    Kernel& k;
+    MmuGather& tlb;
+    Vma& vma;
+    bool pmd_entry(Pfn pmd_table, uint64_t* pmd, VirtAddr addr, VirtAddr next) {
+      if (!k.m_codec.huge(*pmd)) return false;
+      if (next - addr != kPmdSize) {
+        tlb.ctx().count(KOp::kLock);  // pmd_lock
+        k.split_huge_pmd_locked(tlb.ctx(), vma, pmd_table, pmd, addr.align_down(kPmdSize), false);
+        return false;
       }
+      k.zap_huge_pmd(tlb, vma, pmd_table, pmd, addr);
+      return true;
     }
-    addr = next;
-  }
-}
-
-void Kernel::zap_pmd_range(MmuGather& tlb, Vma& vma, Pfn pmd_table, VirtAddr start,
-                           VirtAddr end) {
-  // Mirrors mm/memory.c:zap_pmd_range(): a PMD-mapped THP wholly inside the range
-  // goes with zap_huge_pmd(); a partly covered one is split (__split_huge_pmd) and
-  // its PTEs zapped.
-  PageTablePage& table = m_pm.table(pmd_table);
-  VirtAddr addr = start;
-  while (addr < end) {
-    const VirtAddr next = std::min(end, addr.align_down(kPmdSize) + kPmdSize);
-    uint64_t* pmd = &table[level_index(addr, 2)];
-    if (m_codec.huge(*pmd) && next - addr != kPmdSize) {
-      tlb.ctx().count(KOp::kLock);  // pmd_lock
-      split_huge_pmd_locked(tlb.ctx(), vma, pmd_table, pmd, addr.align_down(kPmdSize), false);
+    void pte_range(Pfn pte_table, VirtAddr addr, VirtAddr next) {
+      while (addr < next) addr = k.zap_pte_range(tlb, vma, pte_table, addr, next);
     }
-    if (m_codec.huge(*pmd)) {
-      zap_huge_pmd(tlb, vma, pmd_table, pmd, addr);
-    } else if (!PteCodec::none(*pmd)) {
-      PageTablePage& child = m_pt.table_of(*pmd);
-      VirtAddr a = addr;
-      while (a < next) a = zap_pte_range(tlb, vma, child, a, next);
-    }
-    addr = next;
-  }
+  } zap{*this, tlb, vma};
+  walk_page_range(m_pm, m_codec, tlb.mm().pgd(), m_pt.levels(), start, end, zap);
 }
 
 unsigned Kernel::folio_pte_batch(Pfn pfn, const uint64_t* ptep, uint64_t pte,
@@ -486,7 +463,7 @@ unsigned Kernel::folio_pte_batch(Pfn pfn, const uint64_t* ptep, uint64_t pte,
   return n;
 }
 
-VirtAddr Kernel::zap_pte_range(MmuGather& tlb, Vma& vma, PageTablePage& table, VirtAddr start,
+VirtAddr Kernel::zap_pte_range(MmuGather& tlb, Vma& vma, Pfn table_pfn, VirtAddr start,
                                VirtAddr end) {
   // Mirrors mm/memory.c:zap_pte_range() → do_zap_pte_range() → zap_present_ptes() →
   // zap_present_folio_ptes(). Returns where it stopped: `end`, or earlier after a
@@ -497,6 +474,7 @@ VirtAddr Kernel::zap_pte_range(MmuGather& tlb, Vma& vma, PageTablePage& table, V
   int64_t rss_anon = 0, rss_file = 0, rss_swap = 0;
   ctx.count(KOp::kLock);  // pte_offset_map_lock
   flush_tlb_batched_pending(ctx, mm);
+  PageTablePage& table = m_pm.table(table_pfn);
   VirtAddr addr = start;
   while (addr < end) {
     const unsigned idx = level_index(addr, 1);
@@ -538,6 +516,7 @@ VirtAddr Kernel::zap_pte_range(MmuGather& tlb, Vma& vma, PageTablePage& table, V
       continue;
     }
     Folio folio = Folio::of(m_pm, pfn);
+    ctx.struct_pages(pfn, 1, false);  // vm_normal_page → page_folio(): page->compound_head
     const unsigned max_nr = static_cast<unsigned>((end - addr) >> kPageShift);
     unsigned nr = 1;
     if (m_zap_batching && folio.test_large() && max_nr != 1)
@@ -579,6 +558,8 @@ VirtAddr Kernel::zap_pte_range(MmuGather& tlb, Vma& vma, PageTablePage& table, V
   mm.add_rss(kMmAnonPages, rss_anon);
   mm.add_rss(kMmFilePages, rss_file);
   mm.add_rss(kMmSwapEnts, rss_swap);
+  ctx.pte_lines(table_pfn, level_index(start, 1),
+                static_cast<unsigned>((addr - start) >> kPageShift), true);
   if (force_flush) {
     ++m_flush_stats.gather_forced;
     // Under the PTL: invalidate, then the delayed rmap removals; pages are freed
@@ -587,6 +568,7 @@ VirtAddr Kernel::zap_pte_range(MmuGather& tlb, Vma& vma, PageTablePage& table, V
     tlb.tlb_flush_rmaps(vma);
     tlb.tlb_flush_mmu();
   }
+  ctx.progress();  // pte_unmap_unlock: the table's changes are visible
   return addr;
 }
 
@@ -597,40 +579,27 @@ void Kernel::free_pgtables(MmuGather& tlb, VirtAddr start, VirtAddr end, VirtAdd
   // Mirrors mm/memory.c:free_pgtables() → free_pgd_range(): a table is freed when the
   // whole VA range it maps lies in the gap [floor, ceiling) between the surviving
   // neighbour VMAs (ceiling 0 = top of the address space).
-  free_tables_level(tlb, m_pm.table(tlb.mm().pgd()), m_pt.levels(), VirtAddr(0), start, end,
-                    floor, ceiling);
-}
-
-bool Kernel::free_tables_level(MmuGather& tlb, PageTablePage& table, unsigned level,
-                               VirtAddr base, VirtAddr start, VirtAddr end, VirtAddr floor,
-                               VirtAddr ceiling) {
-  (void)base;
-  const uint64_t size = level_entry_size(level);
-  const uint64_t top = ceiling.value() == 0 ? ~0ull : ceiling.value();
-  VirtAddr addr = start;
-  bool any_left = false;
-  while (addr < end) {
-    const VirtAddr cbase = addr.align_down(size);
-    const VirtAddr next = std::min(end, cbase + size);
-    uint64_t& e = table[level_index(addr, level)];
-    if (!PteCodec::none(e) && level >= 2 && !m_codec.huge(e)) {
-      PageTablePage& child = m_pt.table_of(e);
-      free_tables_level(tlb, child, level - 1, cbase, addr, next, floor, ceiling);
+  struct FreeTables {
+    Kernel& k;
+    MmuGather& tlb;
+    VirtAddr floor;
+    uint64_t top;  // last byte + 1 of the gap, ~0 = top of the address space
+    bool pmd_entry(Pfn, uint64_t* pmd, VirtAddr, VirtAddr) { return k.m_codec.huge(*pmd); }
+    void pte_range(Pfn, VirtAddr, VirtAddr) {}
+    void table_done(Pfn, unsigned level, uint64_t* entry, VirtAddr addr, VirtAddr) {
+      const uint64_t size = level_entry_size(level);
+      const VirtAddr cbase = addr.align_down(size);
       const uint64_t cend = cbase.value() + size;  // may wrap to 0 at the very top
-      if (cbase >= floor && (cend == 0 || cend - 1 <= top - 1)) {
-        for (uint64_t x : child)
-          if (x) throw std::logic_error("free_pgtables: freeing a non-empty page table");
-        const Pfn child_pfn = m_codec.pfn(e);
-        e = 0;
-        tlb.ctx().count(KOp::kPteWrite);
-        tlb.free_table_tlb(child_pfn, level - 1, cbase);
-      } else {
-        any_left = true;
-      }
+      if (cbase < floor || !(cend == 0 || cend - 1 <= top - 1)) return;
+      const Pfn child = k.m_codec.pfn(*entry);
+      for (uint64_t x : k.m_pm.table(child))
+        if (x) throw std::logic_error("free_pgtables: freeing a non-empty page table");
+      *entry = 0;
+      tlb.ctx().count(KOp::kPteWrite);
+      tlb.free_table_tlb(child, level - 1, cbase);
     }
-    addr = next;
-  }
-  return any_left;
+  } ft{*this, tlb, floor, ceiling.value() == 0 ? ~0ull : ceiling.value()};
+  walk_page_range(m_pm, m_codec, tlb.mm().pgd(), m_pt.levels(), start, end, ft);
 }
 
 }  // namespace tlbsim::mm

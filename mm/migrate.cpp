@@ -269,8 +269,7 @@ bool Kernel::migrate_folio_move(ExecContext& ctx, Folio src) {
   const uint64_t nr = src.nr_pages();
   std::optional<Pfn> pfn;
   if (!src.mapped() && src.ref_count() == 1) {
-    pfn = m_pm.alloc_folio(src.order());
-    ctx.count(KOp::kPageAlloc);
+    pfn = m_pm.alloc_folio(ctx, src.order());
   }
   if (!pfn) {
     remove_migration_ptes(ctx, src, src);
@@ -280,7 +279,7 @@ bool Kernel::migrate_folio_move(ExecContext& ctx, Folio src) {
     return false;
   }
   m_vmstat.pgalloc += nr;
-  ctx.count(KOp::kPageCopy, nr);  // folio_mc_copy
+  ctx.copy_pages(*pfn, src.pfn(), nr);  // folio_mc_copy
   Folio dst(m_pm, *pfn);
   // folio_migrate_mapping() / folio_migrate_flags(): anon_vma, index and the
   // folio-wide flags; PageAnonExclusive comes back from the migration entries.

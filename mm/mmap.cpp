@@ -19,27 +19,80 @@ AnonVma* Kernel::anon_vma_prepare(Vma& vma) {
 }
 
 Vma* Kernel::vma_create(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end, uint64_t flags) {
-  ctx.count(KOp::kVmaOp);
-  // vma_merge_new_range(): extend an adjacent anonymous VMA with identical flags.
+  // Mirrors mm/vma.c:__mmap_region(): vma_merge_new_range() extends an adjacent
+  // anonymous VMA with identical flags (and contiguous pgoff); otherwise a new VMA
+  // (vm_area_alloc) is stored in the maple tree.
+  ctx.count(KOp::kMapleStore);
   auto it = mm.vmas().lower_bound(start.value());
   if (it != mm.vmas().begin()) {
     Vma* prev = std::prev(it)->second.get();
-    if (prev->end() == start && prev->flags() == flags && prev->is_anonymous()) {
+    if (prev->end() == start && prev->flags() == flags && prev->is_anonymous() &&
+        prev->pgoff() + prev->nr_pages() == start.vpn()) {
+      ctx.count(KOp::kVmaModify);
       prev->set_range(prev->start(), end, prev->pgoff());
       return prev;
     }
   }
+  ctx.count(KOp::kVmaAlloc);
   auto vma = std::make_unique<Vma>(&mm, start, end, flags, start.vpn());
   Vma* raw = vma.get();
   mm.vmas().emplace(start.value(), std::move(vma));
   return raw;
 }
 
+bool Kernel::vma_mergeable(const Vma& prev, const Vma& next) {
+  // is_mergeable_vma() + is_mergeable_anon_vma() + the pgoff check of
+  // can_vma_merge_after(): same flags and file, contiguous offsets, the same anon_vma
+  // (or none on one side).
+  if (prev.end() != next.start() || prev.flags() != next.flags() || prev.file() != next.file())
+    return false;
+  if (prev.pgoff() + prev.nr_pages() != next.pgoff()) return false;
+  return !prev.anon_vma() || !next.anon_vma() || prev.anon_vma() == next.anon_vma();
+}
+
+Vma* Kernel::vma_merge_existing_range(ExecContext& ctx, Mm& mm, Vma* vma) {
+  // Mirrors mm/vma.c:vma_merge_existing_range() after vma_modify(): a VMA whose flags
+  // just changed merges with a compatible previous and/or next neighbour, so a
+  // protect-and-restore round trip ends with the VMAs it started with. Returns the
+  // VMA that now covers `vma`'s range.
+  auto it = mm.vmas().find(vma->start().value());
+  if (it != mm.vmas().begin()) {
+    Vma* prev = std::prev(it)->second.get();
+    if (vma_mergeable(*prev, *vma)) {
+      ctx.count(KOp::kVmaModify);
+      ctx.count(KOp::kMapleStore);
+      if (!prev->anon_vma() && vma->anon_vma()) {
+        prev->set_anon_vma(vma->anon_vma());
+        vma->anon_vma()->vmas().push_back(prev);
+      }
+      prev->set_range(prev->start(), vma->end(), prev->pgoff());
+      vma_remove(ctx, mm, vma);
+      vma = prev;
+      it = mm.vmas().find(vma->start().value());
+    }
+  }
+  if (auto next = std::next(it); next != mm.vmas().end() && vma_mergeable(*vma, *next->second)) {
+    Vma* nv = next->second.get();
+    ctx.count(KOp::kVmaModify);
+    ctx.count(KOp::kMapleStore);
+    if (!vma->anon_vma() && nv->anon_vma()) {
+      vma->set_anon_vma(nv->anon_vma());
+      nv->anon_vma()->vmas().push_back(vma);
+    }
+    vma->set_range(vma->start(), nv->end(), vma->pgoff());
+    vma_remove(ctx, mm, nv);
+  }
+  return vma;
+}
+
 void Kernel::vma_split(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr at) {
   // Mirrors mm/vma.c:__split_vma(): the new VMA takes [at, end) and shares anon_vma.
   // vma_adjust_trans_huge(): a PMD-mapped THP straddling `at` is split first.
   if (!at.is_aligned(kPmdSize)) split_huge_pmd_address(ctx, vma, at, false);
-  ctx.count(KOp::kVmaOp);
+  ctx.count(KOp::kVmaAlloc);   // vm_area_dup
+  ctx.count(KOp::kVmaModify);  // vma_adjust / vma_complete
+  ctx.count(KOp::kMapleStore);
+  if (vma.anon_vma()) ctx.count(KOp::kAnonVmaLink);  // anon_vma_clone
   auto tail = std::make_unique<Vma>(&mm, at, vma.end(), vma.flags(),
                                     vma.pgoff() + ((at - vma.start()) >> kPageShift));
   tail->set_file(vma.file());
@@ -51,7 +104,9 @@ void Kernel::vma_split(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr at) {
   mm.vmas().emplace(at.value(), std::move(tail));
 }
 
-void Kernel::vma_remove(Mm& mm, Vma* vma) {
+void Kernel::vma_remove(ExecContext& ctx, Mm& mm, Vma* vma) {
+  // remove_vma() + vma_iter_clear: unlink_anon_vmas, vm_area_free.
+  ctx.count(KOp::kVmaFree);
   if (AnonVma* av = vma->anon_vma()) std::erase(av->vmas(), vma);
   mm.vmas().erase(vma->start().value());
 }
@@ -140,6 +195,7 @@ int Kernel::sys_munmap(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len) {
   // Detach first (vms_gather_munmap_vmas): a fault racing with the teardown on
   // another CPU finds no VMA, as in Linux.
   std::vector<std::unique_ptr<Vma>> detached;
+  ctx.count(KOp::kMapleStore);  // vms_gather_munmap_vmas: one range cleared
   for (Vma* v : victims) detached.push_back(std::move(mm.vmas().extract(v->start().value()).mapped()));
   {
     MmuGather tlb(*this, ctx, mm, /*fullmm=*/false);
@@ -147,6 +203,7 @@ int Kernel::sys_munmap(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len) {
     free_pgtables(tlb, victims.front()->start(), victims.back()->end(), floor, ceiling);
     tlb.tlb_finish_mmu();
   }
+  ctx.count(KOp::kVmaFree, detached.size());  // remove_vma
   for (auto& v : detached)
     if (AnonVma* av = v->anon_vma()) std::erase(av->vmas(), v.get());
   return 0;

@@ -63,9 +63,8 @@ bool MmuGather::next_batch() {
   }
   if (m_batch_count == kMaxGatherBatchCount) return false;
   // __get_free_page(GFP_NOWAIT): the batch is a real kernel page.
-  auto frame = m_kernel.phys().alloc_folio(0);
+  auto frame = m_kernel.phys().alloc_folio(m_ctx, 0);
   if (!frame) return false;
-  m_ctx.count(KOp::kPageAlloc);
   Batch b{{}, kMaxGatherBatch, *frame};
   b.slots.reserve(kMaxGatherBatch);
   m_batches.push_back(std::move(b));
@@ -157,8 +156,7 @@ void MmuGather::free_tables() {
   // x86 and arm64 select MMU_GATHER_RCU_TABLE_FREE: tables are released after the
   // flush (the RCU grace period itself is not modelled).
   for (Pfn t : m_tables) {
-    m_ctx.count(KOp::kPtFree);
-    m_kernel.phys().free_page_table(t, "tlb_remove_table");
+    m_kernel.phys().free_page_table(m_ctx, t, "tlb_remove_table");
     m_mm.add_pgtables(-1);
   }
   m_tables.clear();
@@ -193,10 +191,9 @@ void MmuGather::tlb_finish_mmu() {
   }
   tlb_flush_mmu();
   for (size_t i = 1; i < m_batches.size(); ++i) {
-    m_ctx.count(KOp::kPageFree);
     Folio f(m_kernel.phys(), m_batches[i].frame);
     f.put_refs(1);
-    m_kernel.phys().free_folio(m_batches[i].frame, "tlb_finish_mmu(batch page)");
+    m_kernel.phys().free_folio(m_ctx, m_batches[i].frame, "tlb_finish_mmu(batch page)");
   }
   m_batches.resize(1);
   --m_mm.tlb_flush_pending;

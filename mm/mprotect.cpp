@@ -10,6 +10,7 @@
 #include "mm/folio.h"
 #include "mm/kernel.h"
 #include "mm/mmu_gather.h"
+#include "mm/pagewalk.h"
 
 namespace tlbsim::mm {
 
@@ -37,7 +38,7 @@ bool pte_needs_flush(const PteCodec& c, uint64_t oldpte, uint64_t newpte) {
 
 }  // namespace
 
-uint64_t Kernel::change_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pte_table, VirtAddr start,
+uint64_t Kernel::change_pte_range(MmuGather& tlb, Vma& vma, Pfn table, VirtAddr start,
                                   VirtAddr end, uint64_t newflags) {
   // Mirrors mm/mprotect.c:change_pte_range(). Returns the pages whose PTE changed.
   ExecContext& ctx = tlb.ctx();
@@ -49,6 +50,7 @@ uint64_t Kernel::change_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pte_table,
   // MM_CP_TRY_CHANGE_WRITABLE: vma_wants_manual_pte_write_upgrade() for a private
   // writable mapping; exclusive anon pages become writable without a write fault.
   const bool try_writable = write && !(newflags & kVmShared);
+  uint64_t* pte_table = m_pm.table(table).data();
   uint64_t pages = 0;
   for (VirtAddr addr = start; addr < end; addr += kPageSize) {
     uint64_t* ptep = &pte_table[level_index(addr, 1)];
@@ -74,6 +76,9 @@ uint64_t Kernel::change_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pte_table,
     if (pte_needs_flush(m_codec, oldpte, newpte)) tlb.tlb_flush_pte_range(addr, kPageSize);
     ++pages;
   }
+  ctx.pte_lines(table, level_index(start, 1), static_cast<unsigned>((end - start) >> kPageShift),
+                pages != 0);
+  ctx.progress();  // pte_unmap_unlock
   return pages;
 }
 
@@ -103,37 +108,32 @@ uint64_t Kernel::change_huge_pmd(MmuGather& tlb, Vma& vma, uint64_t* pmd, VirtAd
   return uint64_t{1} << kPmdOrder;
 }
 
-uint64_t Kernel::change_protection_level(MmuGather& tlb, Vma& vma, PageTablePage& table,
-                                         unsigned level, VirtAddr start, VirtAddr end,
+uint64_t Kernel::change_protection_range(MmuGather& tlb, Vma& vma, VirtAddr start, VirtAddr end,
                                          uint64_t newflags) {
-  // change_p4d_range / change_pud_range / change_pmd_range.
-  const uint64_t size = level_entry_size(level);
-  uint64_t pages = 0;
-  VirtAddr addr = start;
-  while (addr < end) {
-    const VirtAddr next = std::min(end, addr.align_down(size) + size);
-    uint64_t* ep = &table[level_index(addr, level)];
-    if (level == 2 && m_codec.huge(*ep)) {
-      // change_pmd_range(): a THP only partly in the range is split first.
+  // Mirrors mm/mprotect.c:change_protection_range() → change_p4d_range →
+  // change_pud_range → change_pmd_range(): a THP only partly in the range is split
+  // first; a whole one changes in place (change_huge_pmd). Returns pages changed.
+  struct ChangeProt {
+    Kernel& k;
+    MmuGather& tlb;
+    Vma& vma;
+    uint64_t newflags;
+    uint64_t pages = 0;
+    bool pmd_entry(Pfn, uint64_t* pmd, VirtAddr addr, VirtAddr next) {
+      if (!k.m_codec.huge(*pmd)) return false;
       if (next - addr != kPmdSize) {
-        split_huge_pmd_address(tlb.ctx(), vma, addr, false);
-      } else {
-        pages += change_huge_pmd(tlb, vma, ep, addr, newflags);
-        addr = next;
-        continue;
+        k.split_huge_pmd_address(tlb.ctx(), vma, addr, false);
+        return false;
       }
+      pages += k.change_huge_pmd(tlb, vma, pmd, addr, newflags);
+      return true;
     }
-    const uint64_t e = *ep;
-    if (!PteCodec::none(e)) {
-      if (level == 3 && m_codec.huge(e))
-        throw InputError("", "not supported yet: mprotect of PUD-mapped pages");
-      PageTablePage& child = m_pt.table_of(e);
-      pages += level == 2 ? change_pte_range(tlb, vma, child.data(), addr, next, newflags)
-                          : change_protection_level(tlb, vma, child, level - 1, addr, next, newflags);
+    void pte_range(Pfn table, VirtAddr addr, VirtAddr next) {
+      pages += k.change_pte_range(tlb, vma, table, addr, next, newflags);
     }
-    addr = next;
-  }
-  return pages;
+  } cp{*this, tlb, vma, newflags};
+  walk_page_range(m_pm, m_codec, tlb.mm().pgd(), m_pt.levels(), start, end, cp);
+  return cp.pages;
 }
 
 int Kernel::sys_mprotect(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len, bool read,
@@ -156,24 +156,35 @@ int Kernel::sys_mprotect(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len, 
   }
   if (Vma* v = mm.find_vma(addr); v && v->start() < addr) vma_split(ctx, mm, *v, addr);
   if (Vma* v = mm.find_vma(end - 1); v && v->end() > end) vma_split(ctx, mm, *v, end);
-  MmuGather tlb(*this, ctx, mm, /*fullmm=*/false);
+  // The VMAs of the range as they are now (after the edge splits); merging below
+  // changes the tree, so walk a list of their ranges.
+  struct Piece {
+    VirtAddr start, end;
+    uint64_t flags;
+  };
+  std::vector<Piece> pieces;
   for (auto it = mm.vmas().lower_bound(addr.value());
-       it != mm.vmas().end() && it->second->start() < end; ++it) {
-    Vma& vma = *it->second;
-    uint64_t newflags = vma.flags() & ~(kVmRead | kVmWrite | kVmExec);
+       it != mm.vmas().end() && it->second->start() < end; ++it)
+    pieces.push_back({it->second->start(), it->second->end(), it->second->flags()});
+  MmuGather tlb(*this, ctx, mm, /*fullmm=*/false);
+  for (const Piece& piece : pieces) {
+    uint64_t newflags = piece.flags & ~(kVmRead | kVmWrite | kVmExec);
     if (read) newflags |= kVmRead;
     if (write) newflags |= kVmWrite;
     if (exec) newflags |= kVmExec;
-    if (write && !vma.test(kVmMayWrite)) {
+    if (write && !(piece.flags & kVmMayWrite)) {
       tlb.tlb_finish_mmu();
       return -EACCES;
     }
-    if (newflags == vma.flags()) continue;
-    vma.set_flags(newflags);
-    ctx.count(KOp::kVmaOp);
-    change_protection_level(tlb, vma, m_pm.table(mm.pgd()), m_pt.levels(), vma.start(),
-                            vma.end(), newflags);
-    tlb.tlb_end_vma(vma);
+    if (newflags == piece.flags) continue;
+    // mprotect_fixup(): vma_modify_flags() (the splits above, the merge below),
+    // vm_flags_reset(), change_protection() over the piece.
+    Vma* vma = mm.find_vma(piece.start);
+    vma->set_flags(newflags);
+    ctx.count(KOp::kVmaModify);
+    change_protection_range(tlb, *vma, piece.start, piece.end, newflags);
+    tlb.tlb_end_vma(*vma);
+    vma_merge_existing_range(ctx, mm, vma);
   }
   tlb.tlb_finish_mmu();
   return 0;

@@ -5,9 +5,8 @@
 namespace tlbsim::mm {
 
 bool PageTables::pgd_alloc(ExecContext& ctx, Mm& mm) {
-  auto pfn = m_pm.alloc_page_table();
+  auto pfn = m_pm.alloc_page_table(ctx);
   if (!pfn) return false;
-  ctx.count(KOp::kPtAlloc);
   mm.set_pgd(*pfn);
   return true;
 }
@@ -22,12 +21,11 @@ uint64_t* PageTables::walk(ExecContext& ctx, Mm& mm, VirtAddr va, unsigned level
     ctx.count(KOp::kPteRead);
     if (PteCodec::none(e)) {
       if (!alloc) return nullptr;
-      auto pfn = m_pm.alloc_page_table();
+      auto pfn = m_pm.alloc_page_table(ctx);
       if (!pfn) {
         if (oom) *oom = true;
         return nullptr;
       }
-      ctx.count(KOp::kPtAlloc);
       ctx.count(KOp::kPteWrite);
       mm.add_pgtables(1);
       e = m_codec.mk_table(*pfn);

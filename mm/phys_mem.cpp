@@ -44,6 +44,53 @@ std::optional<Pfn> PhysMem::alloc_folio(unsigned order) {
   return pfn;
 }
 
+std::optional<Pfn> PhysMem::alloc_folio(ExecContext& ctx, unsigned order) {
+  const uint64_t splits = m_buddy.nr_splits();
+  auto pfn = alloc_folio(order);
+  if (!pfn) return pfn;
+  const uint64_t nr = uint64_t{1} << order;
+  ctx.count(KOp::kPageAlloc);
+  ctx.count(KOp::kPageAllocTail, nr - 1);
+  const uint64_t steps = m_buddy.nr_splits() - splits;
+  ctx.count(KOp::kBuddyMerge, steps);
+  ctx.struct_pages(*pfn, nr);
+  // expand(): each split step marks the upper half's head free (its struct page).
+  for (uint64_t s = 0; s < steps; ++s) ctx.struct_pages(*pfn + (nr << s));
+  return pfn;
+}
+
+void PhysMem::free_folio(ExecContext& ctx, Pfn head, const char* what) {
+  const unsigned order = m_pages[head.value()].order();
+  const uint64_t nr = uint64_t{1} << order;
+  const uint64_t merges = m_buddy.nr_merges();
+  ctx.count(KOp::kPageFree);
+  ctx.count(KOp::kPageFreeTail, nr - 1);
+  ctx.struct_pages(head, nr);
+  free_folio(head, what);
+  const uint64_t steps = m_buddy.nr_merges() - merges;
+  ctx.count(KOp::kBuddyMerge, steps);
+  // __free_one_page(): each merge step reads the buddy's struct page.
+  for (uint64_t s = 0; s < steps; ++s) {
+    const uint64_t block = head.value() & ~((nr << s) - 1);
+    ctx.struct_pages(Pfn(block ^ (nr << s)));
+  }
+}
+
+std::optional<Pfn> PhysMem::alloc_page_table(ExecContext& ctx) {
+  auto pfn = alloc_page_table();
+  if (!pfn) return pfn;
+  ctx.count(KOp::kPtAlloc);
+  ctx.struct_pages(*pfn);
+  ctx.page_data(*pfn, true);
+  return pfn;
+}
+
+void PhysMem::free_page_table(ExecContext& ctx, Pfn pfn, const char* what) {
+  ctx.count(KOp::kPtFree);
+  ctx.struct_pages(pfn);
+  free_page_table(pfn, what);
+}
+
 void PhysMem::free_folio(Pfn head_pfn, const char* what) {
   Page& head = m_pages[head_pfn.value()];
   if (!head.test(kPgHead) || head.refcount != 0)

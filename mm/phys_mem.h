@@ -12,6 +12,7 @@
 
 #include "base/addr.h"
 #include "mm/buddy_allocator.h"
+#include "mm/exec_context.h"
 #include "mm/page.h"
 
 namespace tlbsim::mm {
@@ -46,6 +47,12 @@ class PhysMem {
   std::optional<Pfn> alloc_folio(unsigned order);
   /// Returns a folio whose refcount reached 0 to the allocator.
   void free_folio(Pfn head, const char* what);
+  /// The same, as kernel code running on `ctx` pays for it: the buddy's fixed work
+  /// and its split/merge steps (each touching the buddy's struct page), and
+  /// prep_new_page()/prep_compound_page() or free_pages_prepare() with its
+  /// free_tail_page_prepare() loop, which touch every struct page of the folio.
+  std::optional<Pfn> alloc_folio(ExecContext& ctx, unsigned order);
+  void free_folio(ExecContext& ctx, Pfn head, const char* what);
   /// The metadata side of __split_folio_to_order(): turn the folio at `head` into
   /// folios of `new_order`. Folio-wide flags (anon, swap-backed, dirty, file...),
   /// mapping and index (advanced per piece) are copied to every new head; per-page
@@ -66,6 +73,10 @@ class PhysMem {
   /// Allocates a zeroed page-table page (order-0 frame marked PageTable).
   std::optional<Pfn> alloc_page_table();
   void free_page_table(Pfn pfn, const char* what);
+  /// The same, paid by kernel code on `ctx` (pte_alloc_one: allocation, the
+  /// struct page (ptdesc) and zeroing the table's 64 lines; pte_free).
+  std::optional<Pfn> alloc_page_table(ExecContext& ctx);
+  void free_page_table(ExecContext& ctx, Pfn pfn, const char* what);
   PageTablePage& table(Pfn pfn) { return m_tables[m_pages[pfn.value()].mapping]; }
   const PageTablePage& table(Pfn pfn) const { return m_tables[m_pages[pfn.value()].mapping]; }
   /// Reads the 64-bit entry at physical address `pa` of a page-table page (walker).

@@ -1,6 +1,8 @@
 // Lock order and exclusion are implied: the simulator is single-threaded kernel
 // code; the PTL/folio-lock rules of mm/rmap.c are represented by KOp::kLock counts
-// at the callers, not by real locks.
+// at the callers, not by real locks. Each call names the struct page lines it
+// touches (Rmap::touch): per-page mapcounts and PageAnonExclusive live in every
+// page's own struct page, the large-folio counters in page[1].
 #include "mm/rmap.h"
 
 #include <cerrno>
@@ -163,6 +165,9 @@ void Rmap::folio_add_new_anon_rmap(ExecContext& ctx, Folio folio, const Vma& vma
   ++m_vmstat.rmap_calls;
   const bool exclusive = flags & kRmapExclusive;
   const uint64_t nr_pages = folio.nr_pages();
+  // PTE-mapped large folios set every page's mapcount / PageAnonExclusive.
+  touch(ctx, folio, folio.pfn(), nr_pages,
+        !folio.test_pmd_mappable() && (exclusive || !m_cfg.no_page_mapcount));
   folio.head().set(kPgSwapBacked);
   folio_set_anon(folio, vma, address, exclusive);
   int64_t nr, nr_pmdmapped = 0;
@@ -202,6 +207,7 @@ void Rmap::folio_add_anon_rmap_ptes(ExecContext& ctx, Folio folio, Pfn page, uin
                                     const Vma& vma, VirtAddr address, uint32_t flags) {
   // Mirrors mm/rmap.c:folio_add_anon_rmap_ptes() → __folio_add_anon_rmap().
   ctx.count(KOp::kRmapCall);
+  touch(ctx, folio, page, nr, !m_cfg.no_page_mapcount || (flags & kRmapExclusive));
   ctx.count(KOp::kAtomic, folio.test_large() && !m_cfg.no_page_mapcount ? nr + 1 : 1);
   ++m_vmstat.rmap_calls;
   sanity_checks(folio, page, nr, RmapLevel::kPte);
@@ -219,6 +225,7 @@ void Rmap::folio_add_anon_rmap_pmd(ExecContext& ctx, Folio folio, Pfn page, cons
                                    VirtAddr address, uint32_t flags) {
   ctx.count(KOp::kRmapCall);
   ctx.count(KOp::kAtomic, 2);
+  touch(ctx, folio, page, 1, false);
   ++m_vmstat.rmap_calls;
   sanity_checks(folio, page, 512, RmapLevel::kPmd);
   auto [nr_mapped, nr_pmd] = folio_add_rmap(folio, page, 512, vma, RmapLevel::kPmd);
@@ -232,6 +239,7 @@ void Rmap::folio_add_file_rmap_ptes(ExecContext& ctx, Folio folio, Pfn page, uin
                                     const Vma& vma) {
   // Mirrors mm/rmap.c:folio_add_file_rmap_ptes().
   ctx.count(KOp::kRmapCall);
+  touch(ctx, folio, page, nr, !m_cfg.no_page_mapcount);
   ctx.count(KOp::kAtomic, folio.test_large() && !m_cfg.no_page_mapcount ? nr + 1 : 1);
   ++m_vmstat.rmap_calls;
   if (folio.test_anon()) rmap_bug("file rmap on an anon folio");
@@ -243,6 +251,7 @@ void Rmap::folio_add_file_rmap_ptes(ExecContext& ctx, Folio folio, Pfn page, uin
 
 void Rmap::folio_add_file_rmap_pmd(ExecContext& ctx, Folio folio, Pfn page, const Vma& vma) {
   ctx.count(KOp::kRmapCall);
+  touch(ctx, folio, page, 1, false);
   ctx.count(KOp::kAtomic, 2);
   ++m_vmstat.rmap_calls;
   if (folio.test_anon()) rmap_bug("file rmap on an anon folio");
@@ -258,6 +267,7 @@ void Rmap::folio_remove_rmap(ExecContext& ctx, Folio folio, Pfn page, uint64_t n
                              const Vma& vma, RmapLevel level) {
   // Mirrors mm/rmap.c:__folio_remove_rmap().
   ctx.count(KOp::kRmapCall);
+  touch(ctx, folio, page, nr_pages, level == RmapLevel::kPte && !m_cfg.no_page_mapcount);
   ++m_vmstat.rmap_calls;
   sanity_checks(folio, page, nr_pages, level);
   int64_t nr = 0, nr_pmdmapped = 0;
@@ -344,6 +354,8 @@ int Rmap::folio_try_dup_anon_rmap(ExecContext& ctx, Folio folio, Pfn page, uint6
   // Mirrors include/linux/rmap.h:__folio_try_dup_anon_rmap(). Device-private folios
   // (which can never fail) are not modelled.
   ctx.count(KOp::kRmapCall);
+  // Every page's PageAnonExclusive is tested (and its mapcount raised) at PTE level.
+  touch(ctx, folio, page, nr, level == RmapLevel::kPte);
   ++m_vmstat.rmap_calls;
   sanity_checks(folio, page, nr, level);
   if (!folio.test_anon()) rmap_bug("anon dup of a file folio");
@@ -402,6 +414,7 @@ int Rmap::folio_try_dup_anon_rmap_pmd(ExecContext& ctx, Folio folio, Pfn page,
 int Rmap::folio_try_share_anon_rmap_pte(ExecContext& ctx, Folio folio, Pfn page) {
   // Mirrors include/linux/rmap.h:__folio_try_share_anon_rmap() at PTE level.
   ctx.count(KOp::kRmapCall);
+  touch(ctx, folio, page, 1, true);
   sanity_checks(folio, page, 1, RmapLevel::kPte);
   Page& p = folio.page_of(page);
   if (!folio.test_anon() || !p.test(kPgAnonExclusive))
@@ -415,6 +428,7 @@ int Rmap::folio_try_share_anon_rmap_pte(ExecContext& ctx, Folio folio, Pfn page)
 
 int Rmap::folio_try_share_anon_rmap_pmd(ExecContext& ctx, Folio folio, Pfn page) {
   ctx.count(KOp::kRmapCall);
+  touch(ctx, folio, page, 1, false);
   sanity_checks(folio, page, 512, RmapLevel::kPmd);
   Page& p = folio.page_of(page);
   if (!folio.test_anon() || !p.test(kPgAnonExclusive))
@@ -429,6 +443,7 @@ void Rmap::folio_dup_file_rmap(ExecContext& ctx, Folio folio, Pfn page, uint64_t
                                const Vma& dst_vma, RmapLevel level) {
   // Mirrors include/linux/rmap.h:__folio_dup_file_rmap().
   ctx.count(KOp::kRmapCall);
+  touch(ctx, folio, page, nr, level == RmapLevel::kPte && !m_cfg.no_page_mapcount);
   ++m_vmstat.rmap_calls;
   sanity_checks(folio, page, nr, level);
   if (folio.test_anon()) rmap_bug("file dup of an anon folio");

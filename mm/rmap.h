@@ -165,6 +165,14 @@ class Rmap {
   void folio_remove_rmap(ExecContext& ctx, Folio folio, Pfn page, uint64_t nr,
                          const Vma& vma, RmapLevel level);
   void sanity_checks(Folio folio, Pfn page, uint64_t nr, RmapLevel level) const;
+  /// The struct page lines an rmap call touches: the head (flags, mapping, small
+  /// mapcount), page[1] of a large folio (large/entire mapcounts, MM-ID slots) and,
+  /// when `per_page`, the line of each of the `nr` pages (per-page _mapcount,
+  /// PageAnonExclusive).
+  static void touch(ExecContext& ctx, Folio folio, Pfn page, uint64_t nr, bool per_page) {
+    ctx.struct_pages(folio.pfn(), folio.test_large() ? 2 : 1);
+    if (per_page && folio.test_large()) ctx.struct_pages(page, nr);
+  }
   void check_anon_rmap(Folio folio, Pfn page, const Vma& vma, VirtAddr address) const;
   void folio_set_anon(Folio folio, const Vma& vma, VirtAddr address, bool exclusive);
   // fork: __folio_try_dup_anon_rmap() and __folio_dup_file_rmap().

@@ -34,7 +34,6 @@ FaultResult Kernel::do_swap_page(ExecContext& ctx, VmFault& vmf) {
     // swapin_readahead() of one page: a new folio read from the device into the
     // swap cache (add_to_swap_cache: the cache's reference).
     auto pfn = alloc_folio_reclaim(ctx, 0);
-    ctx.count(KOp::kPageAlloc);
     if (!pfn) {
       ++m_vmstat.oom;
       return FaultResult::kOom;
@@ -45,7 +44,7 @@ FaultResult Kernel::do_swap_page(ExecContext& ctx, VmFault& vmf) {
       folio_put_refs(ctx, folio.pfn(), 1, "do_swap_page(retry)");
       return FaultResult::kRetry;
     }
-    ctx.count(KOp::kPageCopy);  // the device read
+    ctx.zero_pages(folio.pfn());  // the device read fills the page
     ++m_swap.stats().pswpin;
     ++m_vmstat.pgmajfault;
     folio.head().set(kPgSwapBacked);

@@ -23,6 +23,7 @@
 #include "mm/fault.h"
 #include "mm/folio.h"
 #include "mm/kernel.h"
+#include "mm/pagewalk.h"
 #include "mm/mmu_gather.h"
 #include "mm/rmap_walk.h"
 
@@ -120,7 +121,9 @@ uint64_t Kernel::shrink_folio_list(ExecContext& ctx, std::vector<Pfn>& folios) {
       } else {
         m_vmstat.pgpageout_file += nr;
       }
-      ctx.count(KOp::kPageCopy, nr);  // the device write
+      // the device write reads the folio (swap_writepage / writepage)
+      for (uint64_t i = 0; i < nr; ++i) ctx.page_data(folio.pfn() + i, false);
+      ctx.count(KOp::kPageCopy, nr);
       folio.head().clear(kPgDirty);
     }
     // __remove_mapping(): only the isolation reference and the cache's may remain.
@@ -160,11 +163,11 @@ uint64_t Kernel::shrink_folio_list(ExecContext& ctx, std::vector<Pfn>& folios) {
 std::optional<Pfn> Kernel::alloc_folio_reclaim(ExecContext& ctx, unsigned order) {
   // Mirrors __alloc_pages_slowpath() → __alloc_pages_direct_reclaim(): one batch,
   // then one more attempt.
-  auto pfn = m_pm.alloc_folio(order);
+  auto pfn = m_pm.alloc_folio(ctx, order);
   if (pfn) return pfn;
   ++m_vmstat.allocstall;
   if (reclaim(ctx, kSwapClusterMax) == 0) return std::nullopt;
-  return m_pm.alloc_folio(order);
+  return m_pm.alloc_folio(ctx, order);
 }
 
 // --- try_to_unmap -----------------------------------------------------------------------
@@ -263,69 +266,75 @@ void Kernel::madvise_cold_or_pageout_range(MmuGather& tlb, Vma& vma, VirtAddr st
   // (tlb_remove_tlb_entry) and are deactivated (cold) or isolated for
   // reclaim_pages (pageout). A PMD-mapped THP only partly in the range is split
   // first; a whole one is handled as one folio.
-  ExecContext& ctx = tlb.ctx();
-  Mm& mm = tlb.mm();
-  for (VirtAddr pmd_addr = start; pmd_addr < end;) {
-    const VirtAddr next = std::min(end, pmd_addr.align_down(kPmdSize) + kPmdSize);
-    uint64_t* pmd = m_pt.walk(ctx, mm, pmd_addr, 2, false);
-    if (pmd && m_codec.huge(*pmd) && next - pmd_addr != kPmdSize)
-      split_huge_pmd_address(ctx, vma, pmd_addr, false);
-    if (!pmd || PteCodec::none(*pmd)) {
-      pmd_addr = next;
-      continue;
-    }
-    ctx.count(KOp::kLock);  // PTL
-    flush_tlb_batched_pending(ctx, mm);
-    if (m_codec.huge(*pmd)) {
-      Folio folio = Folio::of(m_pm, m_codec.pfn(*pmd));
-      if (!folio.test_zero() && folio.mapcount() == 1) {
-        if (m_codec.young(*pmd)) {
-          *pmd = m_codec.mkold(*pmd);
-          ctx.count(KOp::kPteWrite);
-          tlb.tlb_remove_pmd_tlb_entry(pmd_addr.align_down(kPmdSize));
-        }
-        if (pageout && m_lru.contains(folio.pfn())) {
-          folio.ref_add(1);
-          m_lru.del(folio.pfn());
-          isolated.push_back(folio.pfn());
-        } else if (!pageout) {
-          m_lru.move_to_tail(folio.pfn());
-          ++m_vmstat.pgdeactivate;
-        }
-      }
-      pmd_addr = next;
-      continue;
-    }
-    uint64_t* table = m_pt.table_of(*pmd).data();
-    for (VirtAddr addr = pmd_addr; addr < next; addr += kPageSize) {
-      uint64_t* ptep = &table[level_index(addr, 1)];
-      ctx.count(KOp::kPteRead);
-      const uint64_t pte = m_arch.ptep_get(ptep);
-      if (!m_codec.present(pte) || m_codec.pfn(pte) == m_zero_pfn) continue;
-      Folio folio = Folio::of(m_pm, m_codec.pfn(pte));
-      if (folio.maybe_mapped_shared(m_rmap.config().mm_id)) continue;
-      if (m_codec.young(pte)) {
-        m_arch.ptep_get_and_clear(ctx, mm, addr, ptep);
-        m_arch.set_ptes(ctx, mm, addr, ptep, m_codec.mkold(pte), 1);
-        ctx.count(KOp::kPteWrite, 2);
-        tlb.tlb_remove_tlb_entries(addr, 1);
-      }
-      // Once per folio: at its first page inside the range.
-      const uint64_t idx = folio.page_index(m_codec.pfn(pte));
-      if (idx != 0 && addr.value() - idx * kPageSize >= start.value()) continue;
+  struct ColdOrPageout {
+    Kernel& k;
+    MmuGather& tlb;
+    Vma& vma;
+    VirtAddr start;
+    bool pageout;
+    std::vector<Pfn>& isolated;
+    void take(Folio folio) {
       if (pageout) {
-        if (!m_lru.contains(folio.pfn())) continue;
+        if (!k.m_lru.contains(folio.pfn())) return;
         folio.ref_add(1);  // folio_isolate_lru
-        ctx.count(KOp::kAtomic);
-        m_lru.del(folio.pfn());
+        tlb.ctx().count(KOp::kAtomic);
+        k.m_lru.del(folio.pfn());
         isolated.push_back(folio.pfn());
       } else {
-        m_lru.move_to_tail(folio.pfn());  // folio_deactivate
-        ++m_vmstat.pgdeactivate;
+        k.m_lru.move_to_tail(folio.pfn());  // folio_deactivate
+        ++k.m_vmstat.pgdeactivate;
       }
     }
-    pmd_addr = next;
-  }
+    bool pmd_entry(Pfn, uint64_t* pmd, VirtAddr addr, VirtAddr next) {
+      if (!k.m_codec.huge(*pmd)) return false;
+      if (next - addr != kPmdSize) {
+        k.split_huge_pmd_address(tlb.ctx(), vma, addr, false);
+        return false;
+      }
+      ExecContext& ctx = tlb.ctx();
+      ctx.count(KOp::kLock);  // pmd_trans_huge_lock
+      k.flush_tlb_batched_pending(ctx, tlb.mm());
+      Folio folio = Folio::of(k.m_pm, k.m_codec.pfn(*pmd));
+      if (!folio.test_zero() && folio.mapcount() == 1) {
+        if (k.m_codec.young(*pmd)) {
+          *pmd = k.m_codec.mkold(*pmd);
+          ctx.count(KOp::kPteWrite);
+          tlb.tlb_remove_pmd_tlb_entry(addr.align_down(kPmdSize));
+        }
+        take(folio);
+      }
+      return true;
+    }
+    void pte_range(Pfn table, VirtAddr from, VirtAddr next) {
+      ExecContext& ctx = tlb.ctx();
+      Mm& mm = tlb.mm();
+      ctx.count(KOp::kLock);  // PTL
+      k.flush_tlb_batched_pending(ctx, mm);
+      uint64_t* pt = k.m_pm.table(table).data();
+      for (VirtAddr addr = from; addr < next; addr += kPageSize) {
+        uint64_t* ptep = &pt[level_index(addr, 1)];
+        ctx.count(KOp::kPteRead);
+        const uint64_t pte = k.m_arch.ptep_get(ptep);
+        if (!k.m_codec.present(pte) || k.m_codec.pfn(pte) == k.m_zero_pfn) continue;
+        Folio folio = Folio::of(k.m_pm, k.m_codec.pfn(pte));
+        if (folio.maybe_mapped_shared(k.m_rmap.config().mm_id)) continue;
+        if (k.m_codec.young(pte)) {
+          k.m_arch.ptep_get_and_clear(ctx, mm, addr, ptep);
+          k.m_arch.set_ptes(ctx, mm, addr, ptep, k.m_codec.mkold(pte), 1);
+          ctx.count(KOp::kPteWrite, 2);
+          tlb.tlb_remove_tlb_entries(addr, 1);
+        }
+        // Once per folio: at its first page inside the range.
+        const uint64_t idx = folio.page_index(k.m_codec.pfn(pte));
+        if (idx != 0 && addr.value() - idx * kPageSize >= start.value()) continue;
+        take(folio);
+      }
+      ctx.pte_lines(table, level_index(from, 1), static_cast<unsigned>((next - from) >> kPageShift),
+                    false);
+      ctx.progress();  // pte_unmap_unlock
+    }
+  } walk{*this, tlb, vma, start, pageout, isolated};
+  walk_page_range(m_pm, m_codec, tlb.mm().pgd(), m_pt.levels(), start, end, walk);
 }
 
 }  // namespace tlbsim::mm

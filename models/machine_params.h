@@ -41,39 +41,111 @@ struct WalkerParams : ParamSet {
                                     "PDE paging-structure cache."};
   Param<uint32_t> pwc_hit_cycles{this, "pwc_hit_cycles", 1, "cycles",
                                  "Latency of a paging-structure-cache hit."};
-  Param<Bytes> l1_bytes{this, "l1_bytes", Bytes{48 << 10}, "bytes",
-                        "L1 data cache capacity seen by page-walk reads (PTE-line cache)."};
-  Param<Bytes> l2_bytes{this, "l2_bytes", Bytes{2 << 20}, "bytes", "Private L2 capacity."};
-  Param<Bytes> llc_bytes{this, "llc_bytes", Bytes{64ull << 20}, "bytes", "Shared LLC capacity."};
-  Param<uint32_t> l1_cycles{this, "l1_cycles", 5, "cycles", "L1 hit latency of a walk read."};
-  Param<uint32_t> l2_cycles{this, "l2_cycles", 16, "cycles", "L2 hit latency."};
-  Param<uint32_t> llc_cycles{this, "llc_cycles", 70, "cycles", "LLC hit latency."};
-  Param<uint32_t> dram_cycles{this, "dram_cycles", 280, "cycles", "DRAM latency."};
 };
 
-/// Cycles of each primitive kernel operation (mm::KOp), charged from ExecContext counts.
+/// One level of the data cache hierarchy (tag-only; models/mem/cache_hierarchy.h).
+struct CacheLevelParams : ParamSet {
+  CacheLevelParams(ParamSet* parent, const char* key, const char* doc, uint64_t bytes,
+                   uint32_t ways, uint32_t cycles)
+      : ParamSet(parent, key, doc) {
+    this->bytes.set_default(Bytes{bytes});
+    this->ways.set_default(ways);
+    this->cycles.set_default(cycles);
+  }
+  Param<Bytes> bytes{this, "bytes", Bytes{32 << 10}, "bytes",
+                     "Capacity (per core for L1D/L2, per socket for the LLC); bytes / 64 / "
+                     "ways must be a power of two."};
+  Param<uint32_t> ways{this, "ways", 8, "ways", "Associativity.",
+                       {min_value<uint32_t>(1), max_value<uint32_t>(255)}};
+  Param<uint32_t> cycles{this, "cycles", 4, "cycles", "Load-to-use latency of a hit."};
+  void validate(const std::string& pointer) const override {
+    const uint64_t b = bytes().value;
+    if (b == 0) return;
+    const uint64_t sets = b / 64 / ways();
+    if (b % (64ull * ways()) || !sets || (sets & (sets - 1)))
+      throw InputError(pointer + "/bytes",
+                       "expected a capacity giving a power-of-two number of sets (bytes / 64 / "
+                       "ways), got " + format_size(b) + " with " + std::to_string(ways()) + " ways");
+  }
+};
+
+/// The memory hierarchy used by user data, page walks and kernel metadata.
+struct CacheParams : ParamSet {
+  using ParamSet::ParamSet;
+  CacheLevelParams l1d{this, "l1d", "L1 data cache, per core.", 48 << 10, 12, 5};
+  CacheLevelParams l2{this, "l2", "Private L2, per core.", 2 << 20, 16, 16};
+  CacheLevelParams llc{this, "llc", "Shared last-level cache, per socket.", 64ull << 20, 16, 70};
+  Param<uint32_t> dram_cycles{this, "dram_cycles", 280, "cycles", "DRAM load-to-use latency."};
+  Param<uint32_t> prefetch_streams{this, "prefetch_streams", 16, "streams",
+                                   "Ascending-line streams the L2 prefetcher tracks per core "
+                                   "(0 = no prefetcher).", {max_value<uint32_t>(64)}};
+  Param<Bytes> prefetch_boundary{this, "prefetch_boundary", Bytes{4096}, "bytes",
+                                 "A stream stops at this boundary (physical page).",
+                                 {power_of_two<Bytes>(), min_value(Bytes{128})}};
+  Param<uint32_t> stream_line_cycles{this, "stream_line_cycles", 20, "cycles",
+                                     "Cost of a demand miss that a running stream prefetched "
+                                     "(the line arrives at streaming bandwidth)."};
+  Param<double> mlp{this, "mlp", 1.0, "",
+                    "Memory-level parallelism of independent user accesses: the latency of "
+                    "an access beyond an L1 hit (translation + data) is divided by this "
+                    "(a core keeps several misses in flight). 1 = fully serial."};
+  void validate(const std::string& pointer) const override {
+    if (!(mlp() >= 1.0 && mlp() <= 64.0))
+      throw InputError(pointer + "/mlp", "expected a value in [1, 64], got " + std::to_string(mlp()));
+  }
+};
+
+/// Cycles of each primitive kernel operation (mm::KOp), charged from ExecContext
+/// counts: the software part only — the struct page and page-table lines a path
+/// touches are priced by the cache hierarchy (machine.cache). Every preset carries its
+/// own table with the source of each value ("_<key>" comments); docs/machines.md.
 struct KernelCostParams : ParamSet {
   using ParamSet::ParamSet;
-  Param<uint32_t> syscall_entry{this, "syscall_entry", 200, "cycles", "System call entry + exit."};
-  Param<uint32_t> fault_entry{this, "fault_entry", 1000, "cycles", "Exception entry/exit and fault dispatch."};
-  Param<uint32_t> pte_read{this, "pte_read", 10, "cycles", "Reading one page-table entry."};
+  Param<uint32_t> syscall_entry{this, "syscall_entry", 200, "cycles", "System call entry + exit (with the preset's mitigations)."};
+  Param<uint32_t> fault_entry{this, "fault_entry", 1000, "cycles", "Exception entry/exit and handle_mm_fault dispatch."};
+  Param<uint32_t> pte_read{this, "pte_read", 10, "cycles", "Reading and testing one page-table entry."};
   Param<uint32_t> pte_write{this, "pte_write", 20, "cycles", "Writing or clearing one entry."};
-  Param<uint32_t> atomic{this, "atomic", 20, "cycles", "Atomic RMW on a folio counter (line owned)."};
-  Param<uint32_t> rmap_call{this, "rmap_call", 150, "cycles", "Fixed part of one rmap call."};
-  Param<uint32_t> lock{this, "lock", 40, "cycles", "Lock/unlock round trip, uncontended."};
-  Param<uint32_t> page_alloc{this, "page_alloc", 150, "cycles", "Buddy allocation (fast path)."};
-  Param<uint32_t> page_free{this, "page_free", 150, "cycles", "Buddy free (fast path)."};
-  Param<uint32_t> page_zero{this, "page_zero", 1000, "cycles", "Zeroing a 4 KiB page."};
-  Param<uint32_t> page_copy{this, "page_copy", 1200, "cycles", "Copying a 4 KiB page."};
-  Param<uint32_t> pt_alloc{this, "pt_alloc", 400, "cycles", "Allocating, zeroing and installing a page table."};
+  Param<uint32_t> atomic{this, "atomic", 20, "cycles", "Atomic RMW on a folio counter (line in L1)."};
+  Param<uint32_t> rmap_call{this, "rmap_call", 150, "cycles", "Fixed part of one folio rmap call."};
+  Param<uint32_t> lock{this, "lock", 40, "cycles", "Uncontended lock + unlock."};
+  Param<uint32_t> page_alloc{this, "page_alloc", 150, "cycles", "Buddy allocation of one folio, fixed part (rmqueue, prep_new_page)."};
+  Param<uint32_t> page_alloc_tail{this, "page_alloc_tail", 10, "cycles", "prep_compound_tail() per tail page of a large folio."};
+  Param<uint32_t> page_free{this, "page_free", 150, "cycles", "Buddy free of one folio, fixed part (free_pages_prepare, __free_one_page)."};
+  Param<uint32_t> page_free_tail{this, "page_free_tail", 10, "cycles", "free_tail_page_prepare() per tail page."};
+  Param<uint32_t> buddy_merge{this, "buddy_merge", 20, "cycles", "One merge step with a free buddy in __free_one_page()."};
+  Param<uint32_t> page_zero{this, "page_zero", 1000, "cycles", "Zeroing one 4 KiB page (clear_page) that is not cached."};
+  Param<uint32_t> page_copy{this, "page_copy", 1200, "cycles", "Copying one 4 KiB page (copy_page), source and destination not cached."};
+  Param<uint32_t> pt_alloc{this, "pt_alloc", 400, "cycles", "Allocating, zeroing and installing a page-table page."};
   Param<uint32_t> pt_free{this, "pt_free", 150, "cycles", "Freeing a page-table page."};
   Param<uint32_t> gather_entry{this, "gather_entry", 10, "cycles", "Queueing one mmu_gather item."};
-  Param<uint32_t> vma_op{this, "vma_op", 300, "cycles", "VMA tree insert/remove/split."};
-  /// Cycles per KOp, in enum order.
+  Param<uint32_t> vma_alloc{this, "vma_alloc", 300, "cycles", "vm_area_alloc/vm_area_dup of one VMA."};
+  Param<uint32_t> vma_free{this, "vma_free", 200, "cycles", "vm_area_free of one VMA."};
+  Param<uint32_t> vma_modify{this, "vma_modify", 500, "cycles", "One VMA split or merge (__split_vma, vma_merge_existing_range)."};
+  Param<uint32_t> maple_store{this, "maple_store", 300, "cycles", "One maple-tree store or erase of a VMA range."};
+  Param<uint32_t> anon_vma_link{this, "anon_vma_link", 200, "cycles", "Linking a VMA into an anon_vma tree (anon_vma_clone/fork/prepare)."};
+  Param<uint32_t> fork_fixed{this, "fork_fixed", 50000, "cycles", "copy_process() besides dup_mmap: task_struct, mm_struct, files, signals, scheduler."};
+  Param<uint32_t> exit_fixed{this, "exit_fixed", 30000, "cycles", "do_exit()/release_task() and the parent's wait4() besides exit_mmap."};
+  Param<uint32_t> mm_fixed{this, "mm_fixed", 5000, "cycles", "mm_alloc/mm_init or __mmdrop of one mm: pgd, context, counters."};
+  Param<uint32_t> context_switch{this, "context_switch", 2000, "cycles", "schedule() on one CPU: pick next, switch stacks (switch_mm is the arch's)."};
+  /// Cycles per KOp, in enum order (memory references: 0, the cache hierarchy prices them).
   std::array<uint64_t, static_cast<size_t>(mm::KOp::kCount)> table() const {
-    return {syscall_entry(), fault_entry(), pte_read(), pte_write(), atomic(),
-            rmap_call(),     lock(),        page_alloc(), page_free(), page_zero(),
-            page_copy(),     pt_alloc(),    pt_free(),  gather_entry(), vma_op()};
+    return {syscall_entry(), fault_entry(),  pte_read(),    pte_write(),      atomic(),
+            rmap_call(),     lock(),         page_alloc(),  page_alloc_tail(), page_free(),
+            page_free_tail(), buddy_merge(), page_zero(),   page_copy(),      pt_alloc(),
+            pt_free(),       gather_entry(), vma_alloc(),   vma_free(),       vma_modify(),
+            maple_store(),   anon_vma_link(), fork_fixed(), exit_fixed(),     mm_fixed(),
+            context_switch(), 0,             0};
+  }
+  /// The parameter of `op` (nullptr for memory-reference KOps), for calibration.
+  Param<uint32_t>* param_of(mm::KOp op) {
+    Param<uint32_t>* all[] = {&syscall_entry, &fault_entry,  &pte_read,    &pte_write,      &atomic,
+                              &rmap_call,     &lock,         &page_alloc,  &page_alloc_tail, &page_free,
+                              &page_free_tail, &buddy_merge, &page_zero,   &page_copy,      &pt_alloc,
+                              &pt_free,       &gather_entry, &vma_alloc,   &vma_free,       &vma_modify,
+                              &maple_store,   &anon_vma_link, &fork_fixed, &exit_fixed,     &mm_fixed,
+                              &context_switch, nullptr,      nullptr};
+    static_assert(sizeof(all) / sizeof(all[0]) == static_cast<size_t>(mm::KOp::kCount));
+    return all[static_cast<size_t>(op)];
   }
 };
 
@@ -161,7 +233,8 @@ struct MachineParams : ParamSet {
   TlbParams l1d{this, "l1d", "L1 data TLB for 4 KiB pages.", 96, 6, "4KiB", 0};
   TlbParams l1d_2m{this, "l1d_2m", "L1 data TLB for large pages.", 32, 4, "2MiB", 0};
   TlbParams stlb{this, "stlb", "Second-level (unified) TLB.", 2048, 16, "4KiB,2MiB", 8};
-  WalkerParams walker{this, "walker", "Page-table walker, paging-structure caches, walk reads."};
+  WalkerParams walker{this, "walker", "Page-table walker and its paging-structure caches."};
+  CacheParams cache{this, "cache", "Data caches and DRAM, shared by user accesses, page walks and kernel metadata."};
   KernelCostParams costs{this, "costs", "Cycles of primitive kernel operations."};
   X86FlushParams x86{this, "x86", "x86 TLB invalidation and IPI costs."};
   Arm64Params arm64{this, "arm64", "arm64 broadcast TLBI, DVM, contpte and ASID parameters."};

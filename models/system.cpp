@@ -53,7 +53,11 @@ System::System(const MachineParams& machine, const mm::KernelProfile& profile,
     m_pm->set_observer(m_checker.get());
   }
   m_topology = std::make_unique<Topology>(n, machine.topology);
-  m_llc = std::make_unique<LineCache>(machine.walker.llc_bytes().value, 16);
+  {
+    std::vector<unsigned> socket_of(n);
+    for (unsigned c = 0; c < n; ++c) socket_of[c] = m_topology->socket_of(c);
+    m_mem = std::make_unique<CacheHierarchy>(machine.cache, socket_of);
+  }
   if (machine.arch() == "arm64") {
     mm::Arm64ArchConfig cfg;
     cfg.nr_cpus = n;

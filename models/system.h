@@ -21,7 +21,7 @@
 #include "models/cpu/core.h"
 #include "models/interconnect/topology.h"
 #include "models/machine_params.h"
-#include "models/mem/line_cache.h"
+#include "models/mem/cache_hierarchy.h"
 #include "models/arm64/arm64_system_mmu.h"
 #include "models/x86/x86_system_mmu.h"
 #include "workloads/op.h"
@@ -80,7 +80,8 @@ class System {
   TraceWriter* trace() { return m_trace; }
   void set_trace(TraceWriter* t);
   uint64_t next_flow_id() { return ++m_flow_id; }
-  LineCache* llc() { return m_llc.get(); }
+  /// The data-cache hierarchy shared by user accesses, walks and kernel metadata.
+  CacheHierarchy& memory() { return *m_mem; }
   uint64_t seed() const { return m_seed; }
 
   // --- services for the cores ---------------------------------------------------------
@@ -138,7 +139,7 @@ class System {
   std::unique_ptr<mm::PhysMem> m_pm;
   std::unique_ptr<CoherenceChecker> m_checker;
   std::unique_ptr<Topology> m_topology;
-  std::unique_ptr<LineCache> m_llc;
+  std::unique_ptr<CacheHierarchy> m_mem;
   std::unique_ptr<mm::ArchMmu> m_arch;
   X86SystemMmu* m_x86 = nullptr;
   Arm64SystemMmu* m_arm64 = nullptr;

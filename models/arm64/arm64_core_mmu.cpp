@@ -1,6 +1,7 @@
 #include "models/arm64/arm64_core_mmu.h"
 
 #include "mm/page_table.h"
+#include "models/cpu/core_mmu_stats.h"
 #include "models/tlb/tlb_config.h"
 
 namespace tlbsim::arm64 {
@@ -23,21 +24,16 @@ WalkCacheGeometry walk_cache_geometry(const Arm64Params& p) {
 }
 }  // namespace
 
-Arm64CoreMmu::Arm64CoreMmu(unsigned cpu, const MachineParams& mp, mm::PhysMem& pm, LineCache* llc,
-                           StatGroup* parent)
+Arm64CoreMmu::Arm64CoreMmu(unsigned cpu, const MachineParams& mp, mm::PhysMem& pm,
+                           CacheHierarchy& mem, StatGroup* parent)
     : m_cpu(cpu),
       m_pm(pm),
       m_l1d(tlb_geometry_of(mp.l1d, "dtlb", "/machine/l1d", kArm64Sizes, "arm64")),
       m_l2_latency(mp.stlb.hit_latency_cycles()),
       m_walk_cache_hit_cycles(mp.walker.pwc_hit_cycles()),
       m_contig(mp.arm64.contig_as_one_entry()),
-      m_l1(mp.walker.l1_bytes().value, 4),
-      m_l2c(mp.walker.l2_bytes().value, 8),
-      m_llc(llc),
-      m_l1_cycles(mp.walker.l1_cycles()),
-      m_l2_cycles(mp.walker.l2_cycles()),
-      m_llc_cycles(mp.walker.llc_cycles()),
-      m_dram_cycles(mp.walker.dram_cycles()),
+      m_mem(mem),
+      m_l1_cycles(mem.l1_cycles()),
       m_l1d_stats(parent, "dtlb"),
       m_l2_stats(parent, "l2tlb"),
       m_walker_stats(parent, "walker") {
@@ -49,45 +45,12 @@ Arm64CoreMmu::Arm64CoreMmu(unsigned cpu, const MachineParams& mp, mm::PhysMem& p
   // A 64 KiB entry needs a structure that holds 64 KiB pages.
   m_contig = m_contig && (m_l1d.holds(PageSize::k64K) || (m_l2 && m_l2->holds(PageSize::k64K)));
 
-  auto add_tlb = [&](StatGroup* g, const Tlb* t) {
-    if (!t) return;
-    const TlbStats& s = t->stats;
-    m_stat_refs.push_back(
-        std::make_unique<CounterRef>(g, "lookups", "count", "Lookups.", &s.lookups));
-    m_stat_refs.push_back(std::make_unique<CounterRef>(g, "hits", "count", "Hits.", &s.hits));
-    m_stat_refs.push_back(std::make_unique<CounterRef>(g, "misses", "count", "Misses.", &s.misses));
-    m_stat_refs.push_back(
-        std::make_unique<CounterRef>(g, "hits_4k", "count", "Hits on 4 KiB entries.",
-                                     &s.hits_by_size[static_cast<size_t>(PageSize::k4K)]));
-    m_stat_refs.push_back(
-        std::make_unique<CounterRef>(g, "hits_64k", "count", "Hits on 64 KiB (contpte) entries.",
-                                     &s.hits_by_size[static_cast<size_t>(PageSize::k64K)]));
-    m_stat_refs.push_back(
-        std::make_unique<CounterRef>(g, "hits_2m", "count", "Hits on 2 MiB entries.",
-                                     &s.hits_by_size[static_cast<size_t>(PageSize::k2M)]));
-    m_stat_refs.push_back(
-        std::make_unique<CounterRef>(g, "inserts", "count", "Fills.", &s.inserts));
-    m_stat_refs.push_back(std::make_unique<CounterRef>(g, "evictions", "count",
-                                                       "Valid entries evicted.", &s.evictions));
-    m_stat_refs.push_back(std::make_unique<CounterRef>(
-        g, "invalidations", "count", "Entries dropped by invalidations.", &s.invalidations));
-    m_stat_refs.push_back(std::make_unique<Formula>(g, "miss_rate", "ratio", "misses / lookups.",
-                                                    [&s] { return ratio(s.misses, s.lookups); }));
-  };
-  add_tlb(&m_l1d_stats, &m_l1d);
-  add_tlb(&m_l2_stats, m_l2.get());
+  register_tlb_stats(m_l1d_stats, m_l1d, m_stat_refs);
+  if (m_l2) register_tlb_stats(m_l2_stats, *m_l2, m_stat_refs);
   StatGroup* w = &m_walker_stats;
-  m_stat_refs.push_back(
-      std::make_unique<CounterRef>(w, "walks", "count", "Page walks started.", &walks));
-  m_stat_refs.push_back(std::make_unique<CounterRef>(w, "faults", "count",
-                                                     "Walks that raised a fault.", &walk_faults));
-  m_stat_refs.push_back(
-      std::make_unique<CounterRef>(w, "reads", "count", "Descriptors read by walks.", &walk_reads));
-  m_stat_refs.push_back(std::make_unique<CounterRef>(w, "cycles", "cycles", "Cycles spent walking.",
-                                                     &walk_cycles_total));
-  m_stat_refs.push_back(std::make_unique<CounterRef>(
-      w, "ad_updates", "count", "Access-flag / dirty-state (DBM) updates by the walker.",
-      &ad_updates));
+  // Our levels 1..4 are the architecture's levels 3..0 (4 KiB granule).
+  m_walk_latency =
+      register_walker_stats(*w, *this, {"", "l3", "l2", "l1", "l0", ""}, m_stat_refs, m_groups);
   m_stat_refs.push_back(std::make_unique<CounterRef>(
       w, "contpte_fills", "count", "64 KiB entries filled from PTE_CONT blocks.", &contpte_fills));
   if (m_walk_cache) {
@@ -102,9 +65,6 @@ Arm64CoreMmu::Arm64CoreMmu(unsigned cpu, const MachineParams& mp, mm::PhysMem& p
         g.get(), "invalidations", "count", "Entries dropped by TLBIs.", &hs.invalidations));
     m_groups.push_back(std::move(g));
   }
-  auto hist = std::make_unique<Histogram>(w, "latency", "cycles", "Walk latency distribution.");
-  m_walk_latency = hist.get();
-  m_stat_refs.push_back(std::move(hist));
   m_stat_refs.push_back(std::make_unique<CounterRef>(
       parent, "tlbi_by_va", "count", "TLBIs by VA or range applied to this core.", &invlpg_count));
   m_stat_refs.push_back(std::make_unique<CounterRef>(
@@ -112,14 +72,6 @@ Arm64CoreMmu::Arm64CoreMmu(unsigned cpu, const MachineParams& mp, mm::PhysMem& p
   m_stat_refs.push_back(std::make_unique<CounterRef>(
       parent, "tlbi_received", "count", "TLBIs applied to this core (own and broadcast).",
       &tlbi_received));
-}
-
-uint64_t Arm64CoreMmu::read_latency(uint64_t pa) {
-  ++walk_reads;
-  if (m_l1.access(pa)) return m_l1_cycles;
-  if (m_l2c.access(pa)) return m_l2_cycles;
-  if (m_llc && m_llc->access(pa)) return m_llc_cycles;
-  return m_dram_cycles;
 }
 
 XlatResult Arm64CoreMmu::miss(VirtAddr va, Access kind, uint16_t asid, Pfn root, uint64_t cycles) {
@@ -146,7 +98,7 @@ XlatResult Arm64CoreMmu::miss(VirtAddr va, Access kind, uint16_t asid, Pfn root,
   for (;;) {
     if (!m_pm.is_page_table(table)) break;  // never read a freed table (reported above)
     const uint64_t pa = (table.value() << kPageShift) + uint64_t{8} * mm::level_index(va, level);
-    lat += read_latency(pa);
+    lat += read_latency(pa, level);
     uint64_t* ep = m_pm.entry_ptr(PhysAddr(pa));
     uint64_t e = *ep;
     if (!(e & bits::kValid)) break;  // translation fault
@@ -191,7 +143,7 @@ XlatResult Arm64CoreMmu::miss(VirtAddr va, Access kind, uint16_t asid, Pfn root,
     fill_l1(te);
     walk_cycles_total += lat;
     m_walk_latency->sample(lat);
-    return XlatResult{false, false, cycles + lat};
+    return XlatResult{false, false, cycles + lat, te.translate(va).value()};
   }
   ++walk_faults;
   walk_cycles_total += lat;

@@ -25,7 +25,7 @@
 #include "mm/pte.h"
 #include "models/cpu/core_mmu.h"
 #include "models/machine_params.h"
-#include "models/mem/line_cache.h"
+#include "models/mem/cache_hierarchy.h"
 #include "models/tlb/tlb.h"
 #include "models/tlb/walk_cache.h"
 
@@ -33,7 +33,8 @@ namespace tlbsim::arm64 {
 
 class Arm64CoreMmu : public CoreMmuCounters {
  public:
-  Arm64CoreMmu(unsigned cpu, const MachineParams& mp, mm::PhysMem& pm, LineCache* llc,
+  /// Page-walk reads go through `mem` as CPU `cpu`'s references.
+  Arm64CoreMmu(unsigned cpu, const MachineParams& mp, mm::PhysMem& pm, CacheHierarchy& mem,
                StatGroup* stats_parent);
 
   /// Translates `va` for an access of `kind` under `asid`, walking from TTBR0 =
@@ -82,14 +83,20 @@ class Arm64CoreMmu : public CoreMmuCounters {
       invalidate_entry(va, asid);
       return miss(va, kind, asid, root, cycles);
     }
-    return XlatResult{false, false, cycles};
+    return XlatResult{false, false, cycles, e.translate(va).value()};
   }
   XlatResult miss(VirtAddr va, Access kind, uint16_t asid, Pfn root, uint64_t cycles);
   void fill_l1(const TlbEntry& e) {
     if (m_l1d.holds(e.size)) m_l1d.insert(e);
   }
   void invalidate_entry(VirtAddr va, uint16_t asid);
-  uint64_t read_latency(uint64_t pa);
+  /// One walk read of the descriptor at `pa` (our level `level`): its latency.
+  uint64_t read_latency(uint64_t pa, unsigned level) {
+    ++walk_reads;
+    const CacheHierarchy::Result r = m_mem.access(m_cpu, pa, MemSource::kWalk);
+    ++walk_reads_at[level][static_cast<size_t>(r.level)];
+    return r.cycles;
+  }
 
   unsigned m_cpu;
   mm::PhysMem& m_pm;
@@ -100,9 +107,8 @@ class Arm64CoreMmu : public CoreMmuCounters {
   std::unique_ptr<WalkCache> m_walk_cache;
   uint64_t m_walk_cache_hit_cycles;
   bool m_contig;
-  LineCache m_l1, m_l2c;
-  LineCache* m_llc;
-  uint64_t m_l1_cycles, m_l2_cycles, m_llc_cycles, m_dram_cycles;
+  CacheHierarchy& m_mem;
+  uint64_t m_l1_cycles;
   FrameGenerations m_gens;
   StaleHook m_stale_hook = nullptr;
   void* m_stale_ctx = nullptr;

@@ -22,8 +22,22 @@ Core::Core(sc_core::sc_module_name name, unsigned id, System& sys, StatGroup* st
       m_costs(sys.machine().costs.table()),
       m_quantum(sys.machine().quantum_cycles()),
       m_access_cycles(sys.machine().access_cycles()),
+      m_mem(&sys.memory()),
+      m_l1_cycles(sys.memory().l1_cycles()),
+      m_inv_mlp_q16(static_cast<uint64_t>(65536.0 / sys.machine().cache.mlp() + 0.5)),
+      m_vmemmap(vmemmap_base(sys.machine().memory().value)),
       m_stats(stats_parent, "cpu[" + std::to_string(id) + "]"),
-      m_kops_stats(&m_stats, "kernel_ops") {
+      m_kops_stats(&m_stats, "kernel_ops"),
+      m_cache_stats(&m_stats, "cache") {
+  m_ctx.hooks = this;
+  for (size_t s = 0; s < static_cast<size_t>(MemSource::kCount); ++s) {
+    auto g = std::make_unique<StatGroup>(&m_cache_stats, kMemSourceNames[s]);
+    for (size_t l = 0; l < static_cast<size_t>(MemLevel::kCount); ++l)
+      m_kop_refs.push_back(std::make_unique<CounterRef>(
+          g.get(), kMemLevelNames[l], "count", "References served at this level.",
+          sys.memory().counter(id, static_cast<MemSource>(s), static_cast<MemLevel>(l))));
+    m_cache_groups.push_back(std::move(g));
+  }
   for (size_t i = 0; i < m_ctx.ops.size(); ++i)
     m_kop_refs.push_back(std::make_unique<CounterRef>(&m_kops_stats, mm::kKOpNames[i], "count",
                                                       "Primitive kernel operations of this kind.",
@@ -36,10 +50,10 @@ Core::Core(sc_core::sc_module_name name, unsigned id, System& sys, StatGroup* st
   };
   handler_end.assign(sys.machine().cpus(), 0);
   if (sys.machine().arch() == "arm64") {
-    m_arm64 = std::make_unique<arm64::Arm64CoreMmu>(id, sys.machine(), sys.phys(), sys.llc(), &m_stats);
+    m_arm64 = std::make_unique<arm64::Arm64CoreMmu>(id, sys.machine(), sys.phys(), sys.memory(), &m_stats);
     wire(*m_arm64);
   } else {
-    m_x86 = std::make_unique<x86::X86CoreMmu>(id, sys.machine(), sys.phys(), sys.llc(), &m_stats);
+    m_x86 = std::make_unique<x86::X86CoreMmu>(id, sys.machine(), sys.phys(), sys.memory(), &m_stats);
     wire(*m_x86);
   }
   SC_THREAD(run);
@@ -65,6 +79,31 @@ void Core::charge_kernel() {
   }
   m_stats.kernel_cycles += c;
   m_local += c;
+}
+
+void Core::mem_lines(mm::ExecContext&, mm::MemRefKind kind, uint64_t first, uint64_t nr,
+                     bool write) {
+  (void)write;
+  if (kind == mm::MemRefKind::kPageData) {
+    // clear_page / copy_page: the page's lines are now cached; their cost is the
+    // KOp's (measured on uncached pages).
+    m_mem->fill_page(m_id, first);
+    return;
+  }
+  const uint64_t pa = kind == mm::MemRefKind::kStructPage ? m_vmemmap + first : first;
+  uint64_t c = 0;
+  for (uint64_t i = 0; i < nr; ++i) {
+    const CacheHierarchy::Result r = m_mem->access(m_id, pa + i * 64, MemSource::kKernel);
+    c += r.cycles - m_l1_cycles;
+  }
+  m_stats.kernel_mem_cycles += c;
+  m_stats.kernel_cycles += c;
+  m_local += c;
+}
+
+void Core::progress(mm::ExecContext&) {
+  charge_kernel();
+  sync_if_due();
 }
 
 void Core::post_ipi(const IpiMessage& m) {
@@ -435,8 +474,8 @@ void Core::op_touch_with(Mmu& mmu, const Op& op) {
     // take the general path.
     uint64_t local = m_local + m_stolen;
     m_stolen = 0;
-    uint64_t accesses = 0, xlat = 0;
-    const uint64_t per_access = m_access_cycles + op.think_cycles;
+    uint64_t accesses = 0, xlat = 0, data = 0;
+    const uint64_t think = op.think_cycles;
     const uint64_t quantum = m_quantum;
     uint16_t asid = m_asid;
     Pfn root = m_root;
@@ -447,13 +486,12 @@ void Core::op_touch_with(Mmu& mmu, const Op& op) {
         off += stride;
         if (off >= window) off -= window;
         const XlatResult r = mmu.translate(va, kind, asid, root);
-        local += per_access + r.cycles;
         xlat += r.cycles;
         ++accesses;
         if (r.fault) [[unlikely]] {
-          m_local = local;
+          m_local = local + r.cycles + think;  // the walk that found no translation
           retry_after_fault(mmu, va, kind, op.pointer);
-        } else if (local < quantum) [[likely]] {
+        } else if ((local += think + user_access_cycles(r, data)) < quantum) [[likely]] {
           continue;
         } else {
           m_local = local;
@@ -467,6 +505,7 @@ void Core::op_touch_with(Mmu& mmu, const Op& op) {
     }
     m_local = local;
     m_stats.xlat_cycles += xlat;
+    m_stats.data_cycles += data;
     m_stats.accesses += accesses;
     return;
   }
@@ -549,9 +588,15 @@ void Core::access(Mmu& mmu, VirtAddr va, Access kind, const std::string& pointer
     m_stolen = 0;
   }
   const XlatResult r = mmu.translate(va, kind, m_asid, m_root);
-  m_local += m_access_cycles + r.cycles;
   m_stats.xlat_cycles += r.cycles;
-  if (r.fault) retry_after_fault(mmu, va, kind, pointer);
+  if (r.fault) {
+    m_local += r.cycles;
+    retry_after_fault(mmu, va, kind, pointer);
+  } else {
+    uint64_t data = 0;
+    m_local += user_access_cycles(r, data);
+    m_stats.data_cycles += data;
+  }
   sync_if_due();
 }
 
@@ -583,9 +628,14 @@ void Core::retry_after_fault(Mmu& mmu, VirtAddr va, Access kind, const std::stri
     if (fr == mm::FaultResult::kOom)
       throw InputError(pointer, "out of memory: the machine's memory is too small for the workload");
     const XlatResult r = mmu.translate(va, kind, m_asid, m_root);
-    m_local += m_access_cycles + r.cycles;
     m_stats.xlat_cycles += r.cycles;
-    if (!r.fault) return;
+    if (!r.fault) {
+      uint64_t data = 0;
+      m_local += user_access_cycles(r, data);
+      m_stats.data_cycles += data;
+      return;
+    }
+    m_local += r.cycles;
   }
 }
 

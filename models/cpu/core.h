@@ -54,6 +54,8 @@ struct CoreStats : StatGroup {
   Scalar syscalls{this, "syscalls", "count", "System calls made."};
   Scalar kernel_cycles{this, "kernel_cycles", "cycles", "Cycles of kernel work (cost table x primitive counts)."};
   Scalar xlat_cycles{this, "xlat_cycles", "cycles", "Cycles of address translation beyond an L1 TLB hit."};
+  Scalar data_cycles{this, "data_cycles", "cycles", "Cycles of user data accesses beyond an L1 cache hit (before the MLP overlap)."};
+  Scalar kernel_mem_cycles{this, "kernel_mem_cycles", "cycles", "Cycles of kernel metadata and page-table line references beyond L1 (included in kernel_cycles)."};
   Scalar flush_requests{this, "flush_requests", "count", "flush_tlb_mm_range calls this CPU initiated."};
   Scalar ipis_sent{this, "ipis_sent", "count", "TLB-shootdown IPIs sent."};
   Scalar ipis_received{this, "ipis_received", "count", "TLB-shootdown IPIs handled."};
@@ -80,7 +82,7 @@ struct IpiMessage {
   mm::x86::FlushTlbInfo info;
 };
 
-class Core : public sc_core::sc_module {
+class Core : public sc_core::sc_module, public mm::ExecHooks {
  public:
   SC_HAS_PROCESS(Core);
   Core(sc_core::sc_module_name name, unsigned id, System& sys, StatGroup* stats_parent);
@@ -147,6 +149,11 @@ class Core : public sc_core::sc_module {
   /// Converts kernel primitive counts since the last charge into cycles.
   void charge_kernel();
 
+  // --- mm::ExecHooks: what kernel code on this CPU reports ---------------------------
+  void mem_lines(mm::ExecContext& ctx, mm::MemRefKind kind, uint64_t first, uint64_t nr,
+                 bool write) override;
+  void progress(mm::ExecContext& ctx) override;
+
   // --- used by the x86 shootdown model -------------------------------------------
   void post_ipi(const IpiMessage& m);
   void add_stolen(uint64_t c) { m_stolen += c; }
@@ -175,6 +182,15 @@ class Core : public sc_core::sc_module {
   void op_replay_with(Mmu& mmu, const workload::Op& op);
   template <CoreMmu Mmu>
   void access(Mmu& mmu, VirtAddr va, Access kind, const std::string& pointer);
+  /// Cycles of one user access whose translation took `r` (no fault): the data
+  /// reference through the cache hierarchy, with the MLP overlap of everything
+  /// beyond an L1 hit.
+  [[gnu::always_inline]] uint64_t user_access_cycles(const XlatResult& r, uint64_t& data) {
+    const CacheHierarchy::Result d = m_mem->access(m_id, r.pa, MemSource::kUser);
+    const uint64_t beyond = d.cycles - m_l1_cycles;
+    data += beyond;
+    return m_access_cycles + (((r.cycles + beyond) * m_inv_mlp_q16) >> 16);
+  }
   /// A workload barrier: "block" sleeps in the kernel (futex: the CPU idles with the
   /// mm loaded lazily), "spin" busy-waits in user mode (the CPU keeps running the mm).
   void barrier_op(const workload::Op& op);
@@ -222,12 +238,18 @@ class Core : public sc_core::sc_module {
   uint64_t m_stolen = 0;
   uint64_t m_quantum;
   uint64_t m_access_cycles;
+  CacheHierarchy* m_mem;
+  uint64_t m_l1_cycles;
+  uint64_t m_inv_mlp_q16;  // 65536 / machine.cache.mlp
+  uint64_t m_vmemmap;      // struct page array base in the hierarchy's address space
   uint16_t m_asid = 0;
   Pfn m_root;
   std::function<void(Core&)> m_program;
   CoreStats m_stats;
   StatGroup m_kops_stats;
+  StatGroup m_cache_stats;
   std::vector<std::unique_ptr<StatBase>> m_kop_refs;
+  std::vector<std::unique_ptr<StatGroup>> m_cache_groups;
   std::vector<uint64_t> m_region_start;  // entry times of open regions (tracing)
   std::unique_ptr<x86::X86CoreMmu> m_x86;
   std::unique_ptr<arm64::Arm64CoreMmu> m_arm64;

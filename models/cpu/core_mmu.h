@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "base/addr.h"
+#include "models/mem/cache_hierarchy.h"
 #include "models/tlb/tlb.h"
 #include "models/tlb/walk_cache.h"
 
@@ -23,6 +24,7 @@ struct XlatResult {
   bool fault = false;
   bool write_fault = false;  // the fault was raised by a store
   uint64_t cycles = 0;       // translation latency beyond the core's access cost
+  uint64_t pa = 0;           // the physical address the access goes to (no fault)
 };
 
 /// Frame generations kept by the coherence checker: a TLB or walk-cache entry
@@ -71,6 +73,9 @@ struct CoreMmuCounters {
   uint64_t invlpg_count = 0;  // invalidations by VA executed (x86 INVLPG, arm64 TLBI by VA/range)
   uint64_t pcid_flushes = 0;  // whole-address-space invalidations (CR3 flush, TLBI ASIDE1)
   uint64_t entries_invalidated = 0;
+  /// Walk reads by page-table level (1 = PTE .. 5) and by where the cache
+  /// hierarchy served them.
+  std::array<std::array<uint64_t, static_cast<size_t>(MemLevel::kCount)>, 6> walk_reads_at{};
 };
 
 /// The contract of a core's translation hardware.

@@ -6,6 +6,7 @@
 #include "base/error.h"
 #include "base/size.h"
 #include "mm/page_table.h"
+#include "models/cpu/core_mmu_stats.h"
 #include "models/tlb/tlb_config.h"
 
 namespace tlbsim::x86 {
@@ -26,21 +27,16 @@ WalkCacheGeometry pwc_geometry(const char* name, unsigned level, uint32_t entrie
 }
 }  // namespace
 
-X86CoreMmu::X86CoreMmu(unsigned cpu, const MachineParams& mp, mm::PhysMem& pm, LineCache* llc,
-                       StatGroup* parent)
+X86CoreMmu::X86CoreMmu(unsigned cpu, const MachineParams& mp, mm::PhysMem& pm,
+                       CacheHierarchy& mem, StatGroup* parent)
     : m_cpu(cpu),
       m_pm(pm),
       m_levels(mp.pgtable_levels()),
       m_l1d(geometry_of(mp.l1d, "dtlb", "/machine/l1d")),
       m_stlb_latency(mp.stlb.hit_latency_cycles()),
       m_pwc_hit_cycles(mp.walker.pwc_hit_cycles()),
-      m_l1(mp.walker.l1_bytes().value, 12),
-      m_l2(mp.walker.l2_bytes().value, 16),
-      m_llc(llc),
-      m_l1_cycles(mp.walker.l1_cycles()),
-      m_l2_cycles(mp.walker.l2_cycles()),
-      m_llc_cycles(mp.walker.llc_cycles()),
-      m_dram_cycles(mp.walker.dram_cycles()),
+      m_mem(mem),
+      m_l1_cycles(mem.l1_cycles()),
       m_l1d_stats(parent, "dtlb"),
       m_l1d_2m_stats(parent, "dtlb_2m"),
       m_stlb_stats(parent, "stlb"),
@@ -56,31 +52,12 @@ X86CoreMmu::X86CoreMmu(unsigned cpu, const MachineParams& mp, mm::PhysMem& pm, L
   if (mp.walker.pml4_cache_entries())
     m_pwc[4] = std::make_unique<WalkCache>(pwc_geometry("pml4_cache", 4, mp.walker.pml4_cache_entries()));
 
-  auto add_tlb = [&](StatGroup* g, const Tlb* t) {
-    if (!t) return;
-    const TlbStats& s = t->stats;
-    m_stat_refs.push_back(std::make_unique<CounterRef>(g, "lookups", "count", "Lookups.", &s.lookups));
-    m_stat_refs.push_back(std::make_unique<CounterRef>(g, "hits", "count", "Hits.", &s.hits));
-    m_stat_refs.push_back(std::make_unique<CounterRef>(g, "misses", "count", "Misses.", &s.misses));
-    m_stat_refs.push_back(std::make_unique<CounterRef>(g, "hits_4k", "count", "Hits on 4 KiB entries.",
-                                                       &s.hits_by_size[static_cast<size_t>(PageSize::k4K)]));
-    m_stat_refs.push_back(std::make_unique<CounterRef>(g, "hits_2m", "count", "Hits on 2 MiB entries.",
-                                                       &s.hits_by_size[static_cast<size_t>(PageSize::k2M)]));
-    m_stat_refs.push_back(std::make_unique<CounterRef>(g, "inserts", "count", "Fills.", &s.inserts));
-    m_stat_refs.push_back(std::make_unique<CounterRef>(g, "evictions", "count", "Valid entries evicted.", &s.evictions));
-    m_stat_refs.push_back(std::make_unique<CounterRef>(g, "invalidations", "count", "Entries dropped by invalidations.", &s.invalidations));
-    m_stat_refs.push_back(std::make_unique<Formula>(g, "miss_rate", "ratio", "misses / lookups.",
-                                                    [&s] { return ratio(s.misses, s.lookups); }));
-  };
-  add_tlb(&m_l1d_stats, &m_l1d);
-  add_tlb(&m_l1d_2m_stats, m_l1d_2m.get());
-  add_tlb(&m_stlb_stats, m_stlb.get());
+  register_tlb_stats(m_l1d_stats, m_l1d, m_stat_refs);
+  if (m_l1d_2m) register_tlb_stats(m_l1d_2m_stats, *m_l1d_2m, m_stat_refs);
+  if (m_stlb) register_tlb_stats(m_stlb_stats, *m_stlb, m_stat_refs);
   StatGroup* w = &m_walker_stats;
-  m_stat_refs.push_back(std::make_unique<CounterRef>(w, "walks", "count", "Page walks started.", &walks));
-  m_stat_refs.push_back(std::make_unique<CounterRef>(w, "faults", "count", "Walks that raised a page fault.", &walk_faults));
-  m_stat_refs.push_back(std::make_unique<CounterRef>(w, "reads", "count", "Page-table entries read by walks.", &walk_reads));
-  m_stat_refs.push_back(std::make_unique<CounterRef>(w, "cycles", "cycles", "Cycles spent walking.", &walk_cycles_total));
-  m_stat_refs.push_back(std::make_unique<CounterRef>(w, "ad_updates", "count", "Accessed/Dirty bits set by the walker.", &ad_updates));
+  m_walk_latency = register_walker_stats(*w, *this, {"", "pte", "pde", "pdpte", "pml4e", "pml5e"},
+                                         m_stat_refs, m_groups);
   static const char* kPwcNames[6] = {"", "", "pde_cache", "pdpt_cache", "pml4_cache", "pml5_cache"};
   for (unsigned l = 2; l <= 4; ++l) {
     if (!m_pwc[l]) continue;
@@ -90,19 +67,8 @@ X86CoreMmu::X86CoreMmu(unsigned cpu, const MachineParams& mp, mm::PhysMem& pm, L
     m_stat_refs.push_back(std::make_unique<CounterRef>(g.get(), "misses", "count", "Paging-structure-cache misses.", &hs.misses[l]));
     m_groups.push_back(std::move(g));
   }
-  auto hist = std::make_unique<Histogram>(w, "latency", "cycles", "Walk latency distribution.");
-  m_walk_latency = hist.get();
-  m_stat_refs.push_back(std::move(hist));
   m_stat_refs.push_back(std::make_unique<CounterRef>(parent, "invlpg", "count", "INVLPG instructions executed.", &invlpg_count));
   m_stat_refs.push_back(std::make_unique<CounterRef>(parent, "pcid_flushes", "count", "Full flushes of a PCID (CR3 write / INVPCID).", &pcid_flushes));
-}
-
-uint64_t X86CoreMmu::read_latency(uint64_t pa) {
-  ++walk_reads;
-  if (m_l1.access(pa)) return m_l1_cycles;
-  if (m_l2.access(pa)) return m_l2_cycles;
-  if (m_llc && m_llc->access(pa)) return m_llc_cycles;
-  return m_dram_cycles;
 }
 
 XlatResult X86CoreMmu::miss(VirtAddr va, Access kind, uint16_t pcid, Pfn cr3, uint64_t cycles) {
@@ -129,7 +95,7 @@ XlatResult X86CoreMmu::miss(VirtAddr va, Access kind, uint16_t pcid, Pfn cr3, ui
     // (reported above) ends the walk as a fault instead of reading junk.
     if (!m_pm.is_page_table(table)) break;
     const uint64_t pa = (table.value() << kPageShift) + uint64_t{8} * mm::level_index(va, level);
-    lat += read_latency(pa);
+    lat += read_latency(pa, level);
     uint64_t* ep = m_pm.entry_ptr(PhysAddr(pa));
     uint64_t e = *ep;
     if (!m_codec.present(e)) break;  // not present → page fault
@@ -169,7 +135,7 @@ XlatResult X86CoreMmu::miss(VirtAddr va, Access kind, uint16_t pcid, Pfn cr3, ui
     fill_l1(te);
     walk_cycles_total += lat;
     m_walk_latency->sample(lat);
-    return XlatResult{false, false, cycles + lat};
+    return XlatResult{false, false, cycles + lat, te.translate(va).value()};
   }
   ++walk_faults;
   walk_cycles_total += lat;

@@ -16,7 +16,7 @@
 #include "models/arch/x86_64/invalidation.h"
 #include "models/machine_params.h"
 #include "models/cpu/core_mmu.h"
-#include "models/mem/line_cache.h"
+#include "models/mem/cache_hierarchy.h"
 #include "models/tlb/tlb.h"
 #include "models/tlb/walk_cache.h"
 
@@ -31,7 +31,8 @@ using tlbsim::XlatResult;
 
 class X86CoreMmu : public CoreMmuCounters {
  public:
-  X86CoreMmu(unsigned cpu, const MachineParams& mp, mm::PhysMem& pm, LineCache* llc,
+  /// Page-walk reads go through `mem` as CPU `cpu`'s references.
+  X86CoreMmu(unsigned cpu, const MachineParams& mp, mm::PhysMem& pm, CacheHierarchy& mem,
              StatGroup* stats_parent);
 
   /// Translates `va` for an access of `kind` under PCID `pcid`, walking from `cr3`
@@ -90,7 +91,7 @@ class X86CoreMmu : public CoreMmuCounters {
       invalidate_entry(va, pcid);
       return miss(va, Access::kWrite, pcid, cr3, cycles);
     }
-    return XlatResult{false, false, cycles};
+    return XlatResult{false, false, cycles, e.translate(va).value()};
   }
   XlatResult miss(VirtAddr va, Access kind, uint16_t pcid, Pfn cr3, uint64_t cycles);
   void fill_l1(const TlbEntry& e) {
@@ -98,7 +99,13 @@ class X86CoreMmu : public CoreMmuCounters {
     else if (m_l1d_2m && m_l1d_2m->holds(e.size)) m_l1d_2m->insert(e);
   }
   void invalidate_entry(VirtAddr va, uint16_t pcid);
-  uint64_t read_latency(uint64_t pa);
+  /// One walk read of the entry at `pa` (page-table level `level`): its latency.
+  uint64_t read_latency(uint64_t pa, unsigned level) {
+    ++walk_reads;
+    const CacheHierarchy::Result r = m_mem.access(m_cpu, pa, MemSource::kWalk);
+    ++walk_reads_at[level][static_cast<size_t>(r.level)];
+    return r.cycles;
+  }
 
   unsigned m_cpu;
   mm::PhysMem& m_pm;
@@ -110,9 +117,8 @@ class X86CoreMmu : public CoreMmuCounters {
   uint64_t m_stlb_latency;
   std::unique_ptr<WalkCache> m_pwc[6];  // [level]: 4 = PML4E, 3 = PDPTE, 2 = PDE (5 = PML5E)
   uint64_t m_pwc_hit_cycles;
-  LineCache m_l1, m_l2;
-  LineCache* m_llc;
-  uint64_t m_l1_cycles, m_l2_cycles, m_llc_cycles, m_dram_cycles;
+  CacheHierarchy& m_mem;
+  uint64_t m_l1_cycles;
   FrameGenerations m_gens;
   StaleHook m_stale_hook = nullptr;
   void* m_stale_ctx = nullptr;

@@ -106,6 +106,12 @@ double run_plain_with(const Config& c, mm::ArchMmu& arch, mm::Kernel& k, mm::Phy
   mm::ExecContext ctx(0);
   mm::Mm& mm = k.mm_create(ctx);
   std::vector<std::unique_ptr<Mmu>> mmus;
+  const Topology topo(c.cores, mp.topology);
+  std::vector<unsigned> socket_of(c.cores);
+  for (unsigned i = 0; i < c.cores; ++i) socket_of[i] = topo.socket_of(i);
+  CacheHierarchy mem(mp.cache, socket_of);
+  const uint64_t l1 = mem.l1_cycles();
+  const uint64_t inv_mlp = static_cast<uint64_t>(65536.0 / mp.cache.mlp() + 0.5);
   // Timed from here, like the SystemC run: both include populating the windows.
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<VirtAddr> bases;
@@ -116,7 +122,7 @@ double run_plain_with(const Config& c, mm::ArchMmu& arch, mm::Kernel& k, mm::Phy
     a.len = kWindow;
     a.populate = true;
     bases.push_back(VirtAddr(static_cast<uint64_t>(k.sys_mmap(ctx, mm, a))));
-    mmus.push_back(std::make_unique<Mmu>(i, mp, pm, nullptr, &stats));
+    mmus.push_back(std::make_unique<Mmu>(i, mp, pm, mem, &stats));
   }
   const uint16_t asid = mp.arch() == "arm64" ? mm.asid() : mm::x86::kern_pcid(0);
   const uint64_t quantum = mp.quantum_cycles();
@@ -135,7 +141,8 @@ double run_plain_with(const Config& c, mm::ArchMmu& arch, mm::Kernel& k, mm::Phy
       const VirtAddr base = bases[i];
       while (s.done < per_core && s.cycles < boundary) {
         const XlatResult r = mmu.translate(base + s.off, Access::kRead, asid, mm.pgd());
-        s.cycles += access_cycles + r.cycles;
+        const uint64_t beyond = mem.access(i, r.pa, MemSource::kUser).cycles - l1;
+        s.cycles += access_cycles + (((r.cycles + beyond) * inv_mlp) >> 16);
         ++s.done;
         s.off += kStride;
         if (s.off >= kWindow) s.off -= kWindow;

@@ -31,6 +31,7 @@ struct Machine {
     j["pgtable_levels"] = levels;
     if (j.contains("arm64")) j["arm64"]["contig_as_one_entry"] = contig;
     mp.load(j, "/machine");
+    mem = std::make_unique<CacheHierarchy>(mp.cache, std::vector<unsigned>{0});
     pm = std::make_unique<mm::PhysMem>(512ull << 20, 18);
     arm = mp.arch() == "arm64";
     if (arm) {
@@ -38,13 +39,13 @@ struct Machine {
       cfg.phys = pm.get();
       a64 = std::make_unique<mm::InstantArm64Arch>(cfg, &stats);
       kernel = std::make_unique<mm::Kernel>(profile, *pm, *a64, &stats);
-      core64 = std::make_unique<arm64::Arm64CoreMmu>(0, mp, *pm, nullptr, &stats);
+      core64 = std::make_unique<arm64::Arm64CoreMmu>(0, mp, *pm, *mem, &stats);
     } else {
       mm::X86ArchConfig cfg;
       cfg.pgtable_levels = levels;
       ax86 = std::make_unique<mm::InstantArch>(cfg, &stats);
       kernel = std::make_unique<mm::Kernel>(profile, *pm, *ax86, &stats);
-      corex86 = std::make_unique<x86::X86CoreMmu>(0, mp, *pm, nullptr, &stats);
+      corex86 = std::make_unique<x86::X86CoreMmu>(0, mp, *pm, *mem, &stats);
     }
     mm = &kernel->mm_create(ctx);
     kernel->arch().switch_mm(ctx, *mm);
@@ -82,6 +83,7 @@ struct Machine {
   MachineParams mp;
   mm::KernelProfile profile;
   StatGroup stats{""};
+  std::unique_ptr<CacheHierarchy> mem;
   std::unique_ptr<mm::PhysMem> pm;
   bool arm = false;
   std::unique_ptr<mm::InstantArch> ax86;

@@ -105,6 +105,7 @@ std::string load_layered(Set& set, const Json& doc, const std::string& key, cons
   }
   try {
     set.load(overrides, ptr);
+    set.validate_all(ptr);
   } catch (const InputError& e) {
     throw e.in_file(file);
   }

@@ -270,7 +270,10 @@ class Kernel {
                                 uint64_t* pte, uint32_t flags);
   FaultResult do_wp_page(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr, uint64_t* pte);
   void unmap_vmas(MmuGather& tlb, std::vector<Vma*>& vmas, VirtAddr start, VirtAddr end);
-  void unmap_page_range(MmuGather& tlb, Vma& vma, VirtAddr start, VirtAddr end);
+  /// zap_details.reclaim_pt: MADV_DONTNEED with CONFIG_PT_RECLAIM frees PTE tables it
+  /// empties entirely.
+  void unmap_page_range(MmuGather& tlb, Vma& vma, VirtAddr start, VirtAddr end,
+                        bool reclaim_pt = false);
   VirtAddr zap_pte_range(MmuGather& tlb, Vma& vma, Pfn table, VirtAddr start, VirtAddr end);
   unsigned folio_pte_batch(Pfn pfn, const uint64_t* ptep, uint64_t pte, unsigned max_nr) const;
   void free_pgtables(MmuGather& tlb, VirtAddr start, VirtAddr end, VirtAddr floor,
@@ -394,6 +397,7 @@ class Kernel {
   bool m_debug_free_before_flush;
   bool m_batched_reclaim_flush = m_profile.batched_reclaim_flush();
   bool m_pte_accessible_skip = m_profile.pte_accessible_skip();
+  bool m_pt_reclaim = m_profile.pt_reclaim() && m_arch.arch() == Arch::kX86_64;
   // faults (huge_memory.cpp, filemap.cpp)
   ThpSysfs m_thp = ThpSysfs::from(m_profile);
   // __wp_can_reuse_large_anon_folio() needs the MM-ID shared bit (Linux 6.15).

@@ -129,6 +129,11 @@ struct KernelProfile : ParamSet {
       "set_tlb_ubc_flush_pending() skips entries that no TLB can hold (!pte_accessible; "
       "Huang Ying, 'mm,unmap: avoid flushing TLB in batch if PTE is inaccessible', "
       "v6.0). Off: every deferred unmap joins the batch."};
+  Param<bool> pt_reclaim{
+      this, "pt_reclaim", true, "",
+      "CONFIG_PT_RECLAIM (Qi Zheng, Linux 6.14, x86-64 only): MADV_DONTNEED frees a PTE "
+      "table it emptied over a whole PMD range (zap_pte_range: try_get_and_clear_pmd, "
+      "free_pte) and flushes with freed_tables. Ignored on arm64."};
   ThpParams thp{this, "thp", "Transparent huge page controls (sysfs)."};
   Param<Bytes> fault_around_bytes{
       this, "fault_around_bytes", Bytes{64 << 10}, "bytes",

@@ -13,10 +13,11 @@
 namespace tlbsim::mm {
 
 void Kernel::zap_page_range_single(ExecContext& ctx, Vma& vma, VirtAddr start, VirtAddr end) {
-  // Mirrors mm/memory.c:zap_page_range_single(): its own gather, one VMA, page
-  // tables stay (no PT_RECLAIM).
+  // Mirrors mm/memory.c:zap_page_range_single(): its own gather, one VMA; page
+  // tables stay, except with CONFIG_PT_RECLAIM (profile switch pt_reclaim).
   MmuGather tlb(*this, ctx, *vma.mm(), /*fullmm=*/false);
-  unmap_page_range(tlb, vma, start, end);
+  // madvise_dontneed_single_vma(): zap_details.reclaim_pt = true.
+  unmap_page_range(tlb, vma, start, end, m_pt_reclaim);
   tlb.tlb_end_vma(vma);
   tlb.tlb_finish_mmu();
 }

@@ -420,7 +420,8 @@ void Kernel::unmap_vmas(MmuGather& tlb, std::vector<Vma*>& vmas, VirtAddr start,
   }
 }
 
-void Kernel::unmap_page_range(MmuGather& tlb, Vma& vma, VirtAddr start, VirtAddr end) {
+void Kernel::unmap_page_range(MmuGather& tlb, Vma& vma, VirtAddr start, VirtAddr end,
+                              bool reclaim_pt) {
   // Mirrors mm/memory.c:unmap_page_range() → zap_p4d_range → zap_pud_range →
   // zap_pmd_range(): a PMD-mapped THP wholly inside the range goes with
   // zap_huge_pmd(); a partly covered one is split (__split_huge_pmd) and its PTEs
@@ -429,20 +430,36 @@ void Kernel::unmap_page_range(MmuGather& tlb, Vma& vma, VirtAddr start, VirtAddr
     Kernel& k;
     MmuGather& tlb;
     Vma& vma;
-    bool pmd_entry(Pfn pmd_table, uint64_t* pmd, VirtAddr addr, VirtAddr next) {
-      if (!k.m_codec.huge(*pmd)) return false;
+    bool reclaim_pt;
+    uint64_t* pmd = nullptr;  // the entry of the PTE table being zapped
+    bool pmd_entry(Pfn pmd_table, uint64_t* pmdp, VirtAddr addr, VirtAddr next) {
+      pmd = pmdp;
+      if (!k.m_codec.huge(*pmdp)) return false;
       if (next - addr != kPmdSize) {
         tlb.ctx().count(KOp::kLock);  // pmd_lock
-        k.split_huge_pmd_locked(tlb.ctx(), vma, pmd_table, pmd, addr.align_down(kPmdSize), false);
+        k.split_huge_pmd_locked(tlb.ctx(), vma, pmd_table, pmdp, addr.align_down(kPmdSize), false);
         return false;
       }
-      k.zap_huge_pmd(tlb, vma, pmd_table, pmd, addr);
+      k.zap_huge_pmd(tlb, vma, pmd_table, pmdp, addr);
       return true;
     }
     void pte_range(Pfn pte_table, VirtAddr addr, VirtAddr next) {
+      const VirtAddr start = addr;
       while (addr < next) addr = k.zap_pte_range(tlb, vma, pte_table, addr, next);
+      // mm/pt_reclaim.c (Linux 6.14): reclaim_pt_is_enabled() needs the whole PMD
+      // range; try_get_and_clear_pmd() then free_pte() once every entry is none.
+      if (!reclaim_pt || next - start < kPmdSize) return;
+      for (uint64_t e : k.m_pm.table(pte_table))
+        if (!PteCodec::none(e)) return;
+      ExecContext& ctx = tlb.ctx();
+      ctx.count(KOp::kLock);  // pmd_lock
+      ctx.count(KOp::kPteWrite);
+      *pmd = 0;  // pmdp_get_lockless + pmd_clear under the PMD lock
+      tlb.mm().add_pgtables(-1);
+      tlb.free_table_tlb(pte_table, 1, start);  // pte_free_tlb: freed_tables
+      ++k.m_vmstat.pt_reclaimed;
     }
-  } zap{*this, tlb, vma};
+  } zap{*this, tlb, vma, reclaim_pt};
   walk_page_range(m_pm, m_codec, tlb.mm().pgd(), m_pt.levels(), start, end, zap);
 }
 

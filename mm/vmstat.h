@@ -30,6 +30,12 @@ struct VmStat : StatGroup {
       mthp[o] = std::make_unique<MthpStats>(
           this, "hugepages_" + std::to_string((4u << o)) + "kB");
   }
+  /// Folios of every size queued for deferred split (Σ hugepages-*/stats/split_deferred).
+  uint64_t split_deferred_total() const {
+    uint64_t n = 0;
+    for (unsigned o = kMinAnonThpOrder; o <= kPmdOrder; ++o) n += mthp[o]->split_deferred;
+    return n;
+  }
   Gauge nr_anon_mapped{this, "nr_anon_mapped", "pages", "NR_ANON_MAPPED: anonymous pages mapped into user page tables."};
   Gauge nr_anon_thps{this, "nr_anon_thps", "pages", "NR_ANON_THPS: anonymous pages mapped by PMDs."};
   Gauge nr_file_mapped{this, "nr_file_mapped", "pages", "NR_FILE_MAPPED: file pages mapped into user page tables."};
@@ -47,6 +53,7 @@ struct VmStat : StatGroup {
   Scalar thp_split_pmd{this, "thp_split_pmd", "count", "PMD mappings split (THP_SPLIT_PMD)."};
   Scalar thp_deferred_split_page{this, "thp_deferred_split_page", "count", "Folios queued for deferred split."};
   Scalar rmap_calls{this, "rmap_calls", "count", "Calls into the folio rmap family (add, dup, remove)."};
+  Scalar pt_reclaimed{this, "pt_reclaimed", "count", "Empty PTE tables freed by MADV_DONTNEED (CONFIG_PT_RECLAIM)."};
   Scalar lazyfree_folios{this, "lazyfree_folios", "count", "Folios MADV_FREE marked lazy-free."};
   Scalar oom{this, "oom", "count", "Faults that failed for lack of memory (VM_FAULT_OOM)."};
   // faults (huge_memory.cpp, filemap.cpp)

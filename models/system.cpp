@@ -182,11 +182,12 @@ RegionStats& System::region(const std::string& name) {
 
 void System::thread_exit(Core& core, unsigned process) {
   Process& p = m_procs[process];
-  if (--p.live_threads > 0) return;
+  const bool last = --p.live_threads == 0;
   // do_exit → exit_mm → mmput → exit_mmap on the last thread's CPU.
   lock_mm(core, *p.mm);
-  m_kernel->exit_mmap(core.ctx(), *p.mm);
+  m_kernel->do_exit(core.ctx(), *p.mm, last);
   unlock_mm(*p.mm);
+  if (!last) return;
   p.mappings.clear();
   p.exiting = true;  // exited once the CPU has paid for the teardown (process_exited)
 }

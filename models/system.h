@@ -30,7 +30,11 @@ namespace tlbsim {
 
 /// Statistics of one named measurement region (summed over the CPUs that ran it).
 struct RegionStats : StatGroup {
-  RegionStats(StatGroup* parent, const std::string& name) : StatGroup(parent, name) {}
+  RegionStats(StatGroup* parent, const std::string& name) : StatGroup(parent, name) {
+    for (size_t i = 0; i < kernel_ops.size(); ++i)
+      kernel_ops[i] = std::make_unique<Scalar>(&ops_group, mm::kKOpNames[i], "count",
+                                               "Primitive kernel operations of this kind.");
+  }
   Scalar entries{this, "entries", "count", "Times a thread entered the region."};
   Scalar cycles{this, "cycles", "cycles", "Wall-clock cycles from the first entry to the last exit."};
   Scalar cpu_cycles{this, "cpu_cycles", "cycles", "Cycles summed over the CPUs inside the region."};
@@ -48,9 +52,21 @@ struct RegionStats : StatGroup {
   Scalar ipi_wait_cycles{this, "ipi_wait_cycles", "cycles", "Initiator stall waiting for acks."};
   Scalar tlbis{this, "tlbis", "count", "arm64: broadcast TLBIs issued."};
   Scalar dsb_wait_cycles{this, "dsb_wait_cycles", "cycles", "arm64: DSB ISH completion waits."};
+  Scalar kernel_mem_cycles{this, "kernel_mem_cycles", "cycles", "Kernel struct page / page-table line references beyond L1 (part of kernel_cycles)."};
+  Scalar xlat_cycles{this, "xlat_cycles", "cycles", "User address translation beyond an L1 TLB hit."};
+  Scalar data_cycles{this, "data_cycles", "cycles", "User data accesses beyond an L1 hit (before MLP overlap)."};
+  Scalar local_flush_cycles{this, "local_flush_cycles", "cycles", "INVLPG / CR3 flushes executed by the CPUs inside the region."};
+  Scalar thp_split_pmd{this, "thp_split_pmd", "count", "Kernel-wide THP_SPLIT_PMD while any CPU was inside the region."};
+  Scalar thp_deferred_split_page{this, "thp_deferred_split_page", "count", "Kernel-wide PMD-sized folios queued for deferred split (THP_DEFERRED_SPLIT_PAGE) while any CPU was inside the region."};
+  Scalar split_deferred{this, "split_deferred", "count", "Kernel-wide folios of any size queued for deferred split (Σ hugepages-*/stats/split_deferred) while any CPU was inside the region."};
+  StatGroup ops_group{this, "kernel_ops"};
+  std::array<std::unique_ptr<Scalar>, static_cast<size_t>(mm::KOp::kCount)> kernel_ops;
   Gauge free_pages_at_entry{this, "free_pages_at_entry", "pages", "Free frames when the region was first entered."};
   Gauge free_pages_at_exit{this, "free_pages_at_exit", "pages", "Free frames when the region was last left."};
+  Gauge vmas_at_exit{this, "vmas_at_exit", "count", "VMAs of the leaving thread's address space when the region was last left."};
   uint64_t first_entry = ~0ull, last_exit = 0;
+  unsigned active = 0;  // CPUs inside now
+  uint64_t split_pmd_at_entry = 0, deferred_at_entry = 0, split_deferred_at_entry = 0;
 };
 
 class System {

@@ -188,16 +188,30 @@ void Core::exec_ops(const std::vector<Op>& ops) {
 
 void Core::enter_region(const std::string& name) {
   RegionStats& r = m_sys.region(name);
+  charge_kernel();
   sync();
   ++r.entries;
   if (r.entries == 1) r.free_pages_at_entry.set(static_cast<int64_t>(m_sys.phys().nr_free_pages()));
+  if (r.active++ == 0) {
+    const mm::VmStat& vm = m_sys.kernel().vmstat_const();
+    r.split_pmd_at_entry = vm.thp_split_pmd;
+    r.deferred_at_entry = vm.thp_deferred_split_page;
+    r.split_deferred_at_entry = vm.split_deferred_total();
+  }
   r.first_entry = std::min(r.first_entry, now());
   m_region_snapshot = snapshot();
 }
 
 void Core::leave_region(const std::string& name) {
+  charge_kernel();
   sync();
   RegionStats& r = m_sys.region(name);
+  if (--r.active == 0) {
+    const mm::VmStat& vm = m_sys.kernel().vmstat_const();
+    r.thp_split_pmd += vm.thp_split_pmd - r.split_pmd_at_entry;
+    r.thp_deferred_split_page += vm.thp_deferred_split_page - r.deferred_at_entry;
+    r.split_deferred += vm.split_deferred_total() - r.split_deferred_at_entry;
+  }
   const Snapshot s = snapshot();
   const Snapshot& b = m_region_snapshot;
   r.cpu_cycles += s.now - b.now;
@@ -215,9 +229,15 @@ void Core::leave_region(const std::string& name) {
   r.ipi_wait_cycles += s.ipi_wait_cycles - b.ipi_wait_cycles;
   r.tlbis += s.tlbis - b.tlbis;
   r.dsb_wait_cycles += s.dsb_wait_cycles - b.dsb_wait_cycles;
+  r.kernel_mem_cycles += s.kernel_mem_cycles - b.kernel_mem_cycles;
+  r.xlat_cycles += s.xlat_cycles - b.xlat_cycles;
+  r.data_cycles += s.data_cycles - b.data_cycles;
+  r.local_flush_cycles += s.local_flush_cycles - b.local_flush_cycles;
+  for (size_t i = 0; i < s.ops.size(); ++i) *r.kernel_ops[i] += s.ops[i] - b.ops[i];
   trace_span("region", name, b.now);
   r.last_exit = std::max(r.last_exit, s.now);
   r.free_pages_at_exit.set(static_cast<int64_t>(m_sys.phys().nr_free_pages()));
+  r.vmas_at_exit.set(static_cast<int64_t>(m_sys.process_mm(m_process).vmas().size()));
   r.cycles.set(r.last_exit - r.first_entry);
 }
 
@@ -239,6 +259,11 @@ Core::Snapshot Core::snapshot() const {
   s.ipi_wait_cycles = m_stats.ipi_wait_cycles;
   s.tlbis = m_stats.tlbi_sent;
   s.dsb_wait_cycles = m_stats.dsb_wait_cycles;
+  s.kernel_mem_cycles = m_stats.kernel_mem_cycles;
+  s.xlat_cycles = m_stats.xlat_cycles;
+  s.data_cycles = m_stats.data_cycles;
+  s.local_flush_cycles = m_stats.local_flush_cycles;
+  s.ops = m_ctx.ops;
   return s;
 }
 
@@ -365,14 +390,19 @@ void Core::exec_op(const Op& op) {
       sync();
       const uint64_t t0 = now();
       ++m_stats.syscalls;
-      mm::Mm& child = [&]() -> mm::Mm& {
+      mm::Mm* child = [&] {
         MmLockGuard lock(m_sys, *this, mm);
-        return k.dup_mmap(m_ctx, mm);
+        return k.sys_fork(m_ctx, mm);
       }();
       charge_kernel();
+      if (!child)
+        throw InputError(op.pointer, "fork failed with errno " + std::to_string(ENOMEM) +
+                                         " (ENOMEM): out of memory duplicating the address space");
+      // The child exists (and can run) once copy_process() returned on this CPU.
+      sync();
       trace_span("syscall", "fork", t0);
       m_children.push_back(
-          m_sys.spawn(child, m_process, static_cast<unsigned>(op.cpu), op.body, op.pointer));
+          m_sys.spawn(*child, m_process, static_cast<unsigned>(op.cpu), op.body, op.pointer));
       break;
     }
     case OpKind::kExit:

@@ -218,6 +218,8 @@ class Core : public sc_core::sc_module, public mm::ExecHooks {
     uint64_t dtlb_misses = 0, stlb_misses = 0, walks = 0, flush_requests = 0, ipis_sent = 0;
     uint64_t invlpg = 0, full_flushes = 0, ipi_wait_cycles = 0;
     uint64_t tlbis = 0, dsb_wait_cycles = 0;
+    uint64_t kernel_mem_cycles = 0, xlat_cycles = 0, data_cycles = 0, local_flush_cycles = 0;
+    std::array<uint64_t, static_cast<size_t>(mm::KOp::kCount)> ops{};
   };
   Snapshot snapshot() const;
   Snapshot m_region_snapshot;

@@ -190,7 +190,13 @@ def cow_reuse_64k_reuse(r):  # linux-6.15: the exclusive large folio is reused, 
 
 
 def dontneed(r):
-    r.eq("frames freed by MADV_DONTNEED (pages; page tables stay)", -r.taken("dontneed"), P)
+    # x86 with CONFIG_PT_RECLAIM (Linux 6.14+, kernel.pt_reclaim): the PTE table the
+    # advice emptied over its whole 2 MiB goes too (mm/pt_reclaim.c); arm64 keeps it.
+    tables = 1 if ".x86" in r.id and r.v("kernel/vmstat/pt_reclaimed") else 0
+    r.eq("PTE tables reclaimed (x86 CONFIG_PT_RECLAIM)", r.v("kernel/vmstat/pt_reclaimed"),
+         1 if ".x86" in r.id else 0)
+    r.eq("frames freed by MADV_DONTNEED (pages + reclaimed PTE tables)", -r.taken("dontneed"),
+         P + tables)
     r.eq("tlb_flush.dontneed.pages", r.flush("dontneed", "pages"), P)
     r.eq("region[dontneed].syscalls", r.region("dontneed", "syscalls"), 1)
 

@@ -20,9 +20,20 @@ std::vector<std::string> list_names(const fs::path& dir) {
   return v;
 }
 
-/// Finds `<dir>/<name>.json`; InputError listing the available names otherwise.
+/// Finds `<dir>/<name>.json`; InputError listing the available names otherwise. A
+/// name that is a path (contains '/' or ends in .json) names a file instead,
+/// relative to the directory of `file`.
 fs::path find_named(const fs::path& dir, const std::string& name, const std::string& what,
                     const std::string& pointer, const std::string& file) {
+  const bool is_path = name.find('/') != std::string::npos ||
+                       (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0);
+  if (is_path) {
+    fs::path p = name;
+    if (p.is_relative()) p = fs::path(file).parent_path() / p;
+    if (fs::is_regular_file(p)) return p;
+    throw InputError(pointer, what + " file \"" + name + "\" not found (looked for " + p.string() + ")",
+                     file);
+  }
   fs::path p = dir / (name + ".json");
   if (fs::exists(p)) return p;
   auto names = list_names(dir);

@@ -13,6 +13,7 @@
 #include "tools/tlbsim/experiment.h"
 #include "tools/tlbsim/report.h"
 #include "tools/tlbsim/compare.h"
+#include "tools/tlbsim/host_calibrate.h"
 #include "tools/tlbsim/sweep.h"
 
 #include <unistd.h>
@@ -185,6 +186,34 @@ int sc_main(int argc, char* argv[]) {
   bool csv = false, md = false;
   compare->add_flag("--csv", csv, "CSV output");
   compare->add_flag("--markdown", md, "Markdown table output");
+  HostCommandOptions host;
+  host.jobs = jobs;
+  auto* calibrate = app.add_subcommand(
+      "calibrate", "Fit a preset's cost table to host measurements (tools/hostbench) on the "
+                   "calibration subset and write the calibrated preset");
+  calibrate->add_option("measurements", host.measurements, "Measurement file (tools/hostbench)")->required();
+  calibrate->add_option("--machine", host.machine, "Base machine preset (name or file)")->required();
+  calibrate->add_option("--out", host.out, "Calibrated preset file to write")->required();
+  calibrate->add_option("--kernel", host.kernel, "Kernel profile of the replay (the host's kernel)");
+  calibrate->add_option("--lambda", host.lambda, "Weight of the prior (the base preset's values)");
+  calibrate->add_option("-j,--jobs", host.jobs, "Worker processes")->check(CLI::PositiveNumber);
+  calibrate->add_option("--work", host.work, "Keep the replay experiments and results here");
+  calibrate->add_flag("--quiet", host.quiet, "No progress");
+  auto* validate_host = app.add_subcommand(
+      "validate-host", "Compare every host measurement with its replay: times, folio-size "
+                       "ratios, counts");
+  validate_host->add_option("measurements", host.measurements, "Measurement file (tools/hostbench)")->required();
+  validate_host->add_option("--machine", host.machine, "Machine preset (name or file)")->required();
+  validate_host->add_option("--kernel", host.kernel, "Kernel profile of the replay (the host's kernel)");
+  bool hmd = false, hcsv = false;
+  validate_host->add_flag("--markdown", hmd, "Markdown tables");
+  validate_host->add_flag("--csv", hcsv, "CSV");
+  validate_host->add_option("--plot", host.plot, "Write a figure: PLOT.png and PLOT.svg (gnuplot)");
+  validate_host->add_option("--fail-above", host.fail_above,
+                            "Exit 1 when a hold-out ratio is off by more than PCT %, or a count differs");
+  validate_host->add_option("-j,--jobs", host.jobs, "Worker processes")->check(CLI::PositiveNumber);
+  validate_host->add_option("--work", host.work, "Keep the replay experiments and results here");
+  validate_host->add_flag("--quiet", host.quiet, "No progress");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -212,6 +241,12 @@ int sc_main(int argc, char* argv[]) {
       return run_compare(cmp);
     }
     if (*validate) return cmd_validate(file, sets);
+    if (*calibrate || *validate_host) {
+      host.self = self_exe();
+      if (*calibrate) return run_calibrate(host);
+      host.format = hcsv ? "csv" : hmd ? "markdown" : "text";
+      return run_validate_host(host);
+    }
     return cmd_run(file, sets, out, quiet, point, jobs, resume, trace);
   } catch (const InputError& e) {
     std::cerr << "tlbsim: " << e.what() << "\n";

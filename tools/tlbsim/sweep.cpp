@@ -1,7 +1,5 @@
 #include "tools/tlbsim/sweep.h"
 
-#include <fcntl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -21,6 +19,7 @@
 #include "base/stats.h"
 #include "tools/tlbsim/experiment.h"
 #include "tools/tlbsim/report.h"
+#include "tools/tlbsim/worker_pool.h"
 
 namespace tlbsim {
 
@@ -196,15 +195,6 @@ void write_csv(const fs::path& out, const std::vector<SweepAxis>& axes,
   write_file_atomic(out / "sweep.csv", csv.str());
 }
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 std::string fmt_duration(double s) {
   char buf[32];
   const long t = static_cast<long>(s + 0.5);
@@ -302,70 +292,42 @@ int run_sweep(const SweepOptions& o, const std::vector<SweepAxis>& axes) {
     }
   };
 
-  std::map<pid_t, std::pair<size_t, std::chrono::steady_clock::time_point>> running;
-  size_t next = 0;
-  auto launch = [&](size_t idx) {
+  std::vector<WorkerJob> jobs(points.size());
+  for (size_t idx : todo) {
     const SweepPoint& p = points[idx];
     const fs::path dir = o.out / p.dir;
     fs::create_directories(dir);
-    std::vector<std::string> args = {o.self, "run", o.experiment.string(), "--quiet", "--point",
-                                     "--out", dir.string()};
+    WorkerJob& j = jobs[idx];
+    j.argv = {o.self, "run", o.experiment.string(), "--quiet", "--point", "--out", dir.string()};
     for (const auto& s : o.sets) {
-      args.push_back("--set");
-      args.push_back(s);
+      j.argv.push_back("--set");
+      j.argv.push_back(s);
     }
     for (const auto& s : p.sets) {
-      args.push_back("--set");
-      args.push_back(s);
+      j.argv.push_back("--set");
+      j.argv.push_back(s);
     }
-    const std::string log = (dir / "run.log").string();
-    pid_t pid = fork();
-    if (pid == 0) {
-      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (fd >= 0) {
-        dup2(fd, STDERR_FILENO);
-        dup2(fd, STDOUT_FILENO);
-        close(fd);
-      }
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(o.self.c_str(), argv.data());
-      _exit(127);
-    }
-    if (pid < 0) throw std::runtime_error("fork failed");
-    running[pid] = {idx, std::chrono::steady_clock::now()};
-  };
-
-  while (next < todo.size() || !running.empty()) {
-    while (next < todo.size() && running.size() < std::max(1u, o.jobs)) launch(todo[next++]);
-    int status = 0;
-    pid_t pid = waitpid(-1, &status, 0);
-    if (pid < 0) break;
-    auto it = running.find(pid);
-    if (it == running.end()) continue;
-    const size_t idx = it->second.first;
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second.second).count();
-    running.erase(it);
+    j.log = dir / "run.log";
+  }
+  run_workers(jobs, todo, o.jobs, [&](size_t idx, const WorkerResult& wr) {
     PointResult& r = res[idx];
-    r.seconds = secs;
+    r.seconds = wr.seconds;
     const fs::path dir = o.out / points[idx].dir;
-    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
-    if (code == 0) {
+    if (wr.exit_code == 0) {
       r.status = "ok";
       r.metrics = metrics_of(dir / "stats.json");
     } else {
-      r.status = code == 2 ? "bad_input" : "failed";
-      r.error = read_text(dir / "run.log");
+      r.status = wr.exit_code == 2 ? "bad_input" : "failed";
+      r.error = read_log(jobs[idx].log);
     }
     ++done;
     ++ran;
-    ran_seconds += secs;
+    ran_seconds += wr.seconds;
     write_csv(o.out, axes, points, res, cfg);
     progress("point " + std::to_string(idx) + " " + r.status + ": " + points[idx].label + " (" +
-             format_number(std::round(secs * 100) / 100) + " s)" +
+             format_number(std::round(wr.seconds * 100) / 100) + " s)" +
              (r.error.empty() ? "" : " — " + r.error));
-  }
+  });
   if (tty) std::cout << "\n";
 
   // The table: per point, per region, cycles / flushes / IPIs or TLBIs.

@@ -15,7 +15,27 @@ std::string InputError::format(const std::string& file, const std::string& where
   std::string s;
   if (!file.empty()) s += file + ": ";
   if (!where.empty()) s += where + ": ";
-  return s + message;
+  return one_line(s + message);
+}
+
+std::string one_line(std::string_view text) {
+  std::string s;
+  s.reserve(text.size());
+  for (unsigned char c : text) {
+    if (c == '\n') {
+      s += "\\n";
+    } else if (c == '\r') {
+      s += "\\r";
+    } else if (c < 0x20 || c == 0x7f) {
+      static const char kHex[] = "0123456789abcdef";
+      s += "\\x";
+      s += kHex[c >> 4];
+      s += kHex[c & 15];
+    } else {
+      s += static_cast<char>(c);
+    }
+  }
+  return s;
 }
 
 InputError InputError::in_file(const std::string& file) const {

@@ -4,12 +4,14 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tlbsim {
 
 /// Bad input (configuration, workload, trace). The CLI maps it to exit code 2.
-/// `where` is a JSON pointer ("/machine/cpus") or "line N" for text inputs.
+/// `where` is a JSON pointer ("/machine/cpus") or "line N" for text inputs. what()
+/// is always one line: control characters of user strings are escaped.
 class InputError : public std::runtime_error {
  public:
   InputError(std::string where, std::string message, std::string file = {});
@@ -33,6 +35,9 @@ class InputError : public std::runtime_error {
 
 /// The closest candidate to `word` by edit distance, or "" when none is close.
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
+
+/// `text` with newlines and other control characters escaped (\n, \x01).
+std::string one_line(std::string_view text);
 
 /// "a, b or c" for messages that list valid choices.
 std::string join_choices(const std::vector<std::string>& choices);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "base/json_text.h"
 
 namespace tlbsim {
 
@@ -47,6 +48,7 @@ std::pair<size_t, size_t> line_col(const std::string& text, size_t byte) {
 }  // namespace
 
 Json parse_json_text(const std::string& text, const std::string& name) {
+  check_json_bounds(text, name);
   try {
     return Json::parse(text, nullptr, true, /*ignore_comments=*/false);
   } catch (const Json::parse_error& e) {
@@ -58,16 +60,25 @@ Json parse_json_text(const std::string& text, const std::string& name) {
     std::string detail = pos == std::string::npos ? what : what.substr(pos);
     throw InputError("line " + std::to_string(line) + ", column " + std::to_string(col),
                      "invalid JSON: " + detail, name);
+  } catch (const Json::exception& e) {
+    // Any other class (out_of_range, ...) that check_json_bounds did not foresee:
+    // still bad input, reported at the start of the document.
+    throw InputError("line 1, column 1", std::string("invalid JSON: ") + e.what(), name);
   }
 }
 
 Json read_json_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw InputError("", std::filesystem::exists(path) ? "cannot read the file"
-                                                       : "file not found",
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(st))
+    throw InputError("", ec && ec != std::errc::no_such_file_or_directory
+                             ? "cannot read the file (" + ec.message() + ")"
+                             : "file not found",
                      path.string());
-  }
+  if (!std::filesystem::is_regular_file(st))
+    throw InputError("", "not a regular file", path.string());
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError("", "cannot read the file", path.string());
   std::stringstream ss;
   ss << in.rdbuf();
   return parse_json_text(ss.str(), path.string());

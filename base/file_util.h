@@ -14,10 +14,11 @@ using Json = nlohmann::ordered_json;
 void write_file_atomic(const std::filesystem::path& path, const std::string& content);
 
 /// Reads a JSON file; throws InputError naming the file (and line/column on a
-/// syntax error, or "file not found").
+/// syntax error, nesting deeper than kMaxJsonDepth or a number out of range, or
+/// "file not found").
 Json read_json_file(const std::filesystem::path& path);
 
-/// Parses JSON text; `name` is used in messages.
+/// Parses JSON text within the bounds of base/json_text.h; `name` is used in messages.
 Json parse_json_text(const std::string& text, const std::string& name);
 
 }  // namespace tlbsim

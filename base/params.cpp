@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <limits>
+#include <sstream>
+
+#include "base/json_text.h"
 
 namespace tlbsim {
 
@@ -80,7 +83,7 @@ Json ParamSet::to_json() const {
 void ParamSet::describe(const std::string& prefix, std::vector<ParamInfo>& out) const {
   for (auto* p : m_params) {
     out.push_back(ParamInfo{prefix + p->key(), p->type_name(), p->unit(), p->doc(),
-                            p->default_json(), p->choices()});
+                            p->default_json(), p->choices(), p->range()});
   }
   for (auto* c : m_children) c->describe(prefix + c->key() + ".", out);
 }
@@ -93,17 +96,48 @@ void ParamSet::reset() {
 namespace param_detail {
 
 std::string describe(const Json& j) {
-  std::string s = j.dump();
-  if (s.size() > 60) s = s.substr(0, 57) + "...";
   switch (j.type()) {
-    case Json::value_t::string: return "the string " + s;
-    case Json::value_t::boolean: return s;
+    case Json::value_t::string: return "the string " + json_excerpt(j);
     case Json::value_t::null: return "null";
     case Json::value_t::object: return "an object";
     case Json::value_t::array: return "an array";
-    default: return s;
+    default: return json_excerpt(j);
   }
 }
+
+std::optional<std::pair<double, double>> unit_range(const char* unit) {
+  // A latency of 2^24 cycles (6.7 ms at 2.5 GHz) is far beyond any hardware or
+  // kernel cost and keeps every sum of them far from wrapping 64 bits; a cache or
+  // buffer of 2 GiB is beyond any shipped machine (and its tags fit the host).
+  static const struct {
+    const char* unit;
+    double min, max;
+  } kUnits[] = {
+      {"cycles", 0, 16777216.0},
+      {"GHz", 0.01, 100.0},
+      {"bytes", 0, 2147483648.0},
+      {"entries", 0, 1048576.0},
+      {"ways", 1, 1048576.0},
+  };
+  for (const auto& u : kUnits)
+    if (std::string_view(unit) == u.unit) return std::make_pair(u.min, u.max);
+  return std::nullopt;
+}
+
+template <>
+std::string format_bound<uint32_t>(const uint32_t& v) { return std::to_string(v); }
+template <>
+std::string format_bound<uint64_t>(const uint64_t& v) { return std::to_string(v); }
+template <>
+std::string format_bound<int64_t>(const int64_t& v) { return std::to_string(v); }
+template <>
+std::string format_bound<double>(const double& v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+template <>
+std::string format_bound<Bytes>(const Bytes& v) { return format_size(v.value); }
 
 template <>
 std::string type_name<bool>() { return "boolean"; }
@@ -132,8 +166,15 @@ I integer_from_json(const Json& j, const std::string& ptr) {
   const bool is_unsigned = std::is_unsigned_v<I>;
   const std::string want = is_unsigned ? "a non-negative integer" : "an integer";
   if (j.is_number_float()) {
-    double d = j.get<double>();
-    if (std::floor(d) != d) throw InputError(ptr, "expected " + want + ", got " + describe(j));
+    // 1e30 is an integer too, but no 64-bit one: check before converting.
+    const double d = j.get<double>();
+    if (std::floor(d) != d || (is_unsigned && d < 0))
+      throw InputError(ptr, "expected " + want + ", got " + describe(j));
+    if (d < static_cast<double>(std::numeric_limits<I>::min()) ||
+        d >= std::ldexp(1.0, std::numeric_limits<I>::digits))
+      throw InputError(ptr, "expected " + want + " that fits in " +
+                                std::to_string(sizeof(I) * 8) + " bits, got " + describe(j));
+    return static_cast<I>(d);
   } else if (!j.is_number_integer()) {
     throw InputError(ptr, "expected " + want + ", got " + describe(j));
   }
@@ -144,7 +185,7 @@ I integer_from_json(const Json& j, const std::string& ptr) {
                                 std::to_string(sizeof(I) * 8) + " bits, got " + describe(j));
     return static_cast<I>(u);
   }
-  int64_t v = j.is_number_float() ? static_cast<int64_t>(j.get<double>()) : j.get<int64_t>();
+  const int64_t v = j.get<int64_t>();
   if (is_unsigned && v < 0) throw InputError(ptr, "expected " + want + ", got " + describe(j));
   if constexpr (!std::is_same_v<I, int64_t> && !std::is_same_v<I, uint64_t>) {
     if (v > static_cast<int64_t>(std::numeric_limits<I>::max()))

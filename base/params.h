@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "base/error.h"
@@ -41,6 +42,7 @@ struct ParamInfo {
   std::string doc;
   Json default_value;
   std::vector<std::string> choices;  // for enumerated strings
+  std::string range;                 // "min..max" for numbers and sizes
 };
 
 /// Type-erased parameter, owned by a ParamSet.
@@ -61,6 +63,8 @@ class ParamBase {
   virtual Json default_json() const = 0;
   virtual std::string type_name() const = 0;
   virtual std::vector<std::string> choices() const { return {}; }
+  /// "min..max" of a numeric parameter ("" for other types).
+  virtual std::string range() const { return {}; }
   virtual void reset() = 0;
 
  private:
@@ -69,9 +73,17 @@ class ParamBase {
   const char* m_doc;
 };
 
-/// A validator returns an error message ("expected ..., got ...") or "".
+/// A validator: a check returning an error message ("expected ...") or "", and the
+/// bound it enforces when it is one (min_value, max_value), so that `tlbsim params`
+/// prints every parameter's range from its declaration.
 template <class T>
-using Validator = std::function<std::string(const T&)>;
+struct Validator {
+  template <class F>
+    requires std::is_invocable_r_v<std::string, F, const T&>
+  Validator(F f) : check(std::move(f)) {}  // NOLINT: lambdas convert implicitly
+  std::function<std::string(const T&)> check;
+  std::optional<T> min, max;
+};
 
 namespace param_detail {
 template <class T>
@@ -81,7 +93,22 @@ T from_json(const Json& j, const std::string& pointer);
 template <class T>
 Json to_json(const T& v);
 std::string describe(const Json& j);
+/// The range a unit implies ("cycles", "bytes", "GHz", "entries", "ways"): every
+/// latency, size and clock is bounded even where its declaration names no bound.
+std::optional<std::pair<double, double>> unit_range(const char* unit);
+template <class T>
+std::string format_bound(const T& v);
 }  // namespace param_detail
+
+template <class T>
+Validator<T> min_value(T lo);
+template <class T>
+Validator<T> max_value(T hi);
+
+/// True for the parameter types that have a numeric range.
+template <class T>
+constexpr bool kRangedParam =
+    (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) || std::is_same_v<T, Bytes>;
 
 template <class T>
 class Param final : public ParamBase {
@@ -91,7 +118,9 @@ class Param final : public ParamBase {
       : ParamBase(owner, key, unit, doc),
         m_default(def),
         m_value(std::move(def)),
-        m_validators(std::move(validators)) {}
+        m_validators(std::move(validators)) {
+    if constexpr (kRangedParam<T>) add_unit_bounds();
+  }
 
   const T& operator()() const { return m_value; }
   const T& value() const { return m_value; }
@@ -110,14 +139,14 @@ class Param final : public ParamBase {
       const bool not_positive =
           j.is_number_integer() && (j.is_number_unsigned() ? j.get<uint64_t>() == 0 : j.get<int64_t>() <= 0);
       if (not_positive && std::is_unsigned_v<T>) {
-        for (const auto& check : m_validators)
-          if (!check(T{0}).empty())
+        for (const auto& v : m_validators)
+          if (!v.check(T{0}).empty())
             throw InputError(pointer, "expected a positive integer, got " + param_detail::describe(j));
       }
     }
     T v = param_detail::from_json<T>(j, pointer);
     for (const auto& check : m_validators) {
-      std::string err = check(v);
+      std::string err = check.check(v);
       if (!err.empty()) throw InputError(pointer, err + ", got " + param_detail::describe(j));
     }
     m_value = std::move(v);
@@ -127,6 +156,20 @@ class Param final : public ParamBase {
   std::string type_name() const override { return param_detail::type_name<T>(); }
   std::vector<std::string> choices() const override { return m_choices; }
   void reset() override { m_value = m_default; }
+  std::string range() const override {
+    if constexpr (kRangedParam<T>) {
+      std::optional<T> lo, hi;
+      for (const auto& v : m_validators) {
+        if (v.min) lo = v.min;
+        if (v.max) hi = v.max;
+      }
+      if (!lo && !hi) return {};
+      return (lo ? param_detail::format_bound(*lo) : std::string()) + ".." +
+             (hi ? param_detail::format_bound(*hi) : std::string());
+    } else {
+      return {};
+    }
+  }
 
   /// Restricts a string parameter to a fixed list (listed in messages and docs).
   Param& one_of(std::vector<std::string> choices)
@@ -142,6 +185,23 @@ class Param final : public ParamBase {
   }
 
  private:
+  // A side the declaration leaves open takes the bound its unit implies.
+  void add_unit_bounds() {
+    const auto r = param_detail::unit_range(unit());
+    if (!r) return;
+    bool has_min = false, has_max = false;
+    for (const auto& v : m_validators) {
+      has_min |= v.min.has_value();
+      has_max |= v.max.has_value();
+    }
+    auto as_t = [](double d) {
+      if constexpr (std::is_same_v<T, Bytes>) return Bytes{static_cast<uint64_t>(d)};
+      else return static_cast<T>(d);
+    };
+    if (!has_min) m_validators.push_back(min_value<T>(as_t(r->first)));
+    if (!has_max) m_validators.push_back(max_value<T>(as_t(r->second)));
+  }
+
   T m_default;
   T m_value;
   std::vector<Validator<T>> m_validators;
@@ -150,23 +210,27 @@ class Param final : public ParamBase {
 
 template <class T>
 Validator<T> min_value(T lo) {
-  return [lo](const T& v) -> std::string {
+  Validator<T> v([lo](const T& x) -> std::string {
     if constexpr (std::is_same_v<T, Bytes>) {
-      return v.value >= lo.value ? "" : "expected at least " + format_size(lo.value);
+      return x.value >= lo.value ? "" : "expected at least " + format_size(lo.value);
     } else {
-      return v >= lo ? "" : "expected a value >= " + std::to_string(lo);
+      return x >= lo ? "" : "expected a value >= " + param_detail::format_bound(lo);
     }
-  };
+  });
+  v.min = lo;
+  return v;
 }
 template <class T>
 Validator<T> max_value(T hi) {
-  return [hi](const T& v) -> std::string {
+  Validator<T> v([hi](const T& x) -> std::string {
     if constexpr (std::is_same_v<T, Bytes>) {
-      return v.value <= hi.value ? "" : "expected at most " + format_size(hi.value);
+      return x.value <= hi.value ? "" : "expected at most " + format_size(hi.value);
     } else {
-      return v <= hi ? "" : "expected a value <= " + std::to_string(hi);
+      return x <= hi ? "" : "expected a value <= " + param_detail::format_bound(hi);
     }
-  };
+  });
+  v.max = hi;
+  return v;
 }
 template <class T>
 Validator<T> power_of_two() {

@@ -40,19 +40,20 @@ int cmd_params(bool markdown) {
   machine.describe("machine.", rows);
   kernel.describe("kernel.", rows);
   if (markdown) {
-    std::cout << "| key | type | default | unit | description |\n|---|---|---|---|---|\n";
+    std::cout << "| key | type | default | range | unit | description |\n"
+                 "|---|---|---|---|---|---|\n";
     for (auto& r : rows) {
       std::string doc = r.doc;
       if (!r.choices.empty()) doc += " One of: " + join_choices(r.choices) + ".";
       std::cout << "| `" << r.key << "` | " << r.type << " | `" << r.default_value.dump() << "` | "
-                << r.unit << " | " << doc << " |\n";
+                << r.range << " | " << r.unit << " | " << doc << " |\n";
     }
     return 0;
   }
   for (auto& r : rows) {
     std::cout << r.key << " = " << r.default_value.dump();
     if (!r.unit.empty()) std::cout << " [" << r.unit << "]";
-    std::cout << " (" << r.type << ")\n    " << r.doc;
+    std::cout << " (" << r.type << (r.range.empty() ? "" : ", " + r.range) << ")\n    " << r.doc;
     if (!r.choices.empty()) std::cout << " One of: " << join_choices(r.choices) << ".";
     std::cout << "\n";
   }

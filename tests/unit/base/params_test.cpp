@@ -70,6 +70,28 @@ TEST(Params, NegativeAndOutOfRangeValuesAreRejected) {
             "expected a non-negative integer that fits in 32 bits, got 5000000000");
 }
 
+TEST(Params, UnitImpliesARangeWhereTheDeclarationNamesNone) {
+  // Regression (issue 16 item 9): freq_ghz 0 was accepted and --trace wrote "ts": inf.
+  Outer o;
+  EXPECT_EQ(load_error(o, R"({"ghz":0})").message(), "expected a value >= 0.01, got 0");
+  EXPECT_EQ(load_error(o, R"({"ghz":-1.5})").message(), "expected a value >= 0.01, got -1.5");
+  EXPECT_EQ(load_error(o, R"({"memory":"4GiB"})").message(),
+            "expected at most 2GiB, got the string \"4GiB\"");
+  std::vector<ParamInfo> rows;
+  o.describe("", rows);
+  EXPECT_EQ(rows[1].range, "0B..2GiB");
+  EXPECT_EQ(rows[3].range, "0.01..100");
+  EXPECT_EQ(rows[4].range, "1..1048576") << "declared min, the unit's max";
+}
+
+TEST(Params, IntegerWrittenAsAHugeFloatIsRejectedNotConverted) {
+  Outer o;
+  EXPECT_EQ(load_error(o, R"({"tlb":{"entries":1e30}})").message(),
+            "expected a non-negative integer that fits in 32 bits, got 1e+30");
+  EXPECT_EQ(load_error(o, R"({"tlb":{"entries":-3.0}})").message(),
+            "expected a non-negative integer, got -3.0");
+}
+
 TEST(Params, ChoicesAreListed) {
   Outer o;
   InputError e = load_error(o, R"({"mode":"medium"})");

@@ -12,6 +12,14 @@ inline constexpr unsigned kPageShift = 12;
 inline constexpr uint64_t kPageSize = uint64_t{1} << kPageShift;
 inline constexpr uint64_t kPageMask = ~(kPageSize - 1);
 
+/// TASK_SIZE, the end of the user address space, of each modelled configuration:
+/// x86-64 TASK_SIZE_MAX (arch/x86/include/asm/page_64_types.h: 2^47, or 2^56 with
+/// 5-level paging, less one guard page) and arm64 TASK_SIZE_64 with 4 KiB pages and
+/// 48-bit VAs (arch/arm64/include/asm/processor.h: 2^48).
+inline constexpr uint64_t kTaskSizeX86 = (uint64_t{1} << 47) - kPageSize;
+inline constexpr uint64_t kTaskSizeX86La57 = (uint64_t{1} << 56) - kPageSize;
+inline constexpr uint64_t kTaskSizeArm64 = uint64_t{1} << 48;
+
 class Pfn;
 class PhysAddr;
 

@@ -98,8 +98,14 @@ class Kernel {
   void mm_destroy(Mm& mm);
 
   // --- system calls --------------------------------------------------------------
-  /// mmap(): returns the address, or −errno.
-  int64_t sys_mmap(ExecContext& ctx, Mm& mm, const MmapArgs& args);
+  /// mmap(): returns the address, or −errno as in Linux (IS_ERR_VALUE: the top 4095
+  /// values; mmap_errno() tells them apart). The mapping always ends at or below the
+  /// architecture's TASK_SIZE (base/addr.h).
+  uint64_t sys_mmap(ExecContext& ctx, Mm& mm, const MmapArgs& args);
+  /// The errno of a sys_mmap() result, 0 for an address.
+  static constexpr int mmap_errno(uint64_t r) {
+    return r >= static_cast<uint64_t>(-4095) ? static_cast<int>(-static_cast<int64_t>(r)) : 0;
+  }
   /// munmap(): 0 or −errno.
   int sys_munmap(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len);
 

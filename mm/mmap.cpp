@@ -111,27 +111,50 @@ void Kernel::vma_remove(ExecContext& ctx, Mm& mm, Vma* vma) {
   mm.vmas().erase(vma->start().value());
 }
 
-int64_t Kernel::sys_mmap(ExecContext& ctx, Mm& mm, const MmapArgs& a) {
-  // Mirrors mm/mmap.c:do_mmap() for anonymous mappings.
+namespace {
+// -errno as sys_mmap() returns it.
+constexpr uint64_t mmap_error(int e) { return static_cast<uint64_t>(-static_cast<int64_t>(e)); }
+}  // namespace
+
+uint64_t Kernel::sys_mmap(ExecContext& ctx, Mm& mm, const MmapArgs& a) {
+  // Mirrors mm/mmap.c:do_mmap() for anonymous mappings, with the argument checks of
+  // do_mmap() and __get_unmapped_area() / arch_get_unmapped_area().
   ctx.count(KOp::kSyscallEntry);
   ctx.count(KOp::kLock);  // mmap_lock (write)
-  if (a.len == 0) return -EINVAL;
+  if (a.len == 0) return mmap_error(EINVAL);
   if (a.shared && a.file < 0) {
     // Shared anonymous memory is shmem in Linux; not modelled yet.
     throw InputError("", "not supported yet: MAP_SHARED anonymous mappings");
   }
-  if (a.file >= 0 && !m_page_cache.valid(a.file)) return -EBADF;
-  if (a.file_offset & (kPageSize - 1)) return -EINVAL;
+  if (a.file >= 0 && !m_page_cache.valid(a.file)) return mmap_error(EBADF);
+  if (a.file_offset & (kPageSize - 1)) return mmap_error(EINVAL);
+  // len = PAGE_ALIGN(len); if (!len) return -ENOMEM: the rounding wrapped.
   const uint64_t len = (a.len + kPageSize - 1) & kPageMask;
+  if (len == 0) return mmap_error(ENOMEM);
+  // pgoff + (len >> PAGE_SHIFT) < pgoff: the file range wraps.
+  const uint64_t pgoff = a.file_offset >> kPageShift;
+  if (a.file >= 0 && pgoff + (len >> kPageShift) < pgoff) return mmap_error(EOVERFLOW);
+  const uint64_t task_size = m_arch.arch() == Arch::kArm64 ? kTaskSizeArm64
+                             : m_arch.pgtable_levels() == 5 ? kTaskSizeX86La57
+                                                            : kTaskSizeX86;
+  if (len > task_size) return mmap_error(ENOMEM);
   VirtAddr start;
   if (a.fixed) {
-    if (a.addr & (kPageSize - 1)) return -EINVAL;
+    // __get_unmapped_area(): if (addr > TASK_SIZE - len) return -ENOMEM;
+    // if (offset_in_page(addr)) return -EINVAL.
+    if (a.addr > task_size - len) return mmap_error(ENOMEM);
+    if (a.addr & (kPageSize - 1)) return mmap_error(EINVAL);
     start = VirtAddr(a.addr);
     int r = sys_munmap(ctx, mm, start, len);  // MAP_FIXED replaces what was there
-    if (r) return r;
+    if (r) return mmap_error(-r);
   } else {
+    // The search (bottom-up from mmap_next, simpler than Linux's top-down
+    // vm_unmapped_area()) fails with -ENOMEM when no gap below TASK_SIZE fits.
     const uint64_t align = std::max<uint64_t>(a.align, kPageSize);
+    if (align > task_size || (align & (align - 1))) return mmap_error(ENOMEM);
+    auto fits = [&](VirtAddr s) { return s.value() <= task_size - len; };
     start = mm.mmap_next.align_up(align);
+    if (start < mm.mmap_next || !fits(start)) return mmap_error(ENOMEM);
     // Skip past existing VMAs that overlap.
     for (;;) {
       auto it = mm.vmas().lower_bound(start.value());
@@ -143,6 +166,7 @@ int64_t Kernel::sys_mmap(ExecContext& ctx, Mm& mm, const MmapArgs& a) {
         start = it->second->end().align_up(align);
         clash = true;
       }
+      if (start.value() == 0 || !fits(start)) return mmap_error(ENOMEM);
       if (!clash) break;
     }
     // Leave a guard gap so unrelated mappings never share page tables by accident.
@@ -161,10 +185,10 @@ int64_t Kernel::sys_mmap(ExecContext& ctx, Mm& mm, const MmapArgs& a) {
     // populate_vma_page_range(): FOLL_WRITE only for private writable mappings.
     const bool write = a.write && !a.shared;
     for (VirtAddr v = start; v < start + len; v += kPageSize) {
-      if (populate_page(ctx, mm, v, write) == FaultResult::kOom) return -ENOMEM;
+      if (populate_page(ctx, mm, v, write) == FaultResult::kOom) return mmap_error(ENOMEM);
     }
   }
-  return static_cast<int64_t>(start.value());
+  return start.value();
 }
 
 int Kernel::sys_munmap(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len) {

@@ -150,6 +150,21 @@ TEST_F(Arm64Kernel, MunmapIssuesT18TlbiCountsAndNoIpis) {
   }
 }
 
+// Regression (issue 16 item 2): arm64 with 4 KiB pages has a 48-bit user VA
+// (TASK_SIZE_64 = 2^48); a fixed mapping above it failed only as stale-TLB violations.
+TEST_F(Arm64Kernel, MmapFixedBeyondThe48BitTaskSizeFailsWithEnomem) {
+  build(false);
+  MmapArgs a;
+  a.len = 8192;
+  a.fixed = true;
+  a.addr = kTaskSizeArm64 - 8192;
+  EXPECT_EQ(Kernel::mmap_errno(kernel->sys_mmap(ctx[0], *mm, a)), 0);
+  a.addr = (1ull << 48) + (16ull << 20);
+  EXPECT_EQ(Kernel::mmap_errno(kernel->sys_mmap(ctx[0], *mm, a)), ENOMEM);
+  a.addr = kTaskSizeArm64 - 4096;
+  EXPECT_EQ(Kernel::mmap_errno(kernel->sys_mmap(ctx[0], *mm, a)), ENOMEM);
+}
+
 TEST_F(Arm64Kernel, ExitIssuesOneAsidFlushOnlyForFreedTables) {
   build(false);
   mmap_populated(64 * kPageSize);

@@ -304,10 +304,10 @@ TEST_F(FileFault, MmapRejectsBadFileArguments) {
   MmapArgs args;
   args.len = 8 * kPageSize;
   args.file = file + 1;
-  EXPECT_EQ(kernel->sys_mmap(ctx[0], mm, args), -EBADF);
+  EXPECT_EQ(Kernel::mmap_errno(kernel->sys_mmap(ctx[0], mm, args)), EBADF);
   args.file = file;
   args.file_offset = 100;
-  EXPECT_EQ(kernel->sys_mmap(ctx[0], mm, args), -EINVAL);
+  EXPECT_EQ(Kernel::mmap_errno(kernel->sys_mmap(ctx[0], mm, args)), EINVAL);
   MmapArgs anon;
   anon.len = kPageSize;
   anon.shared = true;

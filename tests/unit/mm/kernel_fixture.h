@@ -15,6 +15,7 @@ namespace tlbsim::mm::testing {
 struct KernelFixtureConfig {
   unsigned cpus = 2;
   uint64_t memory = 256ull << 20;
+  unsigned pgtable_levels = 4;
 };
 
 class KernelFixture : public ::testing::Test {
@@ -24,6 +25,7 @@ class KernelFixture : public ::testing::Test {
     pm = std::make_unique<PhysMem>(c.memory, 18);
     X86ArchConfig cfg;
     cfg.nr_cpus = c.cpus;
+    cfg.pgtable_levels = c.pgtable_levels;
     cfg.flush_ceiling = profile.x86_flush_ceiling();
     cfg.flush_range_freed_tables = profile.flush_range_freed_tables();
     cfg.debug_skip_lazy_freed_tables = profile.debug_skip_lazy_freed_tables();

@@ -231,5 +231,50 @@ TEST_F(Kernel_, ExitFlushesOnceAndFreesEverything) {
   EXPECT_EQ(kernel->flush_stats().by_cause[static_cast<size_t>(FlushCause::kExit)]->full_mm.value(), 1u);
 }
 
+// Regression (issue 16 item 2): MAP_FIXED above the user address space was accepted
+// and aliased low addresses (the walker ignores bits above the VA width). Mirrors the
+// checks of do_mmap() and __get_unmapped_area(): -ENOMEM beyond TASK_SIZE, -EINVAL
+// for an unaligned fixed address.
+TEST_F(Kernel_, MmapBeyondTaskSizeFailsWithEnomem) {
+  Mm& mm = process({0});
+  auto mmap_at = [&](uint64_t addr, uint64_t len, bool fixed = true, uint64_t align = 0) {
+    MmapArgs a;
+    a.addr = addr;
+    a.len = len;
+    a.fixed = fixed;
+    a.align = align;
+    return Kernel::mmap_errno(kernel->sys_mmap(ctx[0], mm, a));
+  };
+  EXPECT_EQ(mmap_at((1ull << 48) + (16ull << 20), 8192), ENOMEM);  // the issue's "hi"
+  EXPECT_EQ(mmap_at(0xffff800000000000ull, 4096), ENOMEM);
+  EXPECT_EQ(mmap_at(kTaskSizeX86 - 4096, 8192), ENOMEM);
+  EXPECT_EQ(mmap_at(kTaskSizeX86 - 8192, 8192), 0);
+  EXPECT_EQ(mmap_at(0x10001000, 8192), 0);
+  EXPECT_EQ(mmap_at(0x10000800, 8192), EINVAL);
+  EXPECT_EQ(mmap_at(0, 1ull << 63, false), ENOMEM);
+  EXPECT_EQ(mmap_at(0, 128ull << 40, false), ENOMEM);
+  EXPECT_EQ(mmap_at(0, ~0ull, false), ENOMEM) << "PAGE_ALIGN(len) wraps to 0";
+  EXPECT_EQ(mmap_at(0, 4096, false, 1ull << 63), ENOMEM);
+  MmapArgs a;
+  a.len = 4096;
+  const uint64_t r = kernel->sys_mmap(ctx[0], mm, a);
+  EXPECT_EQ(Kernel::mmap_errno(r), 0);
+  EXPECT_LE(r + 4096, kTaskSizeX86);
+  check();
+}
+
+TEST_F(Kernel_, MmapWithFiveLevelsReachesTheLa57TaskSize) {
+  build({.pgtable_levels = 5});
+  Mm& mm = process({0});
+  MmapArgs a;
+  a.len = 8192;
+  a.fixed = true;
+  a.addr = 1ull << 48;
+  EXPECT_EQ(Kernel::mmap_errno(kernel->sys_mmap(ctx[0], mm, a)), 0);
+  a.addr = kTaskSizeX86La57 - 4096;
+  EXPECT_EQ(Kernel::mmap_errno(kernel->sys_mmap(ctx[0], mm, a)), ENOMEM);
+  check();
+}
+
 }  // namespace
 }  // namespace tlbsim::mm::testing

@@ -1,12 +1,19 @@
 #include "workloads/workload_reader.h"
 
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <set>
 
+#include "base/addr.h"
 #include "base/error.h"
+#include "base/json_text.h"
 #include "base/params.h"
 #include "base/size.h"
 
@@ -82,6 +89,28 @@ std::vector<std::string> keys_of(const std::map<std::string, OpKind>& m) {
   return v;
 }
 
+/// Cycles one op may add to a thread's time (sleep, or think time over all its
+/// accesses): 2^44 cycles are about two hours at 2.5 GHz, and no sum of such ops
+/// comes near wrapping 64 bits.
+constexpr uint64_t kMaxOpCycles = uint64_t{1} << 44;
+/// Accesses one touch op may make (count × repeat).
+constexpr uint64_t kMaxOpAccesses = uint64_t{1} << 44;
+/// Bytes in a name (mapping, region, barrier, process, thread).
+constexpr size_t kMaxNameBytes = 255;
+
+std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+/// a × b, or nullopt when it does not fit 64 bits.
+std::optional<uint64_t> mul(uint64_t a, uint64_t b) {
+  uint64_t r;
+  if (__builtin_mul_overflow(a, b, &r)) return std::nullopt;
+  return r;
+}
+
 /// Reads fields of one JSON object and rejects the keys nobody asked for.
 class ObjectReader {
  public:
@@ -90,67 +119,91 @@ class ObjectReader {
     if (!j.is_object())
       throw InputError(m_ptr.empty() ? "/" : m_ptr,
                        std::string("expected ") + what + " object, got " +
-                           (j.is_array() ? "an array" : j.dump()));
+                           (j.is_array() ? "an array" : json_excerpt(j)));
   }
+  const std::string& where() const { return m_ptr; }
   std::string ptr(const std::string& key) const { return m_ptr + "/" + json_pointer_escape(key); }
   const Json* get(const std::string& key) {
     m_allowed.insert(key);
     auto it = m_j.find(key);
     return it == m_j.end() ? nullptr : &*it;
   }
+  [[noreturn]] void missing(const std::string& key) const {
+    throw InputError(m_ptr.empty() ? "/" : m_ptr, "missing required key \"" + key + "\"");
+  }
   std::string str(const std::string& key, const std::string& def, bool required = false) {
     const Json* v = get(key);
     if (!v) {
-      if (required) throw InputError(m_ptr.empty() ? "/" : m_ptr, "missing required key \"" + key + "\"");
+      if (required) missing(key);
       return def;
     }
-    if (!v->is_string()) throw InputError(ptr(key), "expected a string, got " + v->dump());
+    if (!v->is_string()) throw InputError(ptr(key), "expected a string, got " + json_excerpt(*v));
     return v->get<std::string>();
+  }
+  /// A name: 1 to 255 bytes without control characters; `extra` lists further
+  /// characters it may not contain.
+  std::string name(const std::string& key, bool required, const std::string& def = "",
+                   const char* extra = "") {
+    std::string s = str(key, def, required);
+    if (!get(key)) return s;
+    bool bad = s.empty() || s.size() > kMaxNameBytes;
+    for (unsigned char c : s) bad |= c < 0x20 || c == 0x7f || std::strchr(extra, c) != nullptr;
+    if (bad)
+      throw InputError(ptr(key), std::string("expected a name of 1 to ") +
+                                     std::to_string(kMaxNameBytes) +
+                                     " bytes without control characters" +
+                                     (*extra ? std::string(" or any of ") + extra : "") +
+                                     ", got " + quote_excerpt(s) + " (" + std::to_string(s.size()) +
+                                     " bytes)");
+    return s;
   }
   std::string choice(const std::string& key, const std::string& def,
                      const std::vector<std::string>& choices) {
     std::string s = str(key, def);
     for (auto& c : choices)
       if (c == s) return s;
-    throw InputError(ptr(key), "expected one of " + join_choices(choices) + ", got \"" + s + "\"");
+    throw InputError(ptr(key), "expected one of " + join_choices(choices) + ", got " + quote_excerpt(s));
   }
-  uint64_t uint(const std::string& key, uint64_t def, uint64_t min = 0) {
+  uint64_t uint(const std::string& key, uint64_t def, uint64_t min = 0,
+                uint64_t max = UINT64_MAX) {
     const Json* v = get(key);
     if (!v) return def;
-    if (!v->is_number_integer() || (v->is_number_integer() && !v->is_number_unsigned() &&
-                                    v->get<int64_t>() < 0))
-      throw InputError(ptr(key), "expected a non-negative integer, got " + v->dump());
-    uint64_t x = v->get<uint64_t>();
+    if (!v->is_number_integer() || (!v->is_number_unsigned() && v->get<int64_t>() < 0))
+      throw InputError(ptr(key), "expected a non-negative integer, got " + json_excerpt(*v));
+    const uint64_t x = v->get<uint64_t>();
     if (x < min)
       throw InputError(ptr(key), "expected an integer >= " + std::to_string(min) + ", got " +
-                                     v->dump());
+                                     json_excerpt(*v));
+    if (x > max)
+      throw InputError(ptr(key), "expected an integer <= " + std::to_string(max) + ", got " +
+                                     json_excerpt(*v));
     return x;
   }
   uint64_t size(const std::string& key, uint64_t def, bool required = false) {
     const Json* v = get(key);
     if (!v) {
-      if (required) throw InputError(m_ptr.empty() ? "/" : m_ptr, "missing required key \"" + key + "\"");
+      if (required) missing(key);
       return def;
     }
     if (v->is_number_unsigned()) return v->get<uint64_t>();
     if (!v->is_string())
-      throw InputError(ptr(key), "expected a size such as \"4KiB\" or \"1GiB\", got " + v->dump());
+      throw InputError(ptr(key), "expected a size such as \"4KiB\" or \"1GiB\", got " + json_excerpt(*v));
     std::string why;
     auto s = parse_size(v->get<std::string>(), &why);
     if (!s) throw InputError(ptr(key), "expected a size such as \"4KiB\" or \"1GiB\" (" + why +
-                                           "), got " + v->dump());
+                                           "), got " + json_excerpt(*v));
     return *s;
   }
   bool boolean(const std::string& key, bool def) {
     const Json* v = get(key);
     if (!v) return def;
-    if (!v->is_boolean()) throw InputError(ptr(key), "expected true or false, got " + v->dump());
+    if (!v->is_boolean()) throw InputError(ptr(key), "expected true or false, got " + json_excerpt(*v));
     return v->get<bool>();
   }
   double number(const std::string& key, double def) {
     const Json* v = get(key);
     if (!v) return def;
-    if (!v->is_number()) throw InputError(ptr(key), "expected a number, got " + v->dump());
+    if (!v->is_number()) throw InputError(ptr(key), "expected a number, got " + json_excerpt(*v));
     return v->get<double>();
   }
   /// Throws for any key not read (keys starting with "_" are comments).
@@ -159,7 +212,7 @@ class ObjectReader {
     for (auto it = m_j.begin(); it != m_j.end(); ++it) {
       if (!it.key().empty() && it.key()[0] == '_') continue;
       if (m_allowed.count(it.key())) continue;
-      std::string msg = "unknown key \"" + it.key() + "\"";
+      std::string msg = "unknown key " + quote_excerpt(it.key());
       std::string near = closest_match(it.key(), allowed);
       if (!near.empty()) msg += " (did you mean \"" + near + "\"?)";
       msg += "; valid keys here: " + join_choices(allowed);
@@ -177,26 +230,51 @@ void parse_prot(ObjectReader& r, Op& op) {
   std::string prot = r.str("prot", "rw");
   for (char c : prot)
     if (c != 'r' && c != 'w' && c != 'x' && c != '-')
-      throw InputError(r.ptr("prot"), "expected a protection like \"r\", \"rw\" or \"rwx\", got \"" +
-                                           prot + "\"");
+      throw InputError(r.ptr("prot"), "expected a protection like \"r\", \"rw\" or \"rwx\", got " +
+                                          quote_excerpt(prot));
   op.prot_read = prot.find('r') != std::string::npos;
   op.prot_write = prot.find('w') != std::string::npos;
   op.prot_exec = prot.find('x') != std::string::npos;
 }
 
 struct Scope {
-  std::set<std::string> mappings;       // names defined so far in this thread's process
-  std::set<std::string>* barriers;      // every barrier name used
+  std::map<std::string, uint64_t> mappings;  // names mmapped so far in this process → size
+  std::set<std::string>* barriers;           // every barrier name used
   unsigned depth = 0;      // fork nesting
   bool in_region = false;
   std::string base_dir;                 // for files the workload names
-  std::vector<std::pair<unsigned, std::string>>* fork_cpus;  // CPU, pointer of each fork
+  uint64_t task_size = kTaskSizeX86;    // end of the user address space
+  std::vector<std::pair<uint64_t, std::string>>* fork_cpus;  // CPU, pointer of each fork
 };
+
+/// The window keys of munmap, mprotect, madvise, move_pages and touch: `offset`
+/// inside the mapping, `length` (0: to the end) within it. The system calls take
+/// page multiples and see the mapping rounded up to whole pages, as Linux does.
+void read_window(ObjectReader& r, Op& op, uint64_t mapping_size, bool page_multiples) {
+  op.offset = r.size("offset", 0);
+  op.length = r.size("length", 0);
+  const std::string what = workload::op_name(op.kind);
+  if (page_multiples && (op.offset % kPageSize || op.length % kPageSize))
+    throw InputError(r.where(), what + " offset and length must be multiples of 4KiB");
+  if (page_multiples) mapping_size = (mapping_size + kPageSize - 1) & kPageMask;
+  if (op.offset >= mapping_size)
+    throw InputError(r.ptr("offset"), "expected an offset inside mapping " + quote_excerpt(op.mapping) +
+                                          " (" + format_size(mapping_size) + "), got " +
+                                          std::to_string(op.offset));
+  if (op.length > mapping_size - op.offset)
+    throw InputError(r.ptr("length"), "expected offset + length within mapping " +
+                                          quote_excerpt(op.mapping) + " (" +
+                                          format_size(mapping_size) + "), got " +
+                                          std::to_string(op.offset) + " + " +
+                                          std::to_string(op.length));
+}
 
 Op read_op(const Json& j, const std::string& ptr, Scope& scope);
 
+// Recursion here follows the document's nesting, which parse_json_text() bounds
+// (kMaxJsonDepth): a fork or region body is three levels deeper than its op.
 std::vector<Op> read_ops(const Json& j, const std::string& ptr, Scope& scope) {
-  if (!j.is_array()) throw InputError(ptr, "expected an array of ops, got " + j.dump().substr(0, 40));
+  if (!j.is_array()) throw InputError(ptr, "expected an array of ops, got " + json_excerpt(j));
   std::vector<Op> ops;
   for (size_t i = 0; i < j.size(); ++i) ops.push_back(read_op(j[i], ptr + "/" + std::to_string(i), scope));
   return ops;
@@ -206,12 +284,12 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
   ObjectReader r(j, ptr, "an op");
   const Json* name_j = r.get("op");
   if (!name_j) throw InputError(ptr, "missing required key \"op\"; valid ops: " + join_choices(keys_of(op_names())));
-  if (!name_j->is_string()) throw InputError(r.ptr("op"), "expected an op name string, got " + name_j->dump());
+  if (!name_j->is_string()) throw InputError(r.ptr("op"), "expected an op name string, got " + json_excerpt(*name_j));
   const std::string name = name_j->get<std::string>();
   auto it = op_names().find(name);
   if (it == op_names().end()) {
-    std::string msg = "unknown op \"" + name + "\"";
-    std::string near = closest_match(name, keys_of(op_names()));
+    std::string msg = "unknown op " + quote_excerpt(name);
+    std::string near = closest_match(name.substr(0, 64), keys_of(op_names()));
     if (!near.empty()) msg += " (did you mean \"" + near + "\"?)";
     throw InputError(r.ptr("op"), msg + "; valid ops: " + join_choices(keys_of(op_names())));
   }
@@ -224,20 +302,30 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
                                       "cannot execute it; supported ops: mmap, touch, access, "
                                       "munmap, mprotect, madvise, fork, exit, wait, barrier, "
                                       "sleep, region, replay, reclaim, move_pages");
-  auto require_mapping = [&]() {
+  // The mapping an op names, and its size as its mmap declared it.
+  auto require_mapping = [&]() -> uint64_t {
     op.mapping = r.str("mapping", "", true);
-    if (!scope.mappings.count(op.mapping)) {
-      std::vector<std::string> known(scope.mappings.begin(), scope.mappings.end());
-      throw InputError(r.ptr("mapping"), "no mapping named \"" + op.mapping +
-                                             "\" is created by an earlier mmap of this process" +
+    auto m = scope.mappings.find(op.mapping);
+    if (m == scope.mappings.end()) {
+      std::vector<std::string> known;
+      for (const auto& [k, _] : scope.mappings) known.push_back(k);
+      if (known.size() > 8) known.resize(8);
+      throw InputError(r.ptr("mapping"), "no mapping named " + quote_excerpt(op.mapping) +
+                                             " is created by an earlier mmap of this process" +
                                              (known.empty() ? "" : "; known: " + join_choices(known)));
     }
+    return m->second;
   };
   switch (op.kind) {
     case OpKind::kMmap: {
-      op.mapping = r.str("name", "", true);
+      op.mapping = r.name("name", true);
       op.size = r.size("size", 0, true);
       if (op.size == 0) throw InputError(r.ptr("size"), "expected a size > 0, got 0");
+      // do_mmap(): a length beyond TASK_SIZE can never be mapped.
+      if (op.size > scope.task_size - kPageSize)
+        throw InputError(r.ptr("size"), "expected a size below TASK_SIZE, the end of this "
+                                        "machine's user address space (" + hex(scope.task_size) +
+                                        "), got " + std::to_string(op.size));
       parse_prot(r, op);
       op.shared = r.boolean("shared", false);
       if (op.shared) throw InputError(r.ptr("shared"), "not supported yet: shared mappings");
@@ -247,22 +335,31 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
                                  : thp == "nohugepage" ? ThpHint::kNoHugePage : ThpHint::kDefault;
       op.align = r.size("align", 0);
       if (op.align & (op.align - 1)) throw InputError(r.ptr("align"), "expected a power of two");
-      if (const Json* addr = r.get("addr")) {
-        (void)addr;
+      if (op.align > (uint64_t{1} << 30))
+        throw InputError(r.ptr("align"), "expected an alignment of at most 1GiB (the largest "
+                                         "page size), got " + std::to_string(op.align));
+      if (r.get("addr")) {
         op.addr = r.size("addr", 0);
-        if (op.addr % 4096) throw InputError(r.ptr("addr"), "expected a 4KiB-aligned address");
+        if (op.addr % kPageSize) throw InputError(r.ptr("addr"), "expected a 4KiB-aligned address");
+        // __get_unmapped_area(): addr > TASK_SIZE - len is -ENOMEM; the walker would
+        // drop the high bits and alias a low address.
+        const uint64_t len = (op.size + kPageSize - 1) & kPageMask;
+        if (op.addr > scope.task_size - len)
+          throw InputError(r.ptr("addr"), "expected addr + size at most TASK_SIZE, the end of "
+                                          "this machine's user address space (" +
+                                          hex(scope.task_size) + "), got " + hex(op.addr) + " + " +
+                                          hex(len));
       }
       op.fixed = r.boolean("fixed", false);
       if (op.fixed && !op.addr) throw InputError(r.ptr("fixed"), "\"fixed\": true needs an \"addr\"");
       if (r.get("file")) throw InputError(r.ptr("file"), "not supported yet: file mappings");
       if (r.get("hugetlb")) throw InputError(r.ptr("hugetlb"), "not supported yet: hugetlb mappings");
-      scope.mappings.insert(op.mapping);
+      scope.mappings[op.mapping] = op.size;
       break;
     }
     case OpKind::kTouch: {
-      require_mapping();
-      op.offset = r.size("offset", 0);
-      op.length = r.size("length", 0);
+      const uint64_t mapping_size = require_mapping();
+      read_window(r, op, mapping_size, false);
       std::string acc = r.choice("access", name == "access" ? "read" : "write", {"read", "write", "exec"});
       op.access = acc == "read" ? AccessKind::kRead : acc == "write" ? AccessKind::kWrite : AccessKind::kExec;
       std::string pat = r.choice("pattern", "sequential", {"sequential", "random", "strided", "zipf"});
@@ -272,49 +369,53 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
                                        : Pattern::kZipf;
       op.stride = r.size("stride", 4096);
       if (op.stride == 0) throw InputError(r.ptr("stride"), "expected a stride > 0, got 0");
-      op.count = r.uint("count", 0);
-      op.repeat = r.uint("repeat", 1, 1);
-      op.think_cycles = r.uint("think_cycles", 0);
+      if (op.stride > mapping_size)
+        throw InputError(r.ptr("stride"), "expected a stride within mapping " + quote_excerpt(op.mapping) +
+                                              " (" + format_size(mapping_size) + "), got " +
+                                              std::to_string(op.stride));
+      op.count = r.uint("count", 0, 0, kMaxOpAccesses);
+      op.repeat = r.uint("repeat", 1, 1, kMaxOpAccesses);
+      op.think_cycles = r.uint("think_cycles", 0, 0, kMaxOpCycles);
       op.seed = r.uint("seed", 1);
       op.zipf_theta = r.number("zipf_theta", 0.99);
-      if (op.zipf_theta <= 0 || op.zipf_theta >= 10)
-        throw InputError(r.ptr("zipf_theta"), "expected 0 < zipf_theta < 10");
+      if (!(op.zipf_theta > 0 && op.zipf_theta < 10))
+        throw InputError(r.ptr("zipf_theta"), "expected 0 < zipf_theta < 10, got " +
+                                                  json_excerpt(*r.get("zipf_theta")));
+      // Accesses per repetition: count, or one per page (or stride) of the window.
+      const uint64_t window = op.length ? op.length : mapping_size - op.offset;
+      const uint64_t per_rep = op.count ? op.count : std::max<uint64_t>(1, window / op.stride);
+      const auto accesses = mul(per_rep, op.repeat);
+      if (!accesses || *accesses > kMaxOpAccesses)
+        throw InputError(r.ptr("repeat"), "expected at most 2^44 accesses per op (count or one "
+                                          "per " + std::string(op.pattern == Pattern::kStrided ? "stride" : "page") +
+                                          ", times repeat), got " + std::to_string(per_rep) +
+                                          " x " + std::to_string(op.repeat));
+      const auto think = mul(*accesses, op.think_cycles);
+      if (!think || *think > kMaxOpCycles)
+        throw InputError(r.ptr("think_cycles"), "expected at most 2^44 cycles of think time per op, "
+                                                "got " + std::to_string(op.think_cycles) + " x " +
+                                                std::to_string(*accesses) + " accesses");
       break;
     }
     case OpKind::kMunmap:
-      require_mapping();
-      op.offset = r.size("offset", 0);
-      op.length = r.size("length", 0);
-      if (op.offset % 4096 || op.length % 4096)
-        throw InputError(ptr, "munmap offset and length must be multiples of 4KiB");
+    case OpKind::kMovePages:
+      read_window(r, op, require_mapping(), true);
       break;
     case OpKind::kMprotect:
-      require_mapping();
-      op.offset = r.size("offset", 0);
-      op.length = r.size("length", 0);
-      if (op.offset % 4096 || op.length % 4096)
-        throw InputError(ptr, "mprotect offset and length must be multiples of 4KiB");
+      read_window(r, op, require_mapping(), true);
       if (!r.get("prot")) throw InputError(ptr, "missing required key \"prot\" (e.g. \"r\", \"rw\")");
       parse_prot(r, op);
+      if (!op.prot_read && !op.prot_write && !op.prot_exec)
+        throw InputError(r.ptr("prot"), "not supported yet: mprotect to PROT_NONE (protnone PTEs "
+                                        "are not modelled); use \"r\", \"rw\" or \"rwx\"");
       break;
     case OpKind::kMadvise:
-      require_mapping();
-      op.offset = r.size("offset", 0);
-      op.length = r.size("length", 0);
-      if (op.offset % 4096 || op.length % 4096)
-        throw InputError(ptr, "madvise offset and length must be multiples of 4KiB");
+      read_window(r, op, require_mapping(), true);
       op.advice = r.choice("advice", "", {"dontneed", "free", "hugepage", "nohugepage",
                                           "pageout", "cold", "collapse"});
       if (op.advice == "collapse")
         throw InputError(r.ptr("advice"), "not supported yet: MADV_collapse (khugepaged is not "
                                           "modelled yet)");
-      break;
-    case OpKind::kMovePages:
-      require_mapping();
-      op.offset = r.size("offset", 0);
-      op.length = r.size("length", 0);
-      if (op.offset % 4096 || op.length % 4096)
-        throw InputError(ptr, "move_pages offset and length must be multiples of 4KiB");
       break;
     case OpKind::kReclaim:
       op.pages = r.uint("pages", 0);
@@ -325,8 +426,9 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
       break;
     case OpKind::kFork: {
       if (!r.get("cpu")) throw InputError(ptr, "missing required key \"cpu\": the CPU the child runs on");
-      op.cpu = static_cast<int>(r.uint("cpu", 0));
-      scope.fork_cpus->emplace_back(static_cast<unsigned>(op.cpu), r.ptr("cpu"));
+      const uint64_t cpu = r.uint("cpu", 0);
+      op.cpu = static_cast<int>(std::min<uint64_t>(cpu, INT32_MAX));  // range-checked below
+      scope.fork_cpus->emplace_back(cpu, r.ptr("cpu"));
       const Json* body = r.get("ops");
       Scope child = scope;  // the child inherits the mappings made so far
       if (body) {
@@ -339,32 +441,34 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
     case OpKind::kWait:
       break;
     case OpKind::kBarrier:
-      op.name = r.str("name", "", true);
+      op.name = r.name("name", true);
       op.spin = r.choice("wait", "block", {"block", "spin"}) == "spin";
       scope.barriers->insert(op.name);
       break;
     case OpKind::kSleep:
-      op.cycles = r.uint("cycles", 0);
+      op.cycles = r.uint("cycles", 0, 0, kMaxOpCycles);
       break;
     case OpKind::kReplay: {
       const Json* maps = r.get("mappings");
       if (!maps || !maps->is_array() || maps->empty())
         throw InputError(maps ? r.ptr("mappings") : ptr,
                          "expected \"mappings\": a non-empty array of mapping names");
+      std::vector<uint64_t> sizes;
       for (size_t i = 0; i < maps->size(); ++i) {
         const Json& m = (*maps)[i];
         const std::string mp = r.ptr("mappings") + "/" + std::to_string(i);
-        if (!m.is_string()) throw InputError(mp, "expected a mapping name, got " + m.dump());
-        if (!scope.mappings.count(m.get<std::string>()))
-          throw InputError(mp, "no mapping named \"" + m.get<std::string>() +
-                                   "\" is created by an earlier mmap of this process");
+        if (!m.is_string()) throw InputError(mp, "expected a mapping name, got " + json_excerpt(m));
+        auto known = scope.mappings.find(m.get<std::string>());
+        if (known == scope.mappings.end())
+          throw InputError(mp, "no mapping named " + quote_excerpt(m.get<std::string>()) +
+                                   " is created by an earlier mmap of this process");
         op.mappings.push_back(m.get<std::string>());
+        sizes.push_back(known->second);
       }
       std::string file = r.str("trace", "", true);
       if (!file.empty() && file[0] != '/') file = scope.base_dir + "/" + file;
       try {
-        op.trace = std::make_shared<const std::vector<TraceEntry>>(
-            read_trace_file(file, op.mappings.size()));
+        op.trace = std::make_shared<const std::vector<TraceEntry>>(read_trace_file(file, sizes));
       } catch (const InputError& e) {
         if (e.file().empty()) throw InputError(r.ptr("trace"), e.message());
         throw;
@@ -372,7 +476,8 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
       break;
     }
     case OpKind::kRegion: {
-      op.name = r.str("name", "", true);
+      // Region names are stat paths (system.regions.region[NAME]) and CSV cells.
+      op.name = r.name("name", true, "", "[],\"");
       if (scope.in_region) throw InputError(r.ptr("name"), "regions cannot be nested");
       const Json* body = r.get("ops");
       if (!body) throw InputError(ptr, "missing required key \"ops\" (the ops inside the region)");
@@ -388,24 +493,11 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
   return op;
 }
 
-/// Replaces "${name}" in every string of `j` by the parameter's value: a string that
-/// is exactly "${name}" takes the parameter's JSON value (so numbers stay numbers),
-/// otherwise the value's text is spliced in.
-Json substitute(const Json& j, const Json& params, const std::string& ptr) {
-  if (j.is_object()) {
-    Json o = Json::object();
-    for (auto it = j.begin(); it != j.end(); ++it)
-      o[it.key()] = substitute(it.value(), params, ptr + "/" + json_pointer_escape(it.key()));
-    return o;
-  }
-  if (j.is_array()) {
-    Json a = Json::array();
-    for (size_t i = 0; i < j.size(); ++i) a.push_back(substitute(j[i], params, ptr + "/" + std::to_string(i)));
-    return a;
-  }
-  if (!j.is_string()) return j;
-  const std::string s = j.get<std::string>();
-  if (s.find("${") == std::string::npos) return j;
+/// "${name}" in a string replaced by the parameter's value: a string that is
+/// exactly "${name}" takes the parameter's JSON value (so numbers stay numbers),
+/// otherwise the value's text is spliced in. `where` gives the pointer on error.
+Json substitute_string(const std::string& s, const Json& params,
+                       const std::function<std::string()>& where) {
   std::string out;
   size_t i = 0;
   while (i < s.size()) {
@@ -415,15 +507,16 @@ Json substitute(const Json& j, const Json& params, const std::string& ptr) {
       break;
     }
     size_t close = s.find('}', open);
-    if (close == std::string::npos) throw InputError(ptr, "unterminated ${...} in \"" + s + "\"");
+    if (close == std::string::npos)
+      throw InputError(where(), "unterminated ${...} in " + quote_excerpt(s));
     const std::string name = s.substr(open + 2, close - open - 2);
     auto it = params.find(name);
     if (it == params.end()) {
       std::vector<std::string> known;
       for (auto p = params.begin(); p != params.end(); ++p) known.push_back(p.key());
-      throw InputError(ptr, "unknown workload parameter \"" + name + "\"" +
-                                (known.empty() ? "; the workload declares no \"params\""
-                                               : "; declared: " + join_choices(known)));
+      throw InputError(where(), "unknown workload parameter " + quote_excerpt(name) +
+                                    (known.empty() ? "; the workload declares no \"params\""
+                                                   : "; declared: " + join_choices(known)));
     }
     if (open == 0 && close + 1 == s.size()) return *it;  // the whole string: keep the type
     out += s.substr(i, open - i);
@@ -433,78 +526,189 @@ Json substitute(const Json& j, const Json& params, const std::string& ptr) {
   return out;
 }
 
+/// Substitutes parameters in every string of `doc`, in place and without recursion
+/// (the pointer of a value is built only for a message).
+void substitute(Json& doc, const Json& params, const std::string& pointer) {
+  struct Item {
+    Json* value;
+    size_t depth;     // of `value` below `doc`
+    std::string key;  // its key or index in its parent (escaped)
+  };
+  std::vector<Item> todo{{&doc, 0, ""}};
+  std::vector<std::string> path;  // keys from `doc` down to the current value
+  while (!todo.empty()) {
+    Item item = std::move(todo.back());
+    todo.pop_back();
+    path.resize(item.depth);
+    if (item.depth) path[item.depth - 1] = item.key;
+    Json& v = *item.value;
+    if (v.is_object()) {
+      for (auto it = v.begin(); it != v.end(); ++it)
+        todo.push_back({&it.value(), item.depth + 1, json_pointer_escape(it.key())});
+    } else if (v.is_array()) {
+      for (size_t i = 0; i < v.size(); ++i) todo.push_back({&v[i], item.depth + 1, std::to_string(i)});
+    } else if (v.is_string() && v.get_ref<const std::string&>().find("${") != std::string::npos) {
+      const std::string s = v.get<std::string>();
+      v = substitute_string(s, params, [&] {
+        std::string p = pointer;
+        for (const auto& k : path) p += "/" + k;
+        return p.empty() ? std::string("/") : p;
+      });
+    }
+  }
+}
+
 }  // namespace
 
-std::vector<TraceEntry> read_trace_file(const std::string& path, size_t nr_mappings) {
+std::vector<TraceEntry> read_trace_file(const std::string& path,
+                                        const std::vector<uint64_t>& mapping_sizes) {
   std::ifstream in(path);
-  if (!in) throw InputError("", "trace file " + path + " not found or unreadable");
+  if (!in) throw InputError("", "trace file " + quote_excerpt(path) + " not found or unreadable");
   std::vector<TraceEntry> v;
   std::string line;
   size_t lineno = 0;
   while (std::getline(in, line)) {
     ++lineno;
+    const std::string where = "line " + std::to_string(lineno);
     if (line.empty() || line[0] == '#') continue;
     std::istringstream ls(line);
-    uint64_t m = 0, count = 1;
-    std::string page_hex, kind;
-    if (!(ls >> m >> page_hex >> kind))
-      throw InputError("line " + std::to_string(lineno),
-                       "expected \"MAPPING PAGE KIND [COUNT]\", got \"" + line.substr(0, 60) + "\"", path);
-    if (!(ls >> count)) count = 1;
+    std::string m_text, page_hex, kind, count_text;
+    if (!(ls >> m_text >> page_hex >> kind))
+      throw InputError(where, "expected \"MAPPING PAGE KIND [COUNT]\", got " + quote_excerpt(line), path);
+    ls >> count_text;
     std::string rest;
-    if (ls >> rest)
-      throw InputError("line " + std::to_string(lineno), "unexpected text \"" + rest + "\"", path);
+    if (ls >> rest) throw InputError(where, "unexpected text " + quote_excerpt(rest), path);
+    // Every field is range-checked here: strtoull saturates and wraps silently.
+    auto number = [&](const std::string& text, int base, const char* what) {
+      errno = 0;
+      char* end = nullptr;
+      const uint64_t x = std::strtoull(text.c_str(), &end, base);
+      if (text.empty() || text[0] == '-' || text[0] == '+' || !end || *end || errno == ERANGE)
+        throw InputError(where, std::string("expected ") + what + ", got " + quote_excerpt(text), path);
+      return x;
+    };
     TraceEntry e;
-    if (m >= nr_mappings)
-      throw InputError("line " + std::to_string(lineno),
-                       "mapping index " + std::to_string(m) + " but the replay op names " +
-                           std::to_string(nr_mappings) + " mappings", path);
+    const uint64_t m = number(m_text, 10, "a mapping index");
+    if (m >= mapping_sizes.size())
+      throw InputError(where, "mapping index " + std::to_string(m) + " but the replay op names " +
+                                  std::to_string(mapping_sizes.size()) + " mappings", path);
     e.mapping = static_cast<uint32_t>(m);
-    char* end = nullptr;
-    e.page = std::strtoull(page_hex.c_str(), &end, 16);
-    if (!end || *end)
-      throw InputError("line " + std::to_string(lineno), "expected a hex page offset, got \"" + page_hex + "\"", path);
+    e.page = number(page_hex, 16, "a hex page offset");
+    const uint64_t pages = mapping_sizes[m] / kPageSize + (mapping_sizes[m] % kPageSize != 0);
+    if (e.page >= pages)
+      throw InputError(where, "page " + quote_excerpt(page_hex) + " lies beyond mapping " +
+                                  std::to_string(m) + " (" + std::to_string(pages) + " pages)", path);
     if (kind == "r") e.kind = AccessKind::kRead;
     else if (kind == "w") e.kind = AccessKind::kWrite;
     else if (kind == "x") e.kind = AccessKind::kExec;
-    else throw InputError("line " + std::to_string(lineno), "expected kind r, w or x, got \"" + kind + "\"", path);
+    else throw InputError(where, "expected kind r, w or x, got " + quote_excerpt(kind), path);
+    const uint64_t count = count_text.empty() ? 1 : number(count_text, 10, "a count");
     if (count == 0 || count > 0xffffffffu)
-      throw InputError("line " + std::to_string(lineno), "expected a count between 1 and 2^32-1", path);
+      throw InputError(where, "expected a count between 1 and 2^32-1, got " + quote_excerpt(count_text), path);
     e.count = static_cast<uint32_t>(count);
     v.push_back(e);
   }
   return v;
 }
 
+namespace {
+
+/// How one participant (a thread or a forked child) uses barrier `name`: whether it
+/// names it at all (System counts it as a participant then) and how many uses it
+/// reaches before its first `exit`; forked children are participants of their own.
+struct BarrierUse {
+  bool named = false;
+  size_t reached = 0;
+  bool exited = false;
+  const Op* first = nullptr;
+};
+void barrier_uses(const std::vector<Op>& ops, const std::string& name, BarrierUse& u) {
+  for (const auto& op : ops) {
+    if (op.kind == OpKind::kExit) u.exited = true;
+    if (op.kind == OpKind::kBarrier && op.name == name) {
+      u.named = true;
+      if (!u.first) u.first = &op;
+      if (!u.exited) ++u.reached;
+    }
+    if (op.kind == OpKind::kRegion) barrier_uses(op.body, name, u);
+  }
+}
+
+/// Every participant of a barrier, as System counts them: workload threads and the
+/// children forked by their top-level ops or regions.
+void participants(const std::vector<Op>& ops, std::vector<const std::vector<Op>*>& out) {
+  out.push_back(&ops);
+  for (const auto& op : ops) {
+    if (op.kind == OpKind::kFork) participants(op.body, out);
+    if (op.kind == OpKind::kRegion)
+      for (const auto& inner : op.body)
+        if (inner.kind == OpKind::kFork) participants(inner.body, out);
+  }
+}
+
+/// A barrier completes when every participant that uses its name arrives; one that
+/// uses it fewer times than another leaves the other waiting forever.
+std::string times(size_t n) {
+  return n == 0 ? "never" : n == 1 ? "once" : std::to_string(n) + " times";
+}
+
+void check_barriers(const Workload& w, const std::set<std::string>& names) {
+  std::vector<const std::vector<Op>*> all;
+  for (const auto& p : w.processes)
+    for (const auto& t : p.threads) participants(t.ops, all);
+  for (const auto& name : names) {
+    const BarrierUse* most = nullptr;
+    const BarrierUse* least = nullptr;
+    std::vector<BarrierUse> uses(all.size());
+    for (size_t i = 0; i < all.size(); ++i) {
+      barrier_uses(*all[i], name, uses[i]);
+      if (!uses[i].named) continue;
+      if (!most || uses[i].reached > most->reached) most = &uses[i];
+      if (!least || uses[i].reached < least->reached) least = &uses[i];
+    }
+    if (most && most->reached != least->reached)
+      throw InputError(most->first->pointer + "/name",
+                       "barrier " + quote_excerpt(name) + " is reached " + times(most->reached) +
+                           " by this thread but " + times(least->reached) +
+                           " by another that names it (uses after an exit do not count): the "
+                           "last uses would wait forever");
+  }
+}
+
+}  // namespace
+
 Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_cpus,
-                       const std::string& base_dir) {
+                       const std::string& base_dir, uint64_t task_size) {
   if (!raw.is_object())
-    throw InputError(pointer.empty() ? "/" : pointer, "expected a workload object");
+    throw InputError(pointer.empty() ? "/" : pointer, "expected a workload object, got " +
+                                                          json_excerpt(raw));
   Json params = Json::object();
   if (auto it = raw.find("params"); it != raw.end()) {
     if (!it->is_object())
-      throw InputError(pointer + "/params", "expected an object of parameter defaults");
+      throw InputError(pointer + "/params", "expected an object of parameter defaults, got " +
+                                                json_excerpt(*it));
     params = *it;
   }
-  Json body = raw;
-  body.erase("params");
-  const Json j = substitute(body, params, pointer);
+  Json j = raw;
+  j.erase("params");
+  substitute(j, params, pointer);
   ObjectReader r(j, pointer, "a workload");
   Workload w;
-  w.name = r.str("name", "workload");
+  w.name = r.name("name", false, "workload");
   r.str("description", "");
   const Json* procs = r.get("processes");
   if (!procs) throw InputError(pointer.empty() ? "/" : pointer, "missing required key \"processes\"");
   if (!procs->is_array() || procs->empty())
     throw InputError(r.ptr("processes"), "expected a non-empty array of processes");
   std::set<std::string> barriers;
-  std::map<unsigned, std::string> cpu_owner;
-  std::vector<std::pair<unsigned, std::string>> fork_cpus;
+  std::map<uint64_t, std::string> cpu_owner;
+  std::vector<std::pair<uint64_t, std::string>> fork_cpus;
+  const std::string cpus_text = std::to_string(nr_cpus);
   for (size_t pi = 0; pi < procs->size(); ++pi) {
     const std::string pptr = r.ptr("processes") + "/" + std::to_string(pi);
     ObjectReader pr((*procs)[pi], pptr, "a process");
     Process p;
-    p.name = pr.str("name", "p" + std::to_string(pi));
+    p.name = pr.name("name", false, "p" + std::to_string(pi));
     const Json* threads = pr.get("threads");
     if (!threads) throw InputError(pptr, "missing required key \"threads\"");
     if (!threads->is_array() || threads->empty())
@@ -514,17 +718,20 @@ Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_
     Scope scope;
     scope.barriers = &barriers;
     scope.base_dir = base_dir;
+    scope.task_size = task_size;
     scope.fork_cpus = &fork_cpus;
     for (size_t ti = 0; ti < threads->size(); ++ti) {
       const std::string tptr = pr.ptr("threads") + "/" + std::to_string(ti);
       ObjectReader tr((*threads)[ti], tptr, "a thread");
       Thread t;
-      t.name = tr.str("name", "t" + std::to_string(ti));
-      t.cpu = static_cast<unsigned>(tr.uint("cpu", ti));
-      if (t.cpu >= nr_cpus)
-        throw InputError(tr.ptr("cpu"), "expected a CPU number below " + std::to_string(nr_cpus) +
-                                            " (the machine has " + std::to_string(nr_cpus) +
-                                            " CPUs), got " + std::to_string(t.cpu));
+      t.name = tr.name("name", false, "t" + std::to_string(ti));
+      // Range-checked as 64 bits before it narrows: 2^32 is not CPU 0.
+      const uint64_t cpu = tr.uint("cpu", ti);
+      if (cpu >= nr_cpus)
+        throw InputError(tr.ptr("cpu"), "expected a CPU number below " + cpus_text +
+                                            " (the machine has " + cpus_text + " CPUs), got " +
+                                            std::to_string(cpu));
+      t.cpu = static_cast<unsigned>(cpu);
       if (cpu_owner.count(t.cpu))
         throw InputError(tr.ptr("cpu"), "not supported yet: two threads pinned to CPU " +
                                             std::to_string(t.cpu) + " (also " + cpu_owner[t.cpu] +
@@ -541,13 +748,15 @@ Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_
   }
   for (const auto& [cpu, fptr] : fork_cpus) {
     if (cpu >= nr_cpus)
-      throw InputError(fptr, "expected a CPU number below " + std::to_string(nr_cpus) + ", got " +
-                                 std::to_string(cpu));
+      throw InputError(fptr, "expected a CPU number below " + cpus_text + " (the machine has " +
+                                 cpus_text + " CPUs), got " + std::to_string(cpu));
     if (cpu_owner.count(cpu))
-      throw InputError(fptr, "CPU " + std::to_string(cpu) + " already runs " + cpu_owner[cpu] +
+      throw InputError(fptr, "CPU " + std::to_string(cpu) + " already runs " +
+                                 quote_excerpt(cpu_owner[cpu]) +
                                  "; a forked child needs a CPU no workload thread is pinned to");
   }
   r.finish();
+  check_barriers(w, barriers);
   return w;
 }
 

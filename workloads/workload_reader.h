@@ -5,7 +5,9 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
+#include "base/addr.h"
 #include "workloads/op.h"
 
 namespace tlbsim::workload {
@@ -15,14 +17,19 @@ using Json = nlohmann::ordered_json;
 /// Parses and validates `j` (the workload object); `pointer` prefixes messages.
 /// A workload may declare "params" (name → default value); "${name}" in any string
 /// is replaced by the value (a whole-string reference keeps the value's JSON type).
-/// Throws InputError. `nr_cpus` bounds thread pinning.
+/// Throws InputError. `nr_cpus` bounds thread pinning and `task_size` (the end of
+/// the machine's user address space, base/addr.h) mmap addresses and sizes; every
+/// integer is range-checked so that nothing wraps at run time (windows lie inside
+/// their mapping, cycles and access counts are bounded).
 /// Files a workload names (replay traces) are resolved relative to `base_dir`.
 Workload read_workload(const Json& j, const std::string& pointer, unsigned nr_cpus,
-                       const std::string& base_dir = ".");
+                       const std::string& base_dir = ".", uint64_t task_size = kTaskSizeX86);
 
-/// Reads a trace file of the replay op ("MAPPING PAGE(hex) KIND [COUNT]" per line);
-/// InputError with the line number on malformed lines.
-std::vector<TraceEntry> read_trace_file(const std::string& path, size_t nr_mappings);
+/// Reads a trace file of the replay op ("MAPPING PAGE(hex) KIND [COUNT]" per line)
+/// over mappings of the given sizes; InputError with the line number on malformed
+/// lines and pages beyond their mapping.
+std::vector<TraceEntry> read_trace_file(const std::string& path,
+                                        const std::vector<uint64_t>& mapping_sizes);
 
 /// Ops that parse but cannot be executed by this version of the simulator.
 bool op_supported(OpKind k);

@@ -7,7 +7,7 @@
 namespace tlbsim::workload {
 namespace {
 
-InputError error_of(const char* text, unsigned cpus = 2) {
+InputError error_of(const std::string& text, unsigned cpus = 2) {
   try {
     read_workload(Json::parse(text), "/workload", cpus);
   } catch (const InputError& e) {
@@ -62,6 +62,57 @@ TEST(WorkloadReader, CpuOutOfRangeAndDoublePinning) {
             "/workload/processes/0/threads/0/cpu");
   InputError e = error_of(R"({"processes":[{"threads":[{"cpu":0,"ops":[]},{"cpu":0,"ops":[]}]}]})");
   EXPECT_NE(e.message().find("not supported yet"), std::string::npos);
+}
+
+// Regression (issue 16 item 1): substitution recursed once per level and copied the
+// pointer each time; the pointer of a bad reference is still exact.
+TEST(WorkloadReader, SubstitutionReportsTheExactPointerInDeepDocuments) {
+  Json deep = "${nope}";
+  for (int i = 0; i < 150; ++i) deep = Json::array({deep});
+  Json w = Json::parse(R"({"params":{"x":1},"processes":[{"threads":[{"cpu":0,"ops":[]}]}]})");
+  w["_c"] = deep;
+  try {
+    read_workload(w, "/workload", 2);
+    FAIL() << "accepted an unknown parameter";
+  } catch (const InputError& e) {
+    std::string want = "/workload/_c";
+    for (int i = 0; i < 150; ++i) want += "/0";
+    EXPECT_EQ(e.where(), want);
+    EXPECT_NE(e.message().find("unknown workload parameter \"nope\""), std::string::npos);
+  }
+}
+
+// Regression (issue 16 item 11): "cpu": 2^32 was truncated to CPU 0.
+TEST(WorkloadReader, CpuIsRangeCheckedBeforeItNarrows) {
+  InputError e = error_of(R"({"processes":[{"threads":[{"cpu":4294967296,"ops":[]}]}]})");
+  EXPECT_EQ(e.where(), "/workload/processes/0/threads/0/cpu");
+  e = error_of(R"({"processes":[{"threads":[{"cpu":0,"ops":[{"op":"fork","cpu":4294967297}]}]}]})");
+  EXPECT_EQ(e.where(), "/workload/processes/0/threads/0/ops/0/cpu");
+}
+
+// Regression (issue 16 item 15): windows beyond the mapping wrapped len - offset.
+TEST(WorkloadReader, WindowsLieInsideTheirMapping) {
+  auto window = [](const char* op) {
+    return std::string(R"({"processes":[{"threads":[{"cpu":0,"ops":[{"op":"mmap","name":"b","size":"1MiB"},)") +
+           op + "]}]}]}";
+  };
+  EXPECT_EQ(error_of(window(R"({"op":"munmap","mapping":"b","offset":18446744073709547520})").c_str()).where(),
+            "/workload/processes/0/threads/0/ops/1/offset");
+  EXPECT_EQ(error_of(window(R"({"op":"madvise","mapping":"b","advice":"free","offset":"512KiB","length":"1MiB"})").c_str())
+                .where(),
+            "/workload/processes/0/threads/0/ops/1/length");
+  EXPECT_EQ(error_of(window(R"({"op":"touch","mapping":"b","count":17592186044416,"repeat":2})").c_str()).where(),
+            "/workload/processes/0/threads/0/ops/1/repeat");
+  EXPECT_NO_THROW(read_workload(Json::parse(window(R"({"op":"munmap","mapping":"b","offset":"1020KiB"})")),
+                                "/workload", 2));
+}
+
+// Regression (issue 16 item 2): the reader refuses what no mmap can map on the machine.
+TEST(WorkloadReader, MmapBeyondTheMachinesTaskSizeIsRefused) {
+  const char* hi = R"({"processes":[{"threads":[{"cpu":0,"ops":[
+    {"op":"mmap","name":"hi","size":"8KiB","addr":281475245146112,"fixed":true}]}]}]})";
+  EXPECT_EQ(error_of(hi).where(), "/workload/processes/0/threads/0/ops/0/addr");
+  EXPECT_NO_THROW(read_workload(Json::parse(hi), "/workload", 2, ".", kTaskSizeX86La57));
 }
 
 }  // namespace

@@ -1,8 +1,19 @@
 #include "tools/tlbsim/experiment.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+
 #include "base/error.h"
 #include "base/file_util.h"
+#include "base/json_text.h"
 #include "base/size.h"
+#include "models/tlb/tlb.h"
+#include "models/tlb/tlb_config.h"
 #include "workloads/workload_reader.h"
 
 namespace tlbsim {
@@ -10,6 +21,9 @@ namespace tlbsim {
 namespace fs = std::filesystem;
 
 namespace {
+
+/// Bytes in a name that becomes a file or directory name (NAME_MAX).
+constexpr size_t kMaxNameBytes = 255;
 
 std::vector<std::string> list_names(const fs::path& dir) {
   std::vector<std::string> v;
@@ -25,19 +39,28 @@ std::vector<std::string> list_names(const fs::path& dir) {
 /// relative to the directory of `file`.
 fs::path find_named(const fs::path& dir, const std::string& name, const std::string& what,
                     const std::string& pointer, const std::string& file) {
+  // A name becomes a file name: bounded and printable before any filesystem call.
+  bool printable = !name.empty();
+  for (unsigned char c : name) printable &= c >= 0x20 && c != 0x7f;
+  if (!printable || name.size() > kMaxNameBytes)
+    throw InputError(pointer, "expected a " + what + " name of 1 to " +
+                                  std::to_string(kMaxNameBytes) +
+                                  " bytes without control characters, got " + quote_excerpt(name) +
+                                  " (" + std::to_string(name.size()) + " bytes)", file);
+  std::error_code ec;
   const bool is_path = name.find('/') != std::string::npos ||
                        (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0);
   if (is_path) {
     fs::path p = name;
     if (p.is_relative()) p = fs::path(file).parent_path() / p;
-    if (fs::is_regular_file(p)) return p;
-    throw InputError(pointer, what + " file \"" + name + "\" not found (looked for " + p.string() + ")",
-                     file);
+    if (fs::is_regular_file(p, ec)) return p;
+    throw InputError(pointer, what + " file " + quote_excerpt(name) + " not found (looked for " +
+                                  p.string() + ")", file);
   }
   fs::path p = dir / (name + ".json");
-  if (fs::exists(p)) return p;
+  if (fs::is_regular_file(p, ec)) return p;
   auto names = list_names(dir);
-  std::string msg = what + " \"" + name + "\" not found in " + dir.string();
+  std::string msg = what + " " + quote_excerpt(name) + " not found in " + dir.string();
   std::string near = closest_match(name, names);
   if (!near.empty()) msg += " (did you mean \"" + near + "\"?)";
   if (!names.empty()) msg += "; available: " + join_choices(names);
@@ -60,12 +83,21 @@ std::pair<std::vector<std::string>, Json> parse_set(const std::string& s) {
     }
   }
   path.push_back(cur);
+  for (const auto& k : path)
+    if (k.empty()) throw InputError("", "expected key.path=value with no empty key, got " +
+                                            quote_excerpt(s), "--set");
   const std::string text = s.substr(eq + 1);
+  check_json_bounds(text, "--set " + s.substr(0, eq + 1) + "...");
   Json v;
   try {
     v = Json::parse(text);
-  } catch (const Json::parse_error&) {
+  } catch (const Json::exception&) {
     v = text;  // a bare word is a string
+    try {
+      (void)v.dump();
+    } catch (const Json::exception&) {
+      throw InputError("", "expected UTF-8 text, got " + quote_excerpt(text), "--set");
+    }
   }
   return {path, v};
 }
@@ -98,13 +130,13 @@ std::string load_layered(Set& set, const Json& doc, const std::string& key, cons
       overrides = *it;
       if (auto pi = overrides.find("preset"); pi != overrides.end()) {
         if (!pi->is_string())
-          throw InputError(ptr + "/preset", "expected a preset name string, got " + pi->dump(), file);
+          throw InputError(ptr + "/preset", "expected a preset name string, got " + json_excerpt(*pi), file);
         preset = pi->get<std::string>();
         overrides.erase("preset");
       }
     } else {
       throw InputError(ptr, "expected a " + what + " name or an object {\"preset\": name, ...}, got " +
-                                it->dump(), file);
+                                json_excerpt(*it), file);
     }
   }
   const fs::path preset_file = find_named(dir, preset, what, ptr, file);
@@ -133,7 +165,7 @@ void apply_folio_size(Experiment& ex, const Json& v, const std::string& file) {
   const bool pow2 = bytes && !(bytes & (bytes - 1));
   if (!pow2 || bytes < 4096 || bytes > (2u << 20) || bytes == 8192)
     throw InputError("/folio_size", "expected a folio size of 4KiB or 16KiB…2MiB (a power of "
-                                    "two; order 1 is not an anonymous THP size), got " + v.dump(),
+                                    "two; order 1 is not an anonymous THP size), got " + json_excerpt(v),
                      file);
   auto& thp = ex.kernel->thp;
   for (unsigned order = mm::kMinAnonThpOrder; order <= mm::kPmdOrder; ++order)
@@ -142,7 +174,191 @@ void apply_folio_size(Experiment& ex, const Json& v, const std::string& file) {
   ex.folio_size = bytes;
 }
 
+/// The hardware a machine builds, checked as the models' constructors check it, so
+/// that whatever `tlbsim validate` accepts also builds: every TLB geometry (an
+/// absent structure is entries 0, but the L1 dTLB must exist) and the arm64 walk
+/// cache.
+void check_machine(const MachineParams& m) {
+  const bool arm64 = m.arch() == "arm64";
+  const std::initializer_list<PageSize> x86_sizes = {PageSize::k4K, PageSize::k2M, PageSize::k1G};
+  const std::initializer_list<PageSize> arm64_sizes = {PageSize::k4K, PageSize::k64K,
+                                                       PageSize::k2M, PageSize::k1G};
+  struct Structure {
+    const TlbParams& params;
+    const char* pointer;
+    bool required;
+  };
+  std::vector<Structure> tlbs = {{m.l1d, "/machine/l1d", true}, {m.stlb, "/machine/stlb", false}};
+  if (!arm64) tlbs.push_back({m.l1d_2m, "/machine/l1d_2m", false});
+  for (const auto& t : tlbs) {
+    const std::string ptr = t.pointer;
+    if (t.params.entries() == 0) {
+      if (!t.required) continue;
+      throw InputError(ptr + "/entries", "expected at least 1 entry (the L1 data TLB cannot be "
+                                         "absent; entries 0 removes l1d_2m or stlb), got 0");
+    }
+    const TlbGeometry g = tlb_geometry_of(t.params, ptr.substr(ptr.rfind('/') + 1), ptr,
+                                          arm64 ? arm64_sizes : x86_sizes, arm64 ? "arm64" : "x86");
+    if (g.sizes.empty())
+      throw InputError(ptr + "/sizes", "expected at least one page size (e.g. \"4KiB\"), got " +
+                                           quote_excerpt(t.params.sizes()));
+    try {
+      Tlb check(g);
+    } catch (const std::invalid_argument& e) {
+      throw InputError(ptr + "/sizes", std::string("expected a buildable TLB: ") + e.what());
+    }
+  }
+  if (arm64 && m.arm64.walk_cache_entries() &&
+      m.arm64.walk_cache_entries() % m.arm64.walk_cache_ways())
+    throw InputError("/machine/arm64/walk_cache_ways",
+                     "expected ways dividing walk_cache_entries (" +
+                         std::to_string(m.arm64.walk_cache_entries()) + "), got " +
+                         std::to_string(m.arm64.walk_cache_ways()));
+}
+
 }  // namespace
+
+HostMemoryEstimate estimate_host_memory(const Experiment& ex) {
+  // Coefficients measured as VmHWM (docs/guide.md, "Host memory"): the frame table
+  // and the coherence checker's per-frame state cost 13.3 MiB per simulated GiB, page
+  // tables and folio state of touched memory up to 6.7 MiB more; a CPU 300 KiB plus
+  // 24 bytes per TLB or walk-cache entry; a cache 4 bytes per 64-byte line; a zipf
+  // touch 8 bytes per page of its window (the CPU model's CDF table).
+  constexpr uint64_t kBase = 32ull << 20;
+  constexpr uint64_t kPerSimulatedGiB = 20ull << 20;
+  constexpr uint64_t kPerCpu = 300ull << 10;
+  constexpr uint64_t kPerTlbEntry = 24;
+  constexpr uint64_t kPerCacheLine = 4;
+  constexpr uint64_t kPerZipfPage = 8;
+  const MachineParams& m = *ex.machine;
+  struct Term {
+    uint64_t bytes;
+    std::string pointer, what;
+  };
+  std::vector<Term> terms;
+  const uint64_t mem = m.memory().value;
+  terms.push_back({mem / (1ull << 30) * kPerSimulatedGiB + (mem % (1ull << 30)) * kPerSimulatedGiB / (1ull << 30),
+                   "/machine/memory", format_size(mem) + " of simulated memory"});
+  const uint64_t cpus = m.cpus();
+  const uint64_t entries = uint64_t{m.l1d.entries()} + m.l1d_2m.entries() + m.stlb.entries() +
+                           m.walker.pml4_cache_entries() + m.walker.pdpt_cache_entries() +
+                           m.walker.pde_cache_entries() + m.arm64.walk_cache_entries();
+  const uint64_t private_lines = (m.cache.l1d.bytes().value + m.cache.l2.bytes().value) / 64;
+  terms.push_back({cpus * (kPerCpu + entries * kPerTlbEntry + private_lines * kPerCacheLine),
+                   "/machine/cpus", std::to_string(cpus) + " CPUs with " + std::to_string(entries) +
+                                        " TLB entries each"});
+  terms.push_back({uint64_t{m.topology.sockets()} * (m.cache.llc.bytes().value / 64) * kPerCacheLine,
+                   "/machine/cache/llc/bytes", "the LLC tags"});
+  // The largest zipf window of any op (one table lives at a time per CPU).
+  uint64_t zipf_pages = 0;
+  std::string zipf_ptr;
+  std::map<std::string, uint64_t> sizes;  // mapping name → size, in program order
+  std::vector<const workload::Op*> todo;
+  for (const auto& p : ex.workload.processes)
+    for (const auto& t : p.threads)
+      for (auto it = t.ops.rbegin(); it != t.ops.rend(); ++it) todo.push_back(&*it);
+  while (!todo.empty()) {
+    const workload::Op* op = todo.back();
+    todo.pop_back();
+    if (op->kind == workload::OpKind::kMmap) sizes[op->mapping] = op->size;
+    if (op->kind == workload::OpKind::kTouch && op->pattern == workload::Pattern::kZipf) {
+      const uint64_t len = sizes.count(op->mapping) ? sizes[op->mapping] : 0;
+      const uint64_t window = op->length ? op->length : len - std::min(len, op->offset);
+      if (window / kPageSize > zipf_pages) {
+        zipf_pages = window / kPageSize;
+        zipf_ptr = op->pointer;
+      }
+    }
+    for (auto it = op->body.rbegin(); it != op->body.rend(); ++it) todo.push_back(&*it);
+  }
+  if (zipf_pages)
+    terms.push_back({zipf_pages * kPerZipfPage * std::min<uint64_t>(cpus, 2), zipf_ptr,
+                     "a zipf window of " + std::to_string(zipf_pages) + " pages"});
+  HostMemoryEstimate e;
+  e.bytes = kBase;
+  uint64_t largest = 0;
+  for (const auto& t : terms) {
+    e.bytes += t.bytes;
+    if (t.bytes > largest) {
+      largest = t.bytes;
+      e.pointer = t.pointer;
+      e.file = t.pointer == zipf_ptr && !ex.workload_ref.empty() ? ex.workload_ref : ex.file.string();
+    }
+    if (t.bytes >= (1ull << 20))
+      e.detail += (e.detail.empty() ? "" : ", ") + t.what + " " + format_size(t.bytes >> 20 << 20);
+  }
+  return e;
+}
+
+namespace {
+/// A value of /proc/self/status or /proc/meminfo in bytes ("MemAvailable:  123 kB").
+std::optional<uint64_t> proc_kib(const char* file, const std::string& key) {
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.compare(0, key.size() + 1, key + ":") == 0) {
+      std::istringstream ls(line.substr(key.size() + 1));
+      uint64_t kib = 0;
+      if (ls >> kib) return kib << 10;
+    }
+  return std::nullopt;
+}
+std::string gib(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1fGiB", static_cast<double>(bytes) / (1ull << 30));
+  return buf;
+}
+}  // namespace
+
+void check_host_memory(const Experiment& ex, std::optional<uint64_t> max_bytes) {
+  const HostMemoryEstimate e = estimate_host_memory(ex);
+  std::string limit_what;
+  uint64_t limit = UINT64_MAX;
+  if (max_bytes) {
+    limit = *max_bytes;
+    limit_what = "--max-host-memory";
+  } else if (auto avail = proc_kib("/proc/meminfo", "MemAvailable")) {
+    limit = *avail;
+    limit_what = "MemAvailable of this host";
+  }
+  // ulimit -v: what is mapped already, plus SystemC's coroutine stacks (about 640 KiB
+  // of address space per CPU), counts against it too.
+  rlimit as{};
+  if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) {
+    const uint64_t used = proc_kib("/proc/self/status", "VmSize").value_or(0) +
+                          uint64_t{ex.machine->cpus()} * (640ull << 10);
+    const uint64_t room = as.rlim_cur > used ? as.rlim_cur - used : 0;
+    if (room < limit) {
+      limit = room;
+      limit_what = "the address-space limit (ulimit -v) less what is mapped";
+    }
+  }
+  if (e.bytes <= limit) return;
+  throw InputError(e.pointer, "this run needs about " + gib(e.bytes) + " of host memory (" +
+                                  e.detail + ") but " + limit_what + " is " + gib(limit) +
+                                  "; use a smaller configuration, or --max-host-memory SIZE to "
+                                  "allow more",
+                   e.file);
+}
+
+std::string experiment_name(const Json& doc, const fs::path& file) {
+  auto it = doc.find("name");
+  if (it == doc.end()) return file.stem().string();
+  // The name is the default output directory (results/NAME).
+  const std::string n = it->is_string() ? it->get<std::string>() : std::string();
+  bool ok = !n.empty() && n.size() <= kMaxNameBytes && n != "." && n != "..";
+  for (unsigned char c : n) ok &= c >= 0x20 && c != 0x7f && c != '/';
+  if (!ok)
+    throw InputError("/name", "expected a name of 1 to " + std::to_string(kMaxNameBytes) +
+                                  " bytes without '/' or control characters (it names the "
+                                  "results directory), got " + json_excerpt(*it), file.string());
+  return n;
+}
+
+uint64_t task_size(const MachineParams& m) {
+  if (m.arch() == "arm64") return kTaskSizeArm64;
+  return m.pgtable_levels() == 5 ? kTaskSizeX86La57 : kTaskSizeX86;
+}
 
 Json Experiment::effective_config() const {
   Json j = Json::object();
@@ -218,17 +434,15 @@ std::unique_ptr<Experiment> load_experiment(const fs::path& file,
     if (doc.contains("sweep") && !as_point)
       throw InputError("/sweep", "this experiment is a sweep: run it with `tlbsim run` (which "
                                  "runs every point), not as a single run", fname);
-    ex->name = file.stem().string();
-    if (auto it = doc.find("name"); it != doc.end()) {
-      if (!it->is_string() || it->get<std::string>().empty())
-        throw InputError("/name", "expected a non-empty string, got " + it->dump(), fname);
-      ex->name = it->get<std::string>();
-    }
-    if (auto it = doc.find("description"); it != doc.end() && it->is_string())
+    ex->name = experiment_name(doc, file);
+    if (auto it = doc.find("description"); it != doc.end()) {
+      if (!it->is_string())
+        throw InputError("/description", "expected a string, got " + json_excerpt(*it), fname);
       ex->description = it->get<std::string>();
+    }
     if (auto it = doc.find("seed"); it != doc.end()) {
       if (!it->is_number_unsigned())
-        throw InputError("/seed", "expected a non-negative integer, got " + it->dump(), fname);
+        throw InputError("/seed", "expected a non-negative integer, got " + json_excerpt(*it), fname);
       ex->seed = it->get<uint64_t>();
     }
     ex->machine_preset = load_layered(*ex->machine, doc, "machine", paths.root / "configs/machines",
@@ -248,7 +462,7 @@ std::unique_ptr<Experiment> load_experiment(const fs::path& file,
       // {"preset": "munmap", "params": {...}}: a catalog workload with parameters.
       const Json& pr = (*wit)["preset"];
       if (!pr.is_string())
-        throw InputError("/workload/preset", "expected a catalog workload name, got " + pr.dump(), fname);
+        throw InputError("/workload/preset", "expected a catalog workload name, got " + json_excerpt(pr), fname);
       catalog = pr.get<std::string>();
       for (auto it = wit->begin(); it != wit->end(); ++it) {
         if (it.key() == "preset" || (!it.key().empty() && it.key()[0] == '_')) continue;
@@ -268,13 +482,20 @@ std::unique_ptr<Experiment> load_experiment(const fs::path& file,
       ex->workload_json = read_json_file(wp);
       wfile = wp.string();
       wptr = "";
+      if (!ex->workload_json.is_object())
+        throw InputError("/", "expected a workload object, got " + json_excerpt(ex->workload_json),
+                         wfile);
       Json& declared = ex->workload_json["params"];
       if (declared.is_null()) declared = Json::object();
+      if (!declared.is_object())
+        throw InputError("/params", "expected an object of parameter defaults, got " +
+                                        json_excerpt(declared), wfile);
       for (auto it = param_overrides.begin(); it != param_overrides.end(); ++it) {
         if (!declared.contains(it.key())) {
           std::vector<std::string> known;
           for (auto d = declared.begin(); d != declared.end(); ++d) known.push_back(d.key());
-          std::string msg = "unknown parameter \"" + it.key() + "\" of catalog workload \"" + catalog + "\"";
+          std::string msg = "unknown parameter " + quote_excerpt(it.key()) + " of catalog workload " +
+                            quote_excerpt(catalog);
           std::string near = closest_match(it.key(), known);
           if (!near.empty()) msg += " (did you mean \"" + near + "\"?)";
           throw InputError("/workload/params/" + json_pointer_escape(it.key()),
@@ -286,9 +507,15 @@ std::unique_ptr<Experiment> load_experiment(const fs::path& file,
       ex->workload_json = *wit;
     }
     try {
+      check_machine(*ex->machine);
+    } catch (const InputError& e) {
+      throw e.in_file(fname);
+    }
+    try {
       const fs::path base = fs::path(wfile).parent_path();
       ex->workload = workload::read_workload(ex->workload_json, wptr, ex->machine->cpus(),
-                                             base.empty() ? "." : base.string());
+                                             base.empty() ? "." : base.string(),
+                                             task_size(*ex->machine));
     } catch (const InputError& e) {
       throw e.in_file(wfile);
     }

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,28 @@ struct Experiment {
 struct SearchPaths {
   std::filesystem::path root;  // repository root (configs/, workloads/catalog/)
 };
+
+/// The experiment's "name" (default: the file's stem), which names its results
+/// directory: InputError unless 1 to 255 bytes without '/' or control characters.
+std::string experiment_name(const Json& doc, const std::filesystem::path& file);
+
+/// TASK_SIZE of the machine: the end of its user address space (base/addr.h).
+uint64_t task_size(const MachineParams& machine);
+
+/// Host memory a run of `ex` needs, estimated up front from its configuration
+/// (docs/guide.md, "Host memory"), with the JSON pointer of the largest term.
+struct HostMemoryEstimate {
+  uint64_t bytes = 0;
+  std::string file;     // the file and pointer of the input that costs most
+  std::string pointer;  // (e.g. the experiment's "/machine/memory")
+  std::string detail;   // the terms, for the message
+};
+HostMemoryEstimate estimate_host_memory(const Experiment& ex);
+
+/// Refuses (InputError naming the file and the costliest input) a run whose estimate
+/// exceeds the host: `max_bytes` when given (--max-host-memory), else MemAvailable;
+/// an address-space rlimit (ulimit -v) always applies as well.
+void check_host_memory(const Experiment& ex, std::optional<uint64_t> max_bytes);
 
 /// Loads and validates an experiment file; `sets` are "key.path=value" overrides.
 /// A file with a "sweep" is rejected unless `as_point` (one point of its sweep).

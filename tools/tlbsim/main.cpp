@@ -4,11 +4,15 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "base/error.h"
 #include "base/file_util.h"
+#include "base/json_text.h"
 #include "base/log.h"
+#include "base/size.h"
 #include "models/system.h"
 #include "tools/tlbsim/experiment.h"
 #include "tools/tlbsim/report.h"
@@ -60,12 +64,16 @@ int cmd_params(bool markdown) {
   return 0;
 }
 
-int cmd_validate(const std::string& file, const std::vector<std::string>& sets) {
+int cmd_validate(const std::string& file, const std::vector<std::string>& sets,
+                 std::optional<uint64_t> max_host_memory) {
   const auto axes = read_sweep_axes(file);
   if (axes.empty()) {
     auto ex = load_experiment(file, sets, search_paths());
+    check_host_memory(*ex, max_host_memory);
     std::cout << file << ": valid (machine " << ex->machine_preset << ", kernel "
-              << ex->kernel_profile << ", " << ex->workload.processes.size() << " process(es))\n";
+              << ex->kernel_profile << ", " << ex->workload.processes.size()
+              << " process(es), about " << format_size(estimate_host_memory(*ex).bytes >> 20 << 20)
+              << " of host memory)\n";
     return 0;
   }
   // A sweep: every point must load; report each bad point.
@@ -76,7 +84,7 @@ int cmd_validate(const std::string& file, const std::vector<std::string>& sets) 
     std::vector<std::string> all = sets;
     all.insert(all.end(), p.sets.begin(), p.sets.end());
     try {
-      load_experiment(file, all, search_paths(), true);
+      check_host_memory(*load_experiment(file, all, search_paths(), true), max_host_memory);
     } catch (const InputError& e) {
       std::cerr << "tlbsim: sweep point " << p.index << " (" << p.label << "): " << e.what() << "\n";
       ++bad;
@@ -94,28 +102,51 @@ std::string self_exe() {
   return std::string(buf, static_cast<size_t>(n));
 }
 
+/// Refuses (exit 2, before anything runs) an output directory that cannot be
+/// created or written, and a --trace file whose directory cannot be written.
+void check_writable(const std::string& out, const std::string& trace) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec || !fs::is_directory(out, ec))
+    throw InputError("", "cannot create the output directory (" +
+                             (ec ? ec.message() : std::string("a file is in the way")) + ")",
+                     "--out " + out);
+  if (access(out.c_str(), W_OK | X_OK) != 0)
+    throw InputError("", "the output directory is not writable", "--out " + out);
+  if (trace.empty()) return;
+  fs::path dir = fs::path(trace).parent_path();
+  if (dir.empty()) dir = ".";
+  if (fs::is_directory(trace, ec) || !fs::is_directory(dir, ec) ||
+      access(dir.c_str(), W_OK | X_OK) != 0)
+    throw InputError("", "cannot write the timeline there (a directory, or not writable)",
+                     "--trace " + trace);
+}
+
 int cmd_run(const std::string& file, const std::vector<std::string>& sets, std::string out,
-            bool quiet, bool point, unsigned jobs, bool resume, const std::string& trace) {
+            bool quiet, bool point, unsigned jobs, bool resume, const std::string& trace,
+            std::optional<uint64_t> max_host_memory) {
   if (!point) {
     const auto axes = read_sweep_axes(file);
     if (!axes.empty()) {
       SweepOptions o;
       o.experiment = file;
       o.sets = sets;
-      std::string name = std::filesystem::path(file).stem().string();
-      Json doc = read_json_file(file);
-      if (doc.contains("name") && doc["name"].is_string()) name = doc["name"].get<std::string>();
+      const std::string name = experiment_name(read_json_file(file), file);
       o.out = out.empty() ? "results/" + name : out;
       o.jobs = jobs;
       o.resume = resume;
       o.quiet = quiet;
       o.self = self_exe();
       o.paths = search_paths();
+      o.max_host_memory = max_host_memory;
       return run_sweep(o, axes);
     }
   }
   auto ex = load_experiment(file, sets, search_paths(), point);
+  check_host_memory(*ex, max_host_memory);
   if (out.empty()) out = "results/" + ex->name;
+  check_writable(out, trace);
   StatGroup root("");
   const auto t0 = std::chrono::steady_clock::now();
   uint64_t sim_cycles = 0;
@@ -129,7 +160,12 @@ int cmd_run(const std::string& file, const std::vector<std::string>& sets, std::
     try {
       sys.run();
     } catch (const InputError& e) {
-      throw e.in_file(ex->workload_ref.empty() ? file : ex->workload_ref);
+      // A run-time error the models raised without a place is the workload's: name it.
+      const bool catalog = !ex->workload_ref.empty();
+      const InputError placed = e.where().empty()
+                                    ? InputError(catalog ? "/" : "/workload", e.message(), e.file())
+                                    : e;
+      throw placed.in_file(catalog ? ex->workload_ref : file);
     }
     for (unsigned c = 0; c < sys.nr_cpus(); ++c)
       sim_cycles = std::max<uint64_t>(sim_cycles, sys.core(c).stats().cycles);
@@ -155,6 +191,10 @@ int main(int argc, char* argv[]) {
 }
 
 int sc_main(int argc, char* argv[]) {
+  // Two threads failing in one run both stop the simulation; the second sc_stop()
+  // is expected, not worth a warning that breaks the one-line error.
+  sc_core::sc_report_handler::set_actions(sc_core::SC_ID_SIMULATION_STOP_CALLED_TWICE_,
+                                          sc_core::SC_DO_NOTHING);
   CLI::App app{"tlbsim: a simulator of address translation and its upkeep"};
   app.require_subcommand(1);
   std::string file, out, debug;
@@ -169,14 +209,19 @@ int sc_main(int argc, char* argv[]) {
   run->add_option("--debug", debug, "Debug log categories, comma separated, or \"all\"");
   run->add_option("-j,--jobs", jobs, "Sweep: worker processes (default: number of cores)")
       ->check(CLI::PositiveNumber);
-  std::string trace;
+  std::string trace, max_host_memory_text;
   run->add_option("--trace", trace, "Write a Perfetto/Chrome JSON timeline of the run to FILE");
+  run->add_option("--max-host-memory", max_host_memory_text,
+                  "Refuse runs estimated to need more host memory than SIZE (default: the "
+                  "host's MemAvailable)");
   run->add_flag("--resume", resume, "Sweep: skip points whose results exist (same configuration)");
   run->add_flag("--point", point, "Run one point of a sweep (used by the sweep runner)")
       ->group("");
   auto* validate = app.add_subcommand("validate", "Check an experiment without running it");
   validate->add_option("experiment", file, "Experiment JSON file")->required();
   validate->add_option("--set", sets, "Override a parameter: key.path=value (repeatable)");
+  validate->add_option("--max-host-memory", max_host_memory_text,
+                       "Refuse runs estimated to need more host memory than SIZE");
   auto* params = app.add_subcommand("params", "List every parameter with default, unit and doc");
   params->add_flag("--markdown", markdown, "Print a Markdown table");
   CompareOptions cmp;
@@ -222,6 +267,14 @@ int sc_main(int argc, char* argv[]) {
     return rc == 0 ? 0 : 2;
   }
   try {
+    std::optional<uint64_t> max_host_memory;
+    if (!max_host_memory_text.empty()) {
+      std::string why;
+      max_host_memory = parse_size(max_host_memory_text, &why);
+      if (!max_host_memory)
+        throw InputError("", "expected a size such as \"8GiB\" (" + why + "), got " +
+                                 quote_excerpt(max_host_memory_text), "--max-host-memory");
+    }
     if (quiet) log::set_quiet(true);
     if (!debug.empty()) {
       std::vector<std::string> cats;
@@ -241,19 +294,19 @@ int sc_main(int argc, char* argv[]) {
       cmp.format = csv ? "csv" : md ? "markdown" : "text";
       return run_compare(cmp);
     }
-    if (*validate) return cmd_validate(file, sets);
+    if (*validate) return cmd_validate(file, sets, max_host_memory);
     if (*calibrate || *validate_host) {
       host.self = self_exe();
       if (*calibrate) return run_calibrate(host);
       host.format = hcsv ? "csv" : hmd ? "markdown" : "text";
       return run_validate_host(host);
     }
-    return cmd_run(file, sets, out, quiet, point, jobs, resume, trace);
+    return cmd_run(file, sets, out, quiet, point, jobs, resume, trace, max_host_memory);
   } catch (const InputError& e) {
     std::cerr << "tlbsim: " << e.what() << "\n";
     return 2;
   } catch (const std::exception& e) {
-    std::cerr << "tlbsim: internal error: " << e.what() << "\n";
+    std::cerr << "tlbsim: internal error: " << one_line(e.what()) << "\n";
     return 1;
   }
 }

@@ -1,5 +1,7 @@
 #include "tools/tlbsim/sweep.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -16,6 +18,7 @@
 
 #include "base/error.h"
 #include "base/file_util.h"
+#include "base/json_text.h"
 #include "base/stats.h"
 #include "tools/tlbsim/experiment.h"
 #include "tools/tlbsim/report.h"
@@ -40,10 +43,10 @@ std::vector<SweepAxis> read_sweep_axes(const fs::path& file) {
     const std::string ptr = "/sweep/" + json_pointer_escape(a.key());
     const std::string top = a.key().substr(0, a.key().find('.'));
     if (!kTops.count(top))
-      throw InputError(ptr, "unknown sweep axis \"" + a.key() + "\"; axes are --set keys under "
-                            "machine, kernel, workload, seed or folio_size", f);
+      throw InputError(ptr, "unknown sweep axis " + quote_excerpt(a.key()) + "; axes are --set "
+                            "keys under machine, kernel, workload, seed or folio_size", f);
     if (!a->is_array() || a->empty())
-      throw InputError(ptr, "expected a non-empty array of values, got " + a->dump(), f);
+      throw InputError(ptr, "expected a non-empty array of values, got " + json_excerpt(*a), f);
     axes.push_back(SweepAxis{a.key(), std::vector<Json>(a->begin(), a->end())});
   }
   return axes;
@@ -51,6 +54,17 @@ std::vector<SweepAxis> read_sweep_axes(const fs::path& file) {
 
 namespace {
 std::string text_of(const Json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+/// A value as the progress lines and messages show it: at most a short excerpt.
+std::string label_of(const Json& v) {
+  const std::string t = text_of(v);
+  return t.size() <= kExcerptChars && one_line(t) == t ? t : json_excerpt(v);
+}
+
+/// Bytes of the axis part of a point directory's name; longer names are cut and
+/// given a hash of the whole, so that no user string makes a name the filesystem
+/// refuses (NAME_MAX is 255) and different points never share a directory.
+constexpr size_t kMaxDirLabel = 120;
 
 std::string sanitize(const std::string& s) {
   std::string o;
@@ -69,7 +83,8 @@ std::vector<SweepPoint> expand_sweep(const std::vector<SweepAxis>& axes) {
         SweepPoint q = p;
         q.sets.push_back(axis.key + "=" + v.dump());
         q.values.push_back(text_of(v));
-        q.label += (q.label.empty() ? "" : " ") + axis.key + "=" + text_of(v);
+        q.label += (q.label.empty() ? "" : " ") + label_of(Json(axis.key)).substr(0, 60) + "=" +
+                   label_of(v);
         next.push_back(std::move(q));
       }
     }
@@ -82,7 +97,10 @@ std::vector<SweepPoint> expand_sweep(const std::vector<SweepAxis>& axes) {
     std::string name;
     for (size_t a = 0; a < axes.size(); ++a)
       name += (a ? "," : "") + axes[a].key + "=" + points[i].values[a];
-    points[i].dir = std::string(num) + "-" + sanitize(name);
+    std::string label = sanitize(name);
+    if (label.size() > kMaxDirLabel)
+      label = label.substr(0, kMaxDirLabel) + "-" + config_hash(Json(name)).substr(0, 8);
+    points[i].dir = std::string(num) + "-" + label;
   }
   return points;
 }
@@ -208,7 +226,21 @@ int run_sweep(const SweepOptions& o, const std::vector<SweepAxis>& axes) {
   check_sweep_sets(o.sets, axes);
   const auto points = expand_sweep(axes);
   std::vector<PointResult> res(points.size());
-  fs::create_directories(o.out);
+  std::error_code ec;
+  fs::create_directories(o.out, ec);
+  if (ec || !fs::is_directory(o.out))
+    throw InputError("", "cannot create the sweep's output directory (" +
+                             (ec ? ec.message() : std::string("a file is in the way")) + ")",
+                     "--out " + o.out.string());
+  // One sweep per directory at a time. The lock's file description is inherited by
+  // the workers (no O_CLOEXEC), so it stays held while any worker of an interrupted
+  // sweep is still alive: --resume then refuses instead of racing it.
+  const fs::path lock_path = o.out / ".sweep.lock";
+  const int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT, 0644);
+  if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
+    throw InputError("", "another sweep, or a worker of an interrupted one, is still writing "
+                         "this directory (" + lock_path.string() + " is locked); wait for it "
+                         "to finish", "--out " + o.out.string());
   const bool tty = !o.quiet && isatty(STDOUT_FILENO);
   const auto t0 = std::chrono::steady_clock::now();
   size_t done = 0, ran = 0;
@@ -224,7 +256,9 @@ int run_sweep(const SweepOptions& o, const std::vector<SweepAxis>& axes) {
     std::vector<std::string> sets = o.sets;
     sets.insert(sets.end(), p.sets.begin(), p.sets.end());
     try {
-      const Json c = load_experiment(o.experiment, sets, o.paths, true)->effective_config();
+      const auto ex = load_experiment(o.experiment, sets, o.paths, true);
+      check_host_memory(*ex, o.max_host_memory);
+      const Json c = ex->effective_config();
       cfg.hash[p.index] = config_hash(c);
       flatten_config(c, "", cfg.flat[p.index]);
     } catch (const InputError& e) {
@@ -252,6 +286,12 @@ int run_sweep(const SweepOptions& o, const std::vector<SweepAxis>& axes) {
   }
   std::vector<size_t> todo;
   for (const auto& p : points) {
+    // A worker killed while writing leaves a temporary file next to its results;
+    // nobody else writes here (the lock), so every one of them is stale.
+    for (const char* f : {"stats.json", "stats.csv"})
+      for (const auto& e : fs::directory_iterator(o.out / p.dir, ec))
+        if (e.path().filename().string().rfind(std::string(f) + ".tmp.", 0) == 0)
+          fs::remove(e.path(), ec);
     if (res[p.index].status == "bad_input") {
       ++done;
       continue;
@@ -299,6 +339,10 @@ int run_sweep(const SweepOptions& o, const std::vector<SweepAxis>& axes) {
     fs::create_directories(dir);
     WorkerJob& j = jobs[idx];
     j.argv = {o.self, "run", o.experiment.string(), "--quiet", "--point", "--out", dir.string()};
+    if (o.max_host_memory) {
+      j.argv.push_back("--max-host-memory");
+      j.argv.push_back(std::to_string(*o.max_host_memory));
+    }
     for (const auto& s : o.sets) {
       j.argv.push_back("--set");
       j.argv.push_back(s);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,7 @@ struct SweepOptions {
   bool quiet = false;
   std::string self;  // path of the tlbsim executable
   SearchPaths paths;
+  std::optional<uint64_t> max_host_memory;  // --max-host-memory, for every point
 };
 
 /// Runs every point; returns 0 when all succeeded, 2 when some point had bad input,

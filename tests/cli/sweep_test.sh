@@ -85,5 +85,50 @@ check "resume with a changed override reruns all" test "$(grep -c ',ok,' "$tmp/p
 "$TLBSIM" run "$tmp/presets.json" --out "$tmp/conflict" --quiet --set kernel=linux-6.9 > "$tmp/log5" 2>&1
 check "override of an axis exits 2" test $? -eq 2
 check "override of an axis named" grep -q 'conflicts with the sweep axis "kernel"' "$tmp/log5"
+
+# Workers die with their parent (issue 16 item 17): SIGKILL the sweep parent while
+# two workers run; none survives to finish a point sweep.csv lists as pending.
+cat > "$tmp/kill.json" <<JSON
+{"name": "k", "machine": "x86_small", "workload": {"preset": "populate", "params": {"size": "768MiB"}},
+ "sweep": {"seed": [1, 2, 3, 4]}}
+JSON
+"$TLBSIM" run "$tmp/kill.json" --out "$tmp/kill" -j 2 --quiet > /dev/null 2>&1 &
+parent=$!
+workers=""
+for _ in $(seq 200); do
+  workers="$(pgrep -P "$parent" | tr '\n' ' ')"
+  [ "$(wc -w <<<"$workers")" -ge 2 ] && break
+  sleep 0.05
+done
+check "two workers started" test "$(wc -w <<<"$workers")" -ge 2
+kill -KILL "$parent"
+wait "$parent" 2>/dev/null
+alive=1
+for _ in $(seq 100); do
+  alive=0
+  for w in $workers; do kill -0 "$w" 2>/dev/null && alive=1; done
+  [ "$alive" -eq 0 ] && break
+  sleep 0.05
+done
+check "no worker outlives a SIGKILLed parent" test "$alive" -eq 0
+# --resume reconciles: stale temporary files of killed writers are removed, every
+# point ends ok or skipped, none pending.
+d0="$(ls -d "$tmp/kill/000-"*)"
+touch "$d0/stats.json.tmp.999999" "$d0/stats.csv.tmp.999999"
+"$TLBSIM" run "$tmp/kill.json" --out "$tmp/kill" -j 2 --resume --quiet > /dev/null 2>&1
+check "resume after SIGKILL exits 0" test $? -eq 0
+check "resume leaves no point pending" test "$(grep -cE ',(ok|skipped),' "$tmp/kill/sweep.csv")" -eq 4
+check "resume removes stale temporary files" test -z "$(find "$tmp/kill" -name '*.tmp.*')"
+# A second sweep on the same directory while one runs is refused, not raced.
+"$TLBSIM" run "$tmp/kill.json" --out "$tmp/kill2" -j 1 --quiet > /dev/null 2>&1 &
+first=$!
+for _ in $(seq 200); do [ -e "$tmp/kill2/.sweep.lock" ] && break; sleep 0.05; done
+sleep 0.2
+msg="$("$TLBSIM" run "$tmp/kill.json" --out "$tmp/kill2" -j 1 --resume --quiet 2>&1)"
+check "concurrent sweep on one directory exits 2" test $? -eq 2
+check "concurrent sweep names the lock" grep -q "is locked" <<<"$msg"
+kill -TERM "$first" 2>/dev/null
+wait "$first" 2>/dev/null
+
 echo "$pass passed, $fails failed"
 [ "$fails" -eq 0 ]

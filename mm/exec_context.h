@@ -23,19 +23,28 @@ enum class KOp : uint8_t {
   kSyscallEntry,    // user->kernel->user transition of a system call
   kFaultEntry,      // exception entry/exit + handle_mm_fault dispatch
   kPteRead,         // read and test of one page-table entry
-  kPteWrite,        // write/clear of one page-table entry
+  kPteWrite,        // plain store of one page-table entry (set_ptes, full-mm clear)
+  kPteXchg,         // atomic update of one entry: ptep_get_and_clear (xchg),
+                    // ptep_set_wrprotect, ptep_test_and_clear_young
   kAtomic,          // atomic RMW on a folio counter (refcount, mapcount)
   kRmapCall,        // one folio rmap family call (fixed part)
   kLock,            // one uncontended lock + unlock
-  kPageAlloc,       // one buddy allocation, fixed part (rmqueue + prep_new_page)
+  kPageAlloc,       // one allocation from the per-CPU lists (rmqueue_pcplist + prep_new_page)
+  kPageAllocBuddy,  // one allocation from the buddy lists under the zone lock (rmqueue_buddy)
   kPageAllocTail,   // prep_compound_tail() of one tail page of a large folio
-  kPageFree,        // one buddy free, fixed part (free_pages_prepare + __free_one_page)
+  kFolioPrepLarge,  // prep_compound_page() + folio_set_large_rmappable(): once per large folio
+  kPageFree,        // one free to the per-CPU lists (free_pages_prepare + free_unref_page_commit)
+  kPageFreeBuddy,   // one free straight to the buddy under the zone lock (free_one_page)
   kPageFreeTail,    // free_tail_page_prepare() of one tail page
+  kFolioFreeLarge,  // folio_undo_large_rmappable() + the large-folio free path: once per large folio
+  kLruAdd,          // folio_add_lru() + mem_cgroup_charge(): a new folio joins the LRU and its memcg
+  kLruDel,          // lruvec_del_folio() + memcg uncharge in folios_put_refs(): a folio leaves them
   kBuddyMerge,      // one buddy merge step of __free_one_page()
   kPageZero,        // zeroing one 4 KiB page (software part; the lines are priced)
   kPageCopy,        // copying one 4 KiB page (software part)
-  kPtAlloc,         // allocating and installing a page-table page (incl. zeroing)
-  kPtFree,          // freeing a page-table page
+  kPtAlloc,         // pagetable_pte_ctor() and install of a page-table page (its page
+                    // allocation and zeroing are counted as such)
+  kPtFree,          // pagetable_dtor() of a page-table page (its free is counted as such)
   kGatherEntry,     // queueing one item in the mmu_gather
   kVmaAlloc,        // vm_area_alloc / vm_area_dup of one VMA
   kVmaFree,         // vm_area_free of one VMA
@@ -52,9 +61,11 @@ enum class KOp : uint8_t {
 };
 
 inline constexpr std::array<const char*, static_cast<size_t>(KOp::kCount)> kKOpNames = {
-    "syscall_entry", "fault_entry",     "pte_read",       "pte_write",     "atomic",
-    "rmap_call",     "lock",            "page_alloc",     "page_alloc_tail", "page_free",
-    "page_free_tail", "buddy_merge",    "page_zero",      "page_copy",     "pt_alloc",
+    "syscall_entry", "fault_entry",     "pte_read",       "pte_write",     "pte_xchg",
+    "atomic",        "rmap_call",       "lock",           "page_alloc",    "page_alloc_buddy",
+    "page_alloc_tail", "folio_prep_large", "page_free",   "page_free_buddy", "page_free_tail",
+    "folio_free_large", "lru_add",      "lru_del",
+    "buddy_merge",   "page_zero",       "page_copy",      "pt_alloc",
     "pt_free",       "gather_entry",    "vma_alloc",      "vma_free",      "vma_modify",
     "maple_store",   "anon_vma_link",   "fork_fixed",     "exit_fixed",    "mm_fixed",
     "context_switch", "struct_page_line", "pte_line"};

@@ -259,6 +259,7 @@ Pfn Kernel::page_cache_read(ExecContext& ctx, int64_t file, uint64_t index) {
   head.mapping = static_cast<uint64_t>(file);
   head.index = index;  // the allocation's reference becomes the cache's
   m_page_cache.insert(file, index, *pfn, 1);
+  ctx.count(KOp::kLruAdd);
   m_lru.add(*pfn);
   return *pfn;
 }

@@ -484,7 +484,7 @@ void ForkCopier::copy_ptes(uint64_t* dst_pte, uint64_t* src_pte, uint64_t pte, V
   // parent once at the end.
   if (m_cow && m_codec.write(pte)) {
     m_arch.wrprotect_ptes(m_ctx, *m_src_mm, addr, src_pte, nr);
-    m_ctx.count(KOp::kPteWrite, nr);
+    m_ctx.count(KOp::kPteXchg, nr);  // ptep_set_wrprotect: a locked bit clear per entry
     pte = m_codec.wrprotect(pte);
   }
   if (m_src_vma->test(kVmShared)) pte = m_codec.mkclean(pte);

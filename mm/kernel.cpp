@@ -84,6 +84,7 @@ void Kernel::folio_put_refs(ExecContext& ctx, Pfn head, int32_t nr, const char* 
   }
   // __folio_put → free_unref_folios: unqueue from deferred split, drop mTHP stats.
   if (folio.test_large()) m_deferred.unqueue(folio);
+  if (m_lru.contains(head)) ctx.count(KOp::kLruDel);
   m_lru.del(head);
   if (folio.head().test(kPgSwapCache)) throw std::logic_error("freeing a swap-cache folio");
   if (folio.test_anon() && folio.order() >= kMinAnonThpOrder && folio.order() <= kPmdOrder)

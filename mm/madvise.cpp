@@ -85,7 +85,8 @@ uint64_t Kernel::madvise_free_pte_range(MmuGather& tlb, Vma& vma, Pfn table, Vir
         m_arch.ptep_get_and_clear(ctx, mm, addr + i * kPageSize, &ptep[i]);
         m_arch.set_ptes(ctx, mm, addr + i * kPageSize, &ptep[i],
                         m_codec.mkold(m_codec.mkclean(old)), 1);
-        ctx.count(KOp::kPteWrite, 2);
+        ctx.count(KOp::kPteXchg);
+        ctx.count(KOp::kPteWrite);
         tlb.tlb_remove_tlb_entries(addr + i * kPageSize, 1);
         changed = true;
       }

@@ -358,7 +358,7 @@ FaultResult Kernel::wp_page_copy(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr ad
     // (pte_accessible), so no CPU ever holds the old and the new translation.
     CauseScope cause(ctx, FlushCause::kCow);
     const uint64_t old = m_arch.ptep_get_and_clear(ctx, mm, addr, pte);
-    ctx.count(KOp::kPteWrite);
+    ctx.count(KOp::kPteXchg);
     if (m_codec.present(old)) flush_tlb_page(ctx, mm, addr);
   }
   m_rmap.folio_add_new_anon_rmap(ctx, new_folio, vma, addr, kRmapExclusive);
@@ -527,7 +527,7 @@ VirtAddr Kernel::zap_pte_range(MmuGather& tlb, Vma& vma, Pfn table_pfn, VirtAddr
     if (pfn == m_zero_pfn) {
       // vm_normal_page() == NULL: clear, record the range, nothing else.
       m_arch.ptep_get_and_clear(ctx, mm, addr, ptep);
-      ctx.count(KOp::kPteWrite);
+      ctx.count(tlb.fullmm() ? KOp::kPteWrite : KOp::kPteXchg);
       tlb.tlb_remove_tlb_entries(addr, 1);
       addr += kPageSize;
       continue;
@@ -544,7 +544,8 @@ VirtAddr Kernel::zap_pte_range(MmuGather& tlb, Vma& vma, Pfn table_pfn, VirtAddr
     const uint64_t cleared = m_arch.get_and_clear_full_ptes(ctx, mm, addr, ptep, nr, tlb.fullmm());
     const bool any_dirty = m_codec.dirty(cleared);
     ctx.count(KOp::kPteRead, nr - 1);
-    ctx.count(KOp::kPteWrite, nr);
+    // x86 ptep_get_and_clear_full(): a plain store for a full-mm teardown, else xchg.
+    ctx.count(tlb.fullmm() ? KOp::kPteWrite : KOp::kPteXchg, nr);
     bool delay_rmap = false;
     if (folio.test_anon()) {
       rss_anon -= nr;

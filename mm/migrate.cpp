@@ -119,12 +119,12 @@ bool Kernel::try_to_migrate_one(ExecContext& ctx, Folio folio, Vma& vma, VirtAdd
     uint64_t pteval;
     if (should_defer_flush(ctx, mm, ttu_flags)) {
       pteval = m_arch.ptep_get_and_clear(ctx, mm, addr, w.pte());
-      ctx.count(KOp::kPteWrite);
+      ctx.count(KOp::kPteXchg);
       set_tlb_ubc_flush_pending(ctx, mm, pteval, addr, addr + kPageSize);
     } else {
       // ptep_clear_flush(): flush only what a TLB may hold.
       pteval = m_arch.ptep_get_and_clear(ctx, mm, addr, w.pte());
-      ctx.count(KOp::kPteWrite);
+      ctx.count(KOp::kPteXchg);
       if (m_arch.pte_accessible(mm, pteval)) flush_tlb_page(ctx, mm, addr);
     }
     if (m_codec.dirty(pteval)) folio.head().set(kPgDirty);  // folio_mark_dirty
@@ -292,6 +292,7 @@ bool Kernel::migrate_folio_move(ExecContext& ctx, Folio src) {
   remove_migration_ptes(ctx, src, dst);
   if (src.test_large() && src.lf().on_deferred_list)
     m_deferred.deferred_split_folio(dst, src.lf().partially_mapped);
+  ctx.count(KOp::kLruAdd);
   m_lru.add(dst.pfn());  // folio_add_lru
   // The allocation's reference goes; the mappings hold dst now.
   folio_put_refs(ctx, dst.pfn(), 1, "migrate_folio_move(dst)");

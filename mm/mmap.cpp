@@ -24,14 +24,30 @@ Vma* Kernel::vma_create(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end, 
   // (vm_area_alloc) is stored in the maple tree.
   ctx.count(KOp::kMapleStore);
   auto it = mm.vmas().lower_bound(start.value());
+  Vma* next = it != mm.vmas().end() && it->second->start() == end && it->second->flags() == flags &&
+                      it->second->is_anonymous() && it->second->pgoff() == end.vpn()
+                  ? it->second.get()
+                  : nullptr;
   if (it != mm.vmas().begin()) {
     Vma* prev = std::prev(it)->second.get();
     if (prev->end() == start && prev->flags() == flags && prev->is_anonymous() &&
         prev->pgoff() + prev->nr_pages() == start.vpn()) {
       ctx.count(KOp::kVmaModify);
       prev->set_range(prev->start(), end, prev->pgoff());
+      // prev, the new range and next in one VMA (the anon_vmas must agree).
+      if (next && (!prev->anon_vma() || !next->anon_vma() || prev->anon_vma() == next->anon_vma()))
+        vma_merge_existing_range(ctx, mm, prev);
       return prev;
     }
+  }
+  if (next) {
+    // The new range goes in front of next: next grows down (vma_expand).
+    ctx.count(KOp::kVmaModify);
+    auto node = mm.vmas().extract(next->start().value());
+    next->set_range(start, next->end(), start.vpn());
+    node.key() = start.value();
+    mm.vmas().insert(std::move(node));
+    return next;
   }
   ctx.count(KOp::kVmaAlloc);
   auto vma = std::make_unique<Vma>(&mm, start, end, flags, start.vpn());

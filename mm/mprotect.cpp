@@ -72,7 +72,8 @@ uint64_t Kernel::change_pte_range(MmuGather& tlb, Vma& vma, Pfn table, VirtAddr 
     // ptep_modify_prot_start() / ptep_modify_prot_commit().
     m_arch.ptep_get_and_clear(ctx, mm, addr, ptep);
     m_arch.set_ptes(ctx, mm, addr, ptep, newpte, 1);
-    ctx.count(KOp::kPteWrite, 2);
+    ctx.count(KOp::kPteXchg);  // ptep_modify_prot_start: xchg
+    ctx.count(KOp::kPteWrite);  // ptep_modify_prot_commit: set_pte
     if (pte_needs_flush(m_codec, oldpte, newpte)) tlb.tlb_flush_pte_range(addr, kPageSize);
     ++pages;
   }
@@ -102,7 +103,8 @@ uint64_t Kernel::change_huge_pmd(MmuGather& tlb, Vma& vma, uint64_t* pmd, VirtAd
     newpmd = m_codec.mkwrite(newpmd);
   if (newpmd == oldpmd) return 0;
   *pmd = newpmd;
-  ctx.count(KOp::kPteWrite, 2);
+  ctx.count(KOp::kPteXchg);   // pmdp_invalidate_ad
+  ctx.count(KOp::kPteWrite);  // set_pmd_at
   tlb.tlb_remove_pmd_tlb_entry(addr.align_down(kPmdSize));  // tlb_flush_pmd_range
   (void)vma;
   return uint64_t{1} << kPmdOrder;

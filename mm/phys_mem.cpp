@@ -49,8 +49,9 @@ std::optional<Pfn> PhysMem::alloc_folio(ExecContext& ctx, unsigned order) {
   auto pfn = alloc_folio(order);
   if (!pfn) return pfn;
   const uint64_t nr = uint64_t{1} << order;
-  ctx.count(KOp::kPageAlloc);
+  ctx.count(pcp_allowed_order(order) ? KOp::kPageAlloc : KOp::kPageAllocBuddy);
   ctx.count(KOp::kPageAllocTail, nr - 1);
+  if (order) ctx.count(KOp::kFolioPrepLarge);
   const uint64_t steps = m_buddy.nr_splits() - splits;
   ctx.count(KOp::kBuddyMerge, steps);
   ctx.struct_pages(*pfn, nr);
@@ -63,8 +64,9 @@ void PhysMem::free_folio(ExecContext& ctx, Pfn head, const char* what) {
   const unsigned order = m_pages[head.value()].order();
   const uint64_t nr = uint64_t{1} << order;
   const uint64_t merges = m_buddy.nr_merges();
-  ctx.count(KOp::kPageFree);
+  ctx.count(pcp_allowed_order(order) ? KOp::kPageFree : KOp::kPageFreeBuddy);
   ctx.count(KOp::kPageFreeTail, nr - 1);
+  if (order) ctx.count(KOp::kFolioFreeLarge);
   ctx.struct_pages(head, nr);
   free_folio(head, what);
   const uint64_t steps = m_buddy.nr_merges() - merges;
@@ -77,16 +79,20 @@ void PhysMem::free_folio(ExecContext& ctx, Pfn head, const char* what) {
 }
 
 std::optional<Pfn> PhysMem::alloc_page_table(ExecContext& ctx) {
+  // pte_alloc_one(): an order-0 page (__GFP_ZERO) and pagetable_pte_ctor().
   auto pfn = alloc_page_table();
   if (!pfn) return pfn;
+  ctx.count(KOp::kPageAlloc);
   ctx.count(KOp::kPtAlloc);
   ctx.struct_pages(*pfn);
-  ctx.page_data(*pfn, true);
+  ctx.zero_pages(*pfn);
   return pfn;
 }
 
 void PhysMem::free_page_table(ExecContext& ctx, Pfn pfn, const char* what) {
+  // pte_free(): pagetable_dtor() and an order-0 free.
   ctx.count(KOp::kPtFree);
+  ctx.count(KOp::kPageFree);
   ctx.struct_pages(pfn);
   free_page_table(pfn, what);
 }

@@ -18,6 +18,11 @@
 namespace tlbsim::mm {
 
 inline constexpr unsigned kPtrsPerTable = 512;
+
+/// pcp_allowed_order() (mm/page_alloc.c, Linux 6.x with THP): orders up to
+/// PAGE_ALLOC_COSTLY_ORDER (3) and pageblock_order (9) go through the per-CPU page
+/// lists; every other order takes the zone lock and the buddy lists directly.
+constexpr bool pcp_allowed_order(unsigned order) { return order <= 3 || order == 9; }
 using PageTablePage = std::array<uint64_t, kPtrsPerTable>;
 
 /// Told when frames return to the allocator (the TLB coherence checker listens).

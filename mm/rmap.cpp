@@ -199,7 +199,9 @@ void Rmap::folio_add_new_anon_rmap(ExecContext& ctx, Folio folio, const Vma& vma
   m_vmstat.nr_anon_thps += nr_pmdmapped;
   if (folio.order() >= kMinAnonThpOrder && folio.order() <= kPmdOrder)
     ++m_vmstat.mthp[folio.order()]->nr_anon;
-  // Every caller follows with folio_add_lru_vma(): the folio becomes reclaimable.
+  // Every caller follows with folio_add_lru_vma(): the folio becomes reclaimable
+  // (and was charged to the memcg at allocation).
+  ctx.count(KOp::kLruAdd);
   if (m_lru) m_lru->add(folio.pfn());
 }
 

@@ -81,6 +81,7 @@ FaultResult Kernel::do_swap_page(ExecContext& ctx, VmFault& vmf) {
     m_rmap.folio_add_new_anon_rmap(ctx, folio, vma, vmf.address, rmap_flags);
   } else {
     m_rmap.folio_add_anon_rmap_pte(ctx, folio, folio.pfn(), vma, vmf.address, rmap_flags);
+    if (!m_lru.contains(folio.pfn())) ctx.count(KOp::kLruAdd);
     m_lru.add(folio.pfn());
   }
   *vmf.pte = 0;  // the swap entry is replaced (set_pte_at; arm64 may fold)

@@ -211,7 +211,7 @@ bool Kernel::try_to_unmap_one(ExecContext& ctx, Folio folio, Vma& vma, VirtAddr 
     const bool anon_exclusive = anon && folio.page_of(subpage).test(kPgAnonExclusive);
     // Clear without flushing (get_and_clear_ptes: arm64 unfolds a contpte block).
     const uint64_t pteval = m_arch.get_and_clear_full_ptes(ctx, mm, addr, w.pte(), nr, false);
-    ctx.count(KOp::kPteWrite, nr);
+    ctx.count(KOp::kPteXchg, nr);
     m_vmstat.reclaim_unmapped += nr;
     if (should_defer_flush(ctx, mm, ttu_flags)) {
       set_tlb_ubc_flush_pending(ctx, mm, pteval, addr, end_addr);
@@ -298,7 +298,7 @@ void Kernel::madvise_cold_or_pageout_range(MmuGather& tlb, Vma& vma, VirtAddr st
       if (!folio.test_zero() && folio.mapcount() == 1) {
         if (k.m_codec.young(*pmd)) {
           *pmd = k.m_codec.mkold(*pmd);
-          ctx.count(KOp::kPteWrite);
+          ctx.count(KOp::kPteXchg);  // pmdp_test_and_clear_young
           tlb.tlb_remove_pmd_tlb_entry(addr.align_down(kPmdSize));
         }
         take(folio);
@@ -321,7 +321,8 @@ void Kernel::madvise_cold_or_pageout_range(MmuGather& tlb, Vma& vma, VirtAddr st
         if (k.m_codec.young(pte)) {
           k.m_arch.ptep_get_and_clear(ctx, mm, addr, ptep);
           k.m_arch.set_ptes(ctx, mm, addr, ptep, k.m_codec.mkold(pte), 1);
-          ctx.count(KOp::kPteWrite, 2);
+          ctx.count(KOp::kPteXchg);
+          ctx.count(KOp::kPteWrite);
           tlb.tlb_remove_tlb_entries(addr, 1);
         }
         // Once per folio: at its first page inside the range.

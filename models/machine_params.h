@@ -104,19 +104,26 @@ struct KernelCostParams : ParamSet {
   Param<uint32_t> syscall_entry{this, "syscall_entry", 200, "cycles", "System call entry + exit (with the preset's mitigations)."};
   Param<uint32_t> fault_entry{this, "fault_entry", 1000, "cycles", "Exception entry/exit and handle_mm_fault dispatch."};
   Param<uint32_t> pte_read{this, "pte_read", 10, "cycles", "Reading and testing one page-table entry."};
-  Param<uint32_t> pte_write{this, "pte_write", 20, "cycles", "Writing or clearing one entry."};
+  Param<uint32_t> pte_write{this, "pte_write", 5, "cycles", "Plain store of one entry (set_ptes, full-mm clear)."};
+  Param<uint32_t> pte_xchg{this, "pte_xchg", 20, "cycles", "Atomic update of one entry (ptep_get_and_clear's xchg, ptep_set_wrprotect, test_and_clear_young)."};
   Param<uint32_t> atomic{this, "atomic", 20, "cycles", "Atomic RMW on a folio counter (line in L1)."};
   Param<uint32_t> rmap_call{this, "rmap_call", 150, "cycles", "Fixed part of one folio rmap call."};
   Param<uint32_t> lock{this, "lock", 40, "cycles", "Uncontended lock + unlock."};
-  Param<uint32_t> page_alloc{this, "page_alloc", 150, "cycles", "Buddy allocation of one folio, fixed part (rmqueue, prep_new_page)."};
+  Param<uint32_t> page_alloc{this, "page_alloc", 75, "cycles", "Allocation of one folio from the per-CPU lists (orders 0-3 and the PMD order: rmqueue_pcplist, prep_new_page)."};
+  Param<uint32_t> page_alloc_buddy{this, "page_alloc_buddy", 300, "cycles", "Allocation of one folio of another order from the buddy lists under the zone lock (rmqueue_buddy)."};
   Param<uint32_t> page_alloc_tail{this, "page_alloc_tail", 10, "cycles", "prep_compound_tail() per tail page of a large folio."};
-  Param<uint32_t> page_free{this, "page_free", 150, "cycles", "Buddy free of one folio, fixed part (free_pages_prepare, __free_one_page)."};
+  Param<uint32_t> folio_prep_large{this, "folio_prep_large", 300, "cycles", "prep_compound_page() + folio_set_large_rmappable(), once per large folio."};
+  Param<uint32_t> page_free{this, "page_free", 75, "cycles", "Free of one folio to the per-CPU lists (free_pages_prepare, free_unref_page_commit)."};
+  Param<uint32_t> page_free_buddy{this, "page_free_buddy", 300, "cycles", "Free of one folio of another order straight to the buddy under the zone lock (free_one_page)."};
   Param<uint32_t> page_free_tail{this, "page_free_tail", 10, "cycles", "free_tail_page_prepare() per tail page."};
+  Param<uint32_t> folio_free_large{this, "folio_free_large", 300, "cycles", "folio_undo_large_rmappable() and the large-folio free path, once per large folio."};
+  Param<uint32_t> lru_add{this, "lru_add", 200, "cycles", "folio_add_lru() and mem_cgroup_charge() of a new folio."};
+  Param<uint32_t> lru_del{this, "lru_del", 200, "cycles", "lruvec_del_folio() and the memcg uncharge of a folio being freed (folios_put_refs)."};
   Param<uint32_t> buddy_merge{this, "buddy_merge", 20, "cycles", "One merge step with a free buddy in __free_one_page()."};
   Param<uint32_t> page_zero{this, "page_zero", 1000, "cycles", "Zeroing one 4 KiB page (clear_page) that is not cached."};
   Param<uint32_t> page_copy{this, "page_copy", 1200, "cycles", "Copying one 4 KiB page (copy_page), source and destination not cached."};
-  Param<uint32_t> pt_alloc{this, "pt_alloc", 400, "cycles", "Allocating, zeroing and installing a page-table page."};
-  Param<uint32_t> pt_free{this, "pt_free", 150, "cycles", "Freeing a page-table page."};
+  Param<uint32_t> pt_alloc{this, "pt_alloc", 100, "cycles", "pagetable_pte_ctor() and installing a page-table page (its allocation and zeroing are page_alloc and page_zero)."};
+  Param<uint32_t> pt_free{this, "pt_free", 100, "cycles", "pagetable_dtor() of a page-table page (its free is page_free)."};
   Param<uint32_t> gather_entry{this, "gather_entry", 10, "cycles", "Queueing one mmu_gather item."};
   Param<uint32_t> vma_alloc{this, "vma_alloc", 300, "cycles", "vm_area_alloc/vm_area_dup of one VMA."};
   Param<uint32_t> vma_free{this, "vma_free", 200, "cycles", "vm_area_free of one VMA."};
@@ -129,18 +136,22 @@ struct KernelCostParams : ParamSet {
   Param<uint32_t> context_switch{this, "context_switch", 2000, "cycles", "schedule() on one CPU: pick next, switch stacks (switch_mm is the arch's)."};
   /// Cycles per KOp, in enum order (memory references: 0, the cache hierarchy prices them).
   std::array<uint64_t, static_cast<size_t>(mm::KOp::kCount)> table() const {
-    return {syscall_entry(), fault_entry(),  pte_read(),    pte_write(),      atomic(),
-            rmap_call(),     lock(),         page_alloc(),  page_alloc_tail(), page_free(),
-            page_free_tail(), buddy_merge(), page_zero(),   page_copy(),      pt_alloc(),
+    return {syscall_entry(), fault_entry(),  pte_read(),    pte_write(),      pte_xchg(),
+            atomic(),        rmap_call(),    lock(),        page_alloc(),     page_alloc_buddy(),
+            page_alloc_tail(), folio_prep_large(), page_free(), page_free_buddy(), page_free_tail(),
+            folio_free_large(), lru_add(),   lru_del(),
+            buddy_merge(),   page_zero(),    page_copy(),   pt_alloc(),
             pt_free(),       gather_entry(), vma_alloc(),   vma_free(),       vma_modify(),
             maple_store(),   anon_vma_link(), fork_fixed(), exit_fixed(),     mm_fixed(),
             context_switch(), 0,             0};
   }
   /// The parameter of `op` (nullptr for memory-reference KOps), for calibration.
   Param<uint32_t>* param_of(mm::KOp op) {
-    Param<uint32_t>* all[] = {&syscall_entry, &fault_entry,  &pte_read,    &pte_write,      &atomic,
-                              &rmap_call,     &lock,         &page_alloc,  &page_alloc_tail, &page_free,
-                              &page_free_tail, &buddy_merge, &page_zero,   &page_copy,      &pt_alloc,
+    Param<uint32_t>* all[] = {&syscall_entry, &fault_entry,  &pte_read,    &pte_write,      &pte_xchg,
+                              &atomic,        &rmap_call,    &lock,        &page_alloc,     &page_alloc_buddy,
+                              &page_alloc_tail, &folio_prep_large, &page_free, &page_free_buddy, &page_free_tail,
+                              &folio_free_large, &lru_add,  &lru_del,
+                              &buddy_merge,   &page_zero,    &page_copy,   &pt_alloc,
                               &pt_free,       &gather_entry, &vma_alloc,   &vma_free,       &vma_modify,
                               &maple_store,   &anon_vma_link, &fork_fixed, &exit_fixed,     &mm_fixed,
                               &context_switch, nullptr,      nullptr};

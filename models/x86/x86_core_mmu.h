@@ -94,8 +94,10 @@ class X86CoreMmu : public CoreMmuCounters {
     return XlatResult{false, false, cycles, e.translate(va).value()};
   }
   XlatResult miss(VirtAddr va, Access kind, uint16_t pcid, Pfn cr3, uint64_t cycles);
+  /// An L1 dTLB per page size (Intel) or one for all sizes (AMD Zen: l1d.sizes
+  /// lists them all and l1d_2m is absent).
   void fill_l1(const TlbEntry& e) {
-    if (e.size == PageSize::k4K) m_l1d.insert(e);
+    if (m_l1d.holds(e.size)) m_l1d.insert(e);
     else if (m_l1d_2m && m_l1d_2m->holds(e.size)) m_l1d_2m->insert(e);
   }
   void invalidate_entry(VirtAddr va, uint16_t pcid);

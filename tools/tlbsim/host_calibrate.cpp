@@ -62,20 +62,89 @@ struct FitParam {
   std::string group;  // "costs" or "x86"
   std::string key;
   double value = 0;
-  int kop = -1;  // KOp index for costs
+  int kop = -1;            // KOp index for costs
+  bool estimate = false;   // the preset marks its value [E]: a weak prior
 };
 
-std::vector<FitParam> fit_params(const MachineParams& mp) {
+/// The source annotation of `group.key` in a preset ("_<key>": "[E] ..."), or "".
+std::string source_of(const Json& preset, const std::string& group, const std::string& key) {
+  auto g = preset.find(group);
+  if (g == preset.end() || !g->is_object()) return "";
+  auto s = g->find("_" + key);
+  return s != g->end() && s->is_string() ? s->get<std::string>() : "";
+}
+
+/// Every cost and x86 invalidation parameter, but those the host harness measured
+/// ([H]), which stay as measured.
+std::vector<FitParam> fit_params(const MachineParams& mp, const Json& preset) {
   std::vector<FitParam> v;
+  auto add = [&](const std::string& group, const std::string& key, double value, int kop) {
+    const std::string src = source_of(preset, group, key);
+    if (src.rfind("[H]", 0) == 0) return;
+    v.push_back({group, key, value, kop, src.empty() || src.rfind("[E]", 0) == 0});
+  };
   const Json costs = mp.costs.to_json();
   for (size_t k = 0; k < static_cast<size_t>(mm::KOp::kCount); ++k) {
     if (mm::kop_is_memory(static_cast<mm::KOp>(k))) continue;
-    v.push_back({"costs", mm::kKOpNames[k], costs[mm::kKOpNames[k]].get<double>(), static_cast<int>(k)});
+    add("costs", mm::kKOpNames[k], costs[mm::kKOpNames[k]].get<double>(), static_cast<int>(k));
   }
   const Json x86 = mp.x86.to_json();
   for (auto it = x86.begin(); it != x86.end(); ++it)
-    if (it->is_number()) v.push_back({"x86", it.key(), it->get<double>(), -1});
+    if (it->is_number()) add("x86", it.key(), it->get<double>(), -1);
   return v;
+}
+
+/// The hardware figures the primitives family measured, written into the preset
+/// with their source ([H]): cache and DRAM latencies, streaming cost, memory-level
+/// parallelism, and the kernel primitives that are hardware work (system call
+/// entry, clear_page, copy_page). Returns what it set, for the report.
+std::vector<std::string> apply_primitives(Json& preset, const HostMeasurements& m, double ghz) {
+  std::vector<std::string> set;
+  const HostPrimitives& p = m.primitives;
+  if (!p.present) return set;
+  auto put = [&](const std::string& group, const std::string& sub, const std::string& key, double ns,
+                 const std::string& what) {
+    if (!(ns > 0)) return;
+    Json& g = sub.empty() ? preset[group] : preset[group][sub];
+    g[key] = static_cast<uint64_t>(std::llround(ns * ghz));
+    g["_" + key] = "[H] " + what + " = " + std::to_string(ns).substr(0, 6) + " ns (tools/hostbench, " +
+                   m.file.filename().string() + ")";
+    set.push_back(group + "." + (sub.empty() ? "" : sub + ".") + key);
+  };
+  auto chase = [&](const char* size) {
+    auto it = p.chase_ns.find(size);
+    return it == p.chase_ns.end() ? 0.0 : it->second;
+  };
+  // The buffer sizes fit the level below them: 16 KiB in L1D, 256 KiB in L2, 2 MiB in
+  // the LLC share one core gets, 64 MiB nowhere (DRAM).
+  put("cache", "l1d", "cycles", chase("16KiB"), "dependent-load latency, 16 KiB buffer");
+  put("cache", "l2", "cycles", chase("256KiB"), "dependent-load latency, 256 KiB buffer");
+  put("cache", "llc", "cycles", chase("2MiB") > 0 ? chase("2MiB") : chase("4MiB"),
+      "dependent-load latency, 2 MiB buffer");
+  put("cache", "", "dram_cycles", chase("64MiB"), "dependent-load latency, 64 MiB buffer (2 MiB pages)");
+  put("cache", "", "stream_line_cycles", p.seq_read_line_ns, "sequential read per 64-byte line");
+  // Independent random loads over 1 GiB cost access + (DRAM - L1) / mlp in the model.
+  const double dram = chase("64MiB") * ghz, l1 = chase("16KiB") * ghz;
+  const double indep = p.independent_read_ns * ghz;
+  if (dram > 0 && indep > 1) {
+    const double mlp = std::clamp((dram - l1) / (indep - 1), 1.0, 64.0);
+    preset["cache"]["mlp"] = std::round(mlp * 100) / 100;
+    preset["cache"]["_mlp"] = "[H] (DRAM - L1 latency) / (independent random-load time - 1 cycle), "
+                              "1 GiB (tools/hostbench)";
+    set.push_back("cache.mlp");
+  }
+  put("costs", "", "syscall_entry", p.syscall_ns, "getppid() round trip");
+  put("costs", "", "atomic", p.atomic_ns, "dependent lock xadd on an L1 line");
+  put("costs", "", "pte_xchg", p.xchg_ns, "dependent xchg on an L1 line");
+  if (p.atomic_ns > 0) {
+    // spin_lock + spin_unlock: one locked RMW and a release store.
+    preset["costs"]["lock"] = static_cast<uint64_t>(std::llround(p.atomic_ns * ghz)) + 1;
+    preset["costs"]["_lock"] = "[H] one locked RMW (primitives.atomic_ns) and a release store";
+    set.push_back("costs.lock");
+  }
+  put("costs", "", "page_zero", p.clear_page_cold_ns, "clear of an uncached 4 KiB page");
+  put("costs", "", "page_copy", p.copy_page_cold_ns, "copy of an uncached 4 KiB page");
+  return set;
 }
 
 std::string now_iso() {
@@ -137,17 +206,25 @@ int run_calibrate(const HostCommandOptions& o) {
   if (o.out.empty()) throw InputError("", "expected --out FILE for the calibrated preset", "calibrate");
   const fs::path work = scratch(o, "calibrate");
   const double ghz = base.params->freq_ghz();
+  // 0. What the host harness measured directly replaces the preset's values.
+  fs::create_directories(work);
+  const std::vector<std::string> measured = apply_primitives(base.json, m, ghz);
+  const fs::path base_file = work / "base-with-primitives.json";
+  write_file_atomic(base_file, base.json.dump(2) + "\n");
+  base.params = std::make_unique<MachineParams>();
+  base.params->load(base.json, "");
+  const std::string base_machine = base_file.string();
   ReplaySelection sel;
   sel.folios = calibration_folios();
   sel.ops = calibration_ops();
   sel.shootdown_pages = {kCalibrationShootdownPages};
   // 1. The subset at the preset's costs: times and primitive counts.
   if (!o.quiet) std::cerr << "calibrate: replaying the calibration subset on " << o.machine << "\n";
-  const auto sim0 = replay_host(m, sel, replay_options(o, o.machine, work / "base"));
+  const auto sim0 = replay_host(m, sel, replay_options(o, base_machine, work / "base"));
   std::vector<std::string> keys;
   for (const auto& [k, p] : sim0)
     if (in_calibration_subset(k)) keys.push_back(k);
-  std::vector<FitParam> params = fit_params(*base.params);
+  std::vector<FitParam> params = fit_params(*base.params, base.json);
   const size_t np = params.size(), nk = keys.size();
   Eigen::MatrixXd J = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(nk), static_cast<Eigen::Index>(np));
   for (size_t i = 0; i < nk; ++i) {
@@ -167,7 +244,7 @@ int run_calibrate(const HostCommandOptions& o) {
   for (size_t j = 0; j < np; ++j) {
     if (params[j].group != "x86") continue;
     const double delta = std::max(50.0, std::round(params[j].value * 0.5));
-    ReplayOptions ro = replay_options(o, o.machine, work / ("x86-" + params[j].key));
+    ReplayOptions ro = replay_options(o, base_machine, work / ("x86-" + params[j].key));
     ro.sets = {"machine.x86." + params[j].key + "=" + std::to_string(static_cast<uint64_t>(params[j].value + delta))};
     if (!o.quiet) std::cerr << "calibrate: shootdown sensitivity to x86." << params[j].key << "\n";
     const auto simd = replay_host(m, sd, ro);
@@ -186,10 +263,12 @@ int run_calibrate(const HostCommandOptions& o) {
     A.row(i) = J.row(i) / t;
     b[i] = (t - sim0.at(keys[i]).cycles + J.row(i).dot(theta0)) / t;
   }
+  // Estimates ([E]) only break ties: 1000x weaker than values with a source.
   for (size_t j = 0; j < np; ++j) {
     const double prior = std::max(1.0, params[j].value);
-    A(nk + j, j) = sl / prior;
-    b[nk + j] = sl * params[j].value / prior;
+    const double w = params[j].estimate ? sl / std::sqrt(1000.0) : sl;
+    A(nk + j, j) = w / prior;
+    b[nk + j] = w * params[j].value / prior;
   }
   const NnlsResult fit = nnls(A, b);
   if (!fit.converged) std::cerr << "calibrate: warning: NNLS did not converge\n";
@@ -214,7 +293,9 @@ int run_calibrate(const HostCommandOptions& o) {
   prov["date"] = now_iso();
   prov["tlbsim_git_revision"] = TLBSIM_GIT_REV;
   prov["fit"] = "non-negative least squares (Lawson-Hanson) of relative errors, regularised "
-                "towards the base preset's values with lambda = " + std::to_string(o.lambda);
+                "towards the base preset's values with lambda = " + std::to_string(o.lambda) +
+                " (lambda / 1000 for values the base preset marks [E])";
+  prov["measured"] = measured;
   prov["subset"] = Json::array();
   for (const auto& k : keys) prov["subset"].push_back(k);
   // 5. Check the fit by simulation with the new preset: residuals of the subset.

@@ -188,6 +188,34 @@ HostMeasurements load_host_measurements(const fs::path& file) {
     }
     m.folios.push_back(std::move(hf));
   }
+  if (auto mhz = m.machine.find("mhz"); mhz != m.machine.end() && mhz->is_number())
+    m.host_mhz = mhz->get<double>();
+  if (auto pr = doc.find("primitives"); pr != doc.end()) {
+    if (!pr->is_object()) throw InputError("/primitives", "expected an object", f);
+    HostPrimitives& p = m.primitives;
+    p.present = true;
+    auto median = [&](const Json& obj, const std::string& ptr, const std::string& key) -> double {
+      auto it = obj.find(key);
+      if (it == obj.end()) return 0;
+      if (it->is_number()) return it->get<double>();
+      return r.number(*it, ptr + "/" + key, "median");
+    };
+    if (auto c = pr->find("chase_ns"); c != pr->end()) {
+      if (!c->is_object()) throw InputError("/primitives/chase_ns", "expected an object by buffer size", f);
+      for (auto it = c->begin(); it != c->end(); ++it)
+        p.chase_ns[it.key()] = median(*c, "/primitives/chase_ns", it.key());
+    }
+    p.chase_4k_pages_ns = median(*pr, "/primitives", "chase_4k_pages_ns");
+    p.independent_read_ns = median(*pr, "/primitives", "independent_read_ns");
+    p.seq_read_line_ns = median(*pr, "/primitives", "seq_read_line_ns");
+    p.page_stride_write_ns = median(*pr, "/primitives", "page_stride_write_ns");
+    p.clear_page_cold_ns = median(*pr, "/primitives", "clear_page_cold_ns");
+    p.copy_page_cold_ns = median(*pr, "/primitives", "copy_page_cold_ns");
+    p.syscall_ns = median(*pr, "/primitives", "syscall_ns");
+    p.pagefault_ns = median(*pr, "/primitives", "pagefault_ns");
+    p.atomic_ns = median(*pr, "/primitives", "atomic_ns");
+    p.xchg_ns = median(*pr, "/primitives", "xchg_ns");
+  }
   if (auto sd = doc.find("shootdown"); sd != doc.end()) {
     if (!sd->is_array()) throw InputError("/shootdown", "expected an array of points", f);
     for (size_t i = 0; i < sd->size(); ++i) {
@@ -205,8 +233,8 @@ HostMeasurements load_host_measurements(const fs::path& file) {
       s.ipis_per_call = r.number(p, ptr, "ipis_per_call");
       if (s.remote != "running" && s.remote != "lazy")
         throw InputError(ptr + "/remote", "expected running or lazy, got " + s.remote, f);
-      if (s.layout != "shared_table" && s.layout != "alone")
-        throw InputError(ptr + "/layout", "expected shared_table or alone, got " + s.layout, f);
+      if (s.layout != "shared_table" && s.layout != "alone" && s.layout != "split")
+        throw InputError(ptr + "/layout", "expected shared_table, alone or split, got " + s.layout, f);
       if (s.op != "munmap" && s.op != "mprotect_ro" && s.op != "mprotect_rw" && s.op != "dontneed")
         throw InputError(ptr + "/op", "expected munmap, mprotect_ro, mprotect_rw or dontneed, got " +
                                           s.op, f);

@@ -39,7 +39,7 @@ struct HostShootdown {
   std::string op;      // munmap, mprotect_ro, mprotect_rw, dontneed
   unsigned pages = 1;
   std::string remote;  // running, lazy
-  std::string layout;  // shared_table, alone
+  std::string layout;  // shared_table, alone, split
   unsigned iterations = 0;
   double median_ns = 0, min_ns = 0;
   double ipis_per_call = 0;
@@ -47,6 +47,20 @@ struct HostShootdown {
   std::string key() const {
     return op + "/" + std::to_string(pages) + "/" + remote + "/" + layout;
   }
+};
+
+/// The primitives family: user-space measurements of the hardware (medians, ns).
+/// Missing figures are 0.
+struct HostPrimitives {
+  bool present = false;
+  std::map<std::string, double> chase_ns;  // dependent loads by buffer size ("16KiB", ..., "1GiB")
+  double chase_4k_pages_ns = 0;            // one load per 4 KiB page, random pages: TLB miss + walk
+  double independent_read_ns = 0;          // independent random loads over 1 GiB
+  double seq_read_line_ns = 0;             // sequential lines
+  double page_stride_write_ns = 0;         // one write per page, THP-backed
+  double clear_page_cold_ns = 0, copy_page_cold_ns = 0;
+  double syscall_ns = 0, pagefault_ns = 0;
+  double atomic_ns = 0, xchg_ns = 0;  // dependent locked RMWs on an L1 line
 };
 
 struct HostMeasurements {
@@ -57,6 +71,8 @@ struct HostMeasurements {
   uint64_t size_bytes = 0;
   std::vector<HostFolio> folios;  // in file order
   std::vector<HostShootdown> shootdown;
+  HostPrimitives primitives;
+  double host_mhz = 0;  // machine.mhz
 
   const HostFolio* folio(const std::string& name) const;
   const HostShootdown* find_shootdown(const std::string& key) const;

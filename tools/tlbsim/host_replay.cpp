@@ -1,5 +1,7 @@
 #include "tools/tlbsim/host_replay.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <fstream>
 #include <stdexcept>
@@ -154,16 +156,31 @@ std::pair<Json, Json> shootdown_ops(const HostShootdown& s) {
   Json b = Json::array(), a = Json::array();
   b.push_back(op_mmap_fixed("below", kBlock - kPage, kPage, "r"));
   b.push_back(op_touch("below", "read"));
+  const bool split = s.layout == "split";
   if (s.layout == "shared_table") {
     // A populated page at the block's last page: the PTE table is never emptied.
     b.push_back(op_mmap_fixed("keeper", kBlock + kPmd - kPage, kPage, "r"));
     b.push_back(op_touch("keeper", "read"));
   }
+  if (split) {
+    // One populated 2 MiB VMA whose head is the target: munmap and mprotect split it.
+    b.push_back(op_mmap_fixed("blk", kBlock, kPmd, "rw"));
+    b.push_back(op_touch("blk"));
+  }
   const bool remap_each = s.op == "munmap";
-  if (!remap_each) {
+  if (!remap_each && !split) {
     b.push_back(op_mmap_fixed("t", kBlock, len, "rw"));
     b.push_back(op_touch("t"));
   }
+  // The target window: "t", or the head of "blk".
+  auto window = [&](Json op) {
+    if (split && s.op != "munmap") {
+      op["mapping"] = "blk";
+      op["offset"] = 0;
+      op["length"] = len;
+    }
+    return op;
+  };
   const unsigned total = kWarmup + s.iterations;
   unsigned wake = 0;
   // Lazy: A sleeps on a futex; before each measured call it is woken (CPU 0 loads
@@ -186,13 +203,13 @@ std::pair<Json, Json> shootdown_ops(const HostShootdown& s) {
       b.push_back(op_touch("t"));
       call("op", op_munmap("t"));
     } else if (s.op == "dontneed") {
-      b.push_back(op_touch("t"));
-      call("op", op_madvise("t", 0, 0, "dontneed"));
+      b.push_back(window(op_touch("t")));
+      call("op", window(op_madvise("t", 0, 0, "dontneed")));
     } else {
       // mprotect_ro and mprotect_rw are two points of one loop: touch, RO, RW.
-      b.push_back(op_touch("t"));
-      call(s.op == "mprotect_ro" ? "op" : "other", op_mprotect("t", 0, len, "r"));
-      call(s.op == "mprotect_rw" ? "op" : "other", op_mprotect("t", 0, len, "rw"));
+      b.push_back(window(op_touch("t")));
+      call(s.op == "mprotect_ro" ? "op" : "other", window(op_mprotect("t", 0, len, "r")));
+      call(s.op == "mprotect_rw" ? "op" : "other", window(op_mprotect("t", 0, len, "rw")));
     }
   }
   if (lazy) {
@@ -291,9 +308,10 @@ std::map<std::string, SimPoint> replay_host(const HostMeasurements& m, const Rep
   std::map<std::string, SimPoint> out;
   std::string failure;
   size_t done = 0;
+  const bool tty = !o.quiet && isatty(STDERR_FILENO);
   run_workers(wj, order, o.jobs, [&](size_t i, const WorkerResult& r) {
     ++done;
-    if (!o.quiet)
+    if (tty)
       std::fprintf(stderr, "\r[%zu/%zu] %s (%.1f s)\033[K", done, jobs.size(), jobs[i].key.c_str(),
                    r.seconds);
     if (r.exit_code != 0) {
@@ -336,7 +354,7 @@ std::map<std::string, SimPoint> replay_host(const HostMeasurements& m, const Rep
       out[key] = p;
     }
   });
-  if (!o.quiet) std::fprintf(stderr, "\n");
+  if (tty) std::fprintf(stderr, "\n");
   if (!failure.empty()) throw std::runtime_error("replay of the host measurements failed: " + failure);
   return out;
 }

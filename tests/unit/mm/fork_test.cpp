@@ -171,12 +171,14 @@ TEST_F(Fork, T08_LargeFolioDupedWithOneBatchedRmapCall) {
   EXPECT_EQ(rmap_calls() - calls, 1u) << "one folio_try_dup_anon_rmap_ptes(nr = 16)";
   auto ops = [&](KOp op) { return ctx[0].get(op) - before.get(op); };
   EXPECT_EQ(ops(KOp::kRmapCall), 1u);
-  // 16 parent write-protects + 16 child PTEs + the child's PUD/PMD/PTE table entries.
-  EXPECT_EQ(ops(KOp::kPteWrite), 16u + 16u + 3u);
+  // 16 parent write-protects (ptep_set_wrprotect: locked), then 16 child PTEs + the
+  // child's PUD/PMD/PTE table entries (plain stores).
+  EXPECT_EQ(ops(KOp::kPteXchg), 16u);
+  EXPECT_EQ(ops(KOp::kPteWrite), 16u + 3u);
   // folio_ref_add(16) + 16 per-page mapcounts + 16 cleared PageAnonExclusive + large.
   EXPECT_EQ(ops(KOp::kAtomic), 1u + 16u + 16u + 1u);
   EXPECT_EQ(ops(KOp::kPtAlloc), 4u) << "the child's pgd, PUD, PMD and PTE tables";
-  EXPECT_EQ(ops(KOp::kPageAlloc), 0u);
+  EXPECT_EQ(ops(KOp::kPageAlloc), 4u) << "the tables' pages; no folio is allocated";
   EXPECT_EQ(ops(KOp::kPageCopy), 0u);
   for (int i = 0; i < 16; ++i) {
     EXPECT_FALSE(f.page(i).test(kPgAnonExclusive)) << i;
@@ -222,8 +224,9 @@ TEST_F(Fork, T08_WithoutBatchingOneRmapCallPerPte) {
   EXPECT_EQ(f.lf().mm_id[1], 0u);
   for (int i = 0; i < 16; ++i) EXPECT_EQ(f.page(i).mapcount, 2) << i;
   EXPECT_EQ(c.rss(kMmAnonPages), 16);
-  // 16 parent write-protects + 16 child PTEs + the child's pgd/PUD/PMD/PTE entries.
-  EXPECT_EQ(ctx[0].get(KOp::kPteWrite) - pte_writes, 32u + 3u);
+  // 16 child PTEs + the child's PUD/PMD/PTE entries (the 16 parent write-protects
+  // are kPteXchg).
+  EXPECT_EQ(ctx[0].get(KOp::kPteWrite) - pte_writes, 16u + 3u);
   expect_one_local_fork_flush();
 }
 

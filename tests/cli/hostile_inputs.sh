@@ -263,6 +263,11 @@ P='{"threads": [{"cpu": CPU, "ops": [{"op": "mmap", "name": "b", "size": "4KiB",
 expect_run_bad two_threads_fail "/processes/0/threads/0/ops/1: segmentation fault" \
   "{\"workload\": {\"processes\": [${P/CPU/0}, ${P/CPU/1}]}}"
 
+# Found by the fuzzer: a --set of a swept key names the axis in the file.
+printf '%s' '{"workload": "munmap", "sweep": {"folio_size": ["4KiB", "64KiB"]}}' > "$tmp/swept.json"
+check_bad set_of_swept_key '/sweep/folio_size: the sweep axis "folio_size" conflicts with --set' \
+  "$tmp/swept.json" --set 'folio_size="x"'
+
 # --- 14: PROT_NONE is refused at load time ------------------------------------------
 expect_bad mprotect_prot_none "/ops/1/prot: not supported yet: mprotect to PROT_NONE" \
   "$(ops "$MMAP, {\"op\": \"mprotect\", \"mapping\": \"b\", \"prot\": \"\"}")"

@@ -84,7 +84,7 @@ check "resume with a changed override reruns all" test "$(grep -c ',ok,' "$tmp/p
 # An override of a swept key is refused.
 "$TLBSIM" run "$tmp/presets.json" --out "$tmp/conflict" --quiet --set kernel=linux-6.9 > "$tmp/log5" 2>&1
 check "override of an axis exits 2" test $? -eq 2
-check "override of an axis named" grep -q 'conflicts with the sweep axis "kernel"' "$tmp/log5"
+check "override of an axis named" grep -q '/sweep/kernel: the sweep axis "kernel" conflicts with --set "kernel=linux-6.9"' "$tmp/log5"
 
 # Workers die with their parent (issue 16 item 17): SIGKILL the sweep parent while
 # two workers run; none survives to finish a point sweep.csv lists as pending.

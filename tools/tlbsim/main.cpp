@@ -77,7 +77,7 @@ int cmd_validate(const std::string& file, const std::vector<std::string>& sets,
     return 0;
   }
   // A sweep: every point must load; report each bad point.
-  check_sweep_sets(sets, axes);
+  check_sweep_sets(sets, axes, file);
   int bad = 0;
   const auto points = expand_sweep(axes);
   for (const auto& p : points) {

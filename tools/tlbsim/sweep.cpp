@@ -105,7 +105,8 @@ std::vector<SweepPoint> expand_sweep(const std::vector<SweepAxis>& axes) {
   return points;
 }
 
-void check_sweep_sets(const std::vector<std::string>& sets, const std::vector<SweepAxis>& axes) {
+void check_sweep_sets(const std::vector<std::string>& sets, const std::vector<SweepAxis>& axes,
+                      const std::filesystem::path& file) {
   // An override of a key that an axis sweeps would either be ignored by every
   // point or make the axis meaningless: refuse it. Overrides *under* a preset axis
   // (machine, kernel, workload) are fine: they apply on top of each point's preset.
@@ -118,9 +119,10 @@ void check_sweep_sets(const std::vector<std::string>& sets, const std::vector<Sw
     for (const auto& a : axes) {
       const bool preset_axis = a.key == "machine" || a.key == "kernel" || a.key == "workload";
       if (k == a.key || (!preset_axis && nested(a.key, k)) || nested(k, a.key))
-        throw InputError("", "conflicts with the sweep axis \"" + a.key +
-                                 "\" (each point sets it); drop the --set or the axis",
-                         "--set " + s);
+        throw InputError("/sweep/" + json_pointer_escape(a.key),
+                         "the sweep axis " + quote_excerpt(a.key) + " conflicts with --set " +
+                             quote_excerpt(s) + " (each point sets it); drop the --set or the axis",
+                         file.string());
     }
   }
 }
@@ -223,7 +225,7 @@ std::string fmt_duration(double s) {
 }  // namespace
 
 int run_sweep(const SweepOptions& o, const std::vector<SweepAxis>& axes) {
-  check_sweep_sets(o.sets, axes);
+  check_sweep_sets(o.sets, axes, o.experiment);
   const auto points = expand_sweep(axes);
   std::vector<PointResult> res(points.size());
   std::error_code ec;

@@ -33,10 +33,11 @@ struct SweepPoint {
 /// The axes of the experiment's "sweep" object (empty when it has none).
 std::vector<SweepAxis> read_sweep_axes(const std::filesystem::path& file);
 
-/// Rejects (InputError) a --set that names a key some axis sweeps. Overrides under a
-/// preset axis (machine, kernel, workload) apply on top of each point's preset, so
-/// they are fine.
-void check_sweep_sets(const std::vector<std::string>& sets, const std::vector<SweepAxis>& axes);
+/// Rejects (InputError at the axis in `file`) a --set that names a key some axis
+/// sweeps. Overrides under a preset axis (machine, kernel, workload) apply on top of
+/// each point's preset, so they are fine.
+void check_sweep_sets(const std::vector<std::string>& sets, const std::vector<SweepAxis>& axes,
+                      const std::filesystem::path& file);
 
 /// The cartesian product, first axis varying slowest.
 std::vector<SweepPoint> expand_sweep(const std::vector<SweepAxis>& axes);

@@ -14,7 +14,8 @@
 namespace tlbsim {
 
 std::string config_hash(const Json& config) {
-  const std::string s = config.dump();
+  // Strings from the command line (file names) need not be UTF-8: never throw here.
+  const std::string s = config.dump(-1, ' ', false, Json::error_handler_t::replace);
   uint64_t h = 0xcbf29ce484222325ull;
   for (unsigned char c : s) {
     h ^= c;
@@ -59,7 +60,8 @@ void write_outputs(const std::filesystem::path& dir, const Experiment& ex, const
   j["meta"] = std::move(m);
   j["config"] = std::move(config);
   j["stats"] = root.to_json();
-  write_file_atomic(dir / "stats.json", j.dump(2) + "\n");
+  write_file_atomic(dir / "stats.json",
+                    j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
   std::vector<StatRow> rows;
   root.rows(rows);
   std::ostringstream csv;

@@ -603,6 +603,8 @@ def main():
     p.add_argument("--importers", type=float, default=0.1, help="fraction of importer mutants")
     p.add_argument("--out", default="fuzz-findings")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--pause-file", help="while this file exists, start no new mutant "
+                                        "(pause a long campaign while the machine builds)")
     a = p.parse_args()
     a.tlbsim = os.path.abspath(a.tlbsim)
     a.root = os.path.abspath(a.root)
@@ -614,16 +616,25 @@ def main():
     base = tempfile.mkdtemp(prefix="tlbsim-fuzz-")
 
     def one(i):
+        while a.pause_file and os.path.exists(a.pause_file):
+            time.sleep(1)
         if a.budget and time.time() - start > a.budget:
             return None
         rng = random.Random(a.seed * 1_000_003 + i)
         work = os.path.join(base, str(i))
         os.makedirs(work)
         try:
-            if rng.random() < a.importers:
-                outcome, text, detail = importer_mutant(a, rng, work)
-            else:
-                outcome, text, detail = cli_mutant(a, rng, seed_list, param_keys, work)
+            for attempt in range(2):
+                rng = random.Random(a.seed * 1_000_003 + i)
+                if rng.random() < a.importers:
+                    outcome, text, detail = importer_mutant(a, rng, work)
+                else:
+                    outcome, text, detail = cli_mutant(a, rng, seed_list, param_keys, work)
+                # A timeout may be the machine's load: once more, when not paused.
+                if outcome not in ("timeout", "importer_crash") or "timeout" not in json.dumps(detail):
+                    break
+                while a.pause_file and os.path.exists(a.pause_file):
+                    time.sleep(1)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         with lock:

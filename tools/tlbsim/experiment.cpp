@@ -67,11 +67,18 @@ fs::path find_named(const fs::path& dir, const std::string& name, const std::str
   throw InputError(pointer, msg, file);
 }
 
-/// Splits "a.b.c=value" into a JSON pointer-ish path and a JSON value.
+std::string pointer_of(const std::vector<std::string>& path, size_t from) {
+  std::string p;
+  for (size_t i = from; i < path.size(); ++i) p += "/" + json_pointer_escape(path[i]);
+  return p;
+}
+
+/// Splits "a.b.c=value" into a JSON pointer-ish path and a JSON value. Errors name
+/// the argument as their file and the document root or the key as their pointer.
 std::pair<std::vector<std::string>, Json> parse_set(const std::string& s) {
   auto eq = s.find('=');
   if (eq == std::string::npos || eq == 0)
-    throw InputError("", "expected key.path=value, got \"" + s + "\"", "--set");
+    throw InputError("/", "expected key.path=value, got " + quote_excerpt(s), "--set");
   std::vector<std::string> path;
   std::string key = s.substr(0, eq), cur;
   for (char c : key) {
@@ -84,8 +91,8 @@ std::pair<std::vector<std::string>, Json> parse_set(const std::string& s) {
   }
   path.push_back(cur);
   for (const auto& k : path)
-    if (k.empty()) throw InputError("", "expected key.path=value with no empty key, got " +
-                                            quote_excerpt(s), "--set");
+    if (k.empty()) throw InputError("/", "expected key.path=value with no empty key, got " +
+                                             quote_excerpt(s), "--set");
   const std::string text = s.substr(eq + 1);
   check_json_bounds(text, "--set " + s.substr(0, eq + 1) + "...");
   Json v;
@@ -96,7 +103,8 @@ std::pair<std::vector<std::string>, Json> parse_set(const std::string& s) {
     try {
       (void)v.dump();
     } catch (const Json::exception&) {
-      throw InputError("", "expected UTF-8 text, got " + quote_excerpt(text), "--set");
+      throw InputError(pointer_of(path, 0), "expected UTF-8 text, got " + quote_excerpt(text),
+                       "--set");
     }
   }
   return {path, v};
@@ -109,11 +117,6 @@ Json nest(const std::vector<std::string>& path, size_t from, const Json& v) {
   return o;
 }
 
-std::string pointer_of(const std::vector<std::string>& path, size_t from) {
-  std::string p;
-  for (size_t i = from; i < path.size(); ++i) p += "/" + json_pointer_escape(path[i]);
-  return p;
-}
 
 /// Loads a ParamSet from "name" or {"preset": name, overrides...} at `key`.
 template <class Set>
@@ -387,9 +390,9 @@ std::unique_ptr<Experiment> load_experiment(const fs::path& file,
     const std::string& top = path[0];
     if (top != "machine" && top != "kernel" && top != "seed" && top != "workload" &&
         top != "name" && top != "folio_size")
-      throw InputError("", "unknown top-level key \"" + top +
-                               "\"; --set accepts machine.*, kernel.*, workload.*, seed, name, "
-                               "folio_size",
+      throw InputError("/" + json_pointer_escape(top),
+                       "unknown top-level key " + quote_excerpt(top) +
+                           "; --set accepts machine.*, kernel.*, workload.*, seed, name, folio_size",
                        "--set " + s);
     if (path.size() == 1) {
       // Selecting a preset (machine, kernel, catalog workload) keeps the overrides

@@ -82,6 +82,9 @@ strace_bad negative_length "line 2: expected a length between 0 and the user add
   '1 1.0 mmap(NULL, 8192, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x10000000\n1 1.1 munmap(0x10000000, -5) = 0\n'
 strace_bad prot_none "line 2: tlbsim cannot execute mprotect to PROT_NONE yet" \
   '1 1.0 mmap(NULL, 8192, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x10000000\n1 1.1 mprotect(0x10000000, 4096, PROT_NONE) = 0\n'
+# Found by the fuzzer: a brk that jumps over existing mappings is not a real trace.
+strace_bad brk_over_mapping "line 3: brk(0x7f0000001000) grows the heap over an existing mapping" \
+  '1 1.0 brk(NULL) = 0x555555554000\n1 1.1 mmap(NULL, 8192, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000000000\n1 1.2 brk(0x7f0000001000) = 0x7f0000001000\n'
 # A 3,000-deep fork chain: Python used to raise RecursionError.
 python3 - "$tmp/chain.txt" <<'PY'
 import sys

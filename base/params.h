@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <limits>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -143,6 +144,14 @@ class Param final : public ParamBase {
           if (!v.check(T{0}).empty())
             throw InputError(pointer, "expected a positive integer, got " + param_detail::describe(j));
       }
+    }
+    if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) {
+      // An unsigned number beyond the signed type is out of the declared range.
+      if (j.is_number_unsigned() && j.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<T>::max()))
+        for (const auto& v : m_validators)
+          if (v.max)
+            throw InputError(pointer, "expected a value <= " + param_detail::format_bound(*v.max) +
+                                          ", got " + param_detail::describe(j));
     }
     T v = param_detail::from_json<T>(j, pointer);
     for (const auto& check : m_validators) {

@@ -2,10 +2,12 @@
 
 namespace tlbsim::mm {
 
-void DeferredSplit::deferred_split_folio(Folio folio, bool partially_mapped) {
+void DeferredSplit::deferred_split_folio(ExecContext& ctx, Folio folio, bool partially_mapped) {
   // Mirrors mm/huge_memory.c:deferred_split_folio().
   if (folio.order() <= 1) return;
   LargeFolio& lf = folio.lf();
+  if (lf.on_deferred_list && (!partially_mapped || lf.partially_mapped)) return;
+  ScopedLock lock(ctx, split_queue_lock);
   if (partially_mapped) {
     if (!lf.partially_mapped) {
       lf.partially_mapped = true;
@@ -25,7 +27,15 @@ void DeferredSplit::deferred_split_folio(Folio folio, bool partially_mapped) {
   ++m_len;
 }
 
-void DeferredSplit::unqueue(Folio folio) {
+void DeferredSplit::unqueue(ExecContext& ctx, Folio folio) {
+  if (!folio.test_large()) return;
+  LargeFolio& lf = folio.lf();
+  if (!lf.partially_mapped && !lf.on_deferred_list) return;
+  ScopedLock lock(ctx, split_queue_lock);
+  unqueue_locked(folio);
+}
+
+void DeferredSplit::unqueue_locked(Folio folio) {
   if (!folio.test_large()) return;
   LargeFolio& lf = folio.lf();
   if (lf.partially_mapped) {

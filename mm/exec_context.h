@@ -11,8 +11,10 @@
 
 #include <array>
 #include <cstdint>
+#include <stdexcept>
 
 #include "base/addr.h"
+#include "mm/lock.h"
 
 namespace tlbsim::mm {
 
@@ -115,8 +117,18 @@ class ExecHooks {
   virtual void mem_lines(ExecContext& ctx, MemRefKind kind, uint64_t first, uint64_t nr,
                          bool write) = 0;
   /// A natural point to let simulated time pass (end of a page-table page, of a folio
-  /// batch): charge the work counted so far and synchronise if due.
+  /// batch): charge the work counted so far and synchronise if due. With no
+  /// spinlock held it is also a preemption point (cond_resched()).
   virtual void progress(ExecContext& ctx) = 0;
+  /// Takes `lock` for kernel code on ctx: now if it is free, else after waiting
+  /// (spinning or sleeping as its class says). Returns with it held.
+  virtual void lock_acquire(ExecContext& ctx, KernelLock& lock, LockMode mode) = 0;
+  /// Takes `lock` only if that needs no waiting; true when it is now held.
+  virtual bool lock_try(ExecContext& ctx, KernelLock& lock, LockMode mode) = 0;
+  /// Releases `lock` and hands it to its first waiter(s).
+  virtual void lock_release(ExecContext& ctx, KernelLock& lock, LockMode mode) = 0;
+  /// downgrade_write(): the writer keeps `lock` for read; waiting readers join it.
+  virtual void lock_downgrade(ExecContext& ctx, KernelLock& lock) = 0;
 };
 
 /// The per-CPU execution context of kernel code.
@@ -165,10 +177,73 @@ struct ExecContext {
     if (hooks) hooks->progress(*this);
   }
 
+  // --- locks (mm/lock.h) ---------------------------------------------------------
+  /// spin_lock / down_read / down_write / folio_lock...: returns with `l` held.
+  void lock(KernelLock& l, LockMode m = LockMode::kExclusive) {
+    count(KOp::kLock);
+    if (hooks) {
+      hooks->lock_acquire(*this, l, m);
+    } else if (!l.try_acquire(m, cpu)) {
+      throw std::logic_error(std::string("lock contended with no CPU model (self-deadlock?): ") +
+                             kLockClassNames[static_cast<size_t>(l.lock_class())]);
+    }
+    held_locks += 1;
+    if (!l.sleeps()) ++spin_depth;
+  }
+  /// spin_trylock / down_read_trylock / folio_trylock: true when it is now held.
+  bool trylock(KernelLock& l, LockMode m = LockMode::kExclusive) {
+    count(KOp::kLock);
+    if (!(hooks ? hooks->lock_try(*this, l, m) : l.try_acquire(m, cpu))) return false;
+    held_locks += 1;
+    if (!l.sleeps()) ++spin_depth;
+    return true;
+  }
+  void unlock(KernelLock& l, LockMode m = LockMode::kExclusive) {
+    if (!l.sleeps()) --spin_depth;
+    held_locks -= 1;
+    if (hooks) {
+      hooks->lock_release(*this, l, m);
+    } else {
+      l.release(m);
+    }
+  }
+  /// mmap_write_downgrade() and friends.
+  void downgrade(KernelLock& l) {
+    if (hooks) {
+      hooks->lock_downgrade(*this, l);
+    } else {
+      l.downgrade();
+    }
+  }
+
   unsigned cpu;                          // the CPU this kernel code runs on
   FlushCause cause = FlushCause::kNone;  // set by the syscall/fault entry point
   ExecHooks* hooks = nullptr;            // the CPU model (nullptr in kernel unit tests)
+  unsigned held_locks = 0;               // locks held now (any kind)
+  unsigned spin_depth = 0;               // spinlocks held now: no sleeping, no preemption
   std::array<uint64_t, static_cast<size_t>(KOp::kCount)> ops{};
+};
+
+/// Holds a lock for a scope (guard(spinlock) / scoped_guard in Linux).
+class ScopedLock {
+ public:
+  ScopedLock(ExecContext& ctx, KernelLock& l, LockMode m = LockMode::kExclusive)
+      : m_ctx(ctx), m_lock(&l), m_mode(m) {
+    ctx.lock(l, m);
+  }
+  ~ScopedLock() { unlock(); }
+  /// Releases it before the end of the scope.
+  void unlock() {
+    if (m_lock) m_ctx.unlock(*m_lock, m_mode);
+    m_lock = nullptr;
+  }
+  ScopedLock(const ScopedLock&) = delete;
+  ScopedLock& operator=(const ScopedLock&) = delete;
+
+ private:
+  ExecContext& m_ctx;
+  KernelLock* m_lock;
+  LockMode m_mode;
 };
 
 /// Sets ctx.cause for a scope and restores the previous one.

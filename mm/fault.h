@@ -33,9 +33,14 @@ struct Kernel::VmFault {
   /// The PTE (valid once the PMD points at a PTE table) and its value at entry.
   uint64_t* pte = nullptr;
   uint64_t orig_pte = 0;
+  /// The PTE table's lock while the handler holds it (vmf->ptl).
+  KernelLock* ptl = nullptr;
 
   bool write() const { return flags & kFaultWrite; }
+  /// Under the per-VMA lock rather than mmap_lock (FAULT_FLAG_VMA_LOCK).
+  bool vma_locked() const { return flags & kFaultVmaLock; }
 };
+
 
 /// vm_page_prot: what a freshly faulted PTE may allow before maybe_mkwrite().
 /// Private mappings never have the write bit in vm_page_prot (protection_map's

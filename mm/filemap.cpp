@@ -129,7 +129,7 @@ FaultResult Kernel::do_read_fault(ExecContext& ctx, VmFault& vmf) {
 FaultResult Kernel::do_cow_fault(ExecContext& ctx, VmFault& vmf) {
   // Mirrors mm/memory.c:do_cow_fault(): a write to a private file mapping copies
   // the cached page into a new anon folio mapped in its place.
-  if (!anon_vma_prepare(vmf.vma)) return FaultResult::kOom;  // vmf_anon_prepare
+  if (const FaultResult r = vmf_anon_prepare(ctx, vmf); r != FaultResult::kOk) return r;
   auto pfn = alloc_folio_reclaim(ctx, 0);  // folio_prealloc(need_zero = false)
   if (!pfn) {
     ++m_vmstat.oom;
@@ -184,9 +184,11 @@ bool Kernel::filemap_map_pages(ExecContext& ctx, VmFault& vmf, uint64_t start_pg
   const int64_t file = vma.file();
   end_pgoff = std::min(end_pgoff, m_page_cache.nr_pages(file) - 1);
   if (start_pgoff > end_pgoff) return false;
-  uint64_t* table = vmf.pte - level_index(vmf.address, 1);
   auto addr_of = [&](uint64_t index) { return vma.start() + ((index - vma.pgoff()) << kPageShift); };
-  ctx.count(KOp::kLock);  // pte_offset_map_lock
+  Pfn table_pfn;
+  KernelLock* ptl = pte_offset_map_lock(ctx, m_pm, m_codec, vmf.pmd, &table_pfn);
+  if (!ptl) return false;
+  uint64_t* table = m_pm.table(table_pfn).data();
   int64_t rss = 0;
   bool mapped_fault = false;
   for (uint64_t index = start_pgoff; index <= end_pgoff;) {
@@ -226,6 +228,7 @@ bool Kernel::filemap_map_pages(ExecContext& ctx, VmFault& vmf, uint64_t start_pg
     ctx.count(KOp::kAtomic);  // folio_put
     index = last + 1;
   }
+  ctx.unlock(*ptl);
   vmf.mm.add_rss(kMmFilePages, rss);
   m_vmstat.fault_around_pages += static_cast<uint64_t>(rss);
   return mapped_fault;
@@ -260,7 +263,7 @@ Pfn Kernel::page_cache_read(ExecContext& ctx, int64_t file, uint64_t index) {
   head.index = index;  // the allocation's reference becomes the cache's
   m_page_cache.insert(file, index, *pfn, 1);
   ctx.count(KOp::kLruAdd);
-  m_lru.add(*pfn);
+  m_lru.add(ctx, *pfn, false);
   return *pfn;
 }
 
@@ -269,12 +272,19 @@ FaultResult Kernel::finish_fault(ExecContext& ctx, VmFault& vmf, Folio folio, Pf
   // reference on `folio` becomes the mapping's (for COW, `folio` is the new anon
   // folio).
   const bool is_cow = vmf.write() && !vmf.vma.test(kVmShared);
-  ctx.count(KOp::kLock);  // PTL
+  Pfn table;
+  KernelLock* ptl = pte_offset_map_lock(ctx, m_pm, m_codec, vmf.pmd, &table);
+  uint64_t* pte = ptl ? &m_pm.table(table)[level_index(vmf.address, 1)] : nullptr;
   ctx.count(KOp::kPteRead);
-  if (!PteCodec::none(m_arch.ptep_get(vmf.pte)))
-    throw std::logic_error("finish_fault: the PTE changed under a single-threaded fault");
-  set_pte_range(ctx, vmf, folio, page, 1, vmf.address, vmf.pte);
+  if (!ptl || !PteCodec::none(m_arch.ptep_get(pte))) {
+    // Another CPU mapped it meanwhile (vmf_pte_changed): drop our reference.
+    if (ptl) ctx.unlock(*ptl);
+    folio_put_refs(ctx, folio.pfn(), 1, "finish_fault(raced)");
+    return FaultResult::kRetry;
+  }
+  set_pte_range(ctx, vmf, folio, page, 1, vmf.address, pte);
   vmf.mm.add_rss(is_cow ? kMmAnonPages : kMmFilePages, 1);
+  ctx.unlock(*ptl);
   return FaultResult::kOk;
 }
 

@@ -23,6 +23,7 @@
 #include "base/error.h"
 #include "mm/folio.h"
 #include "mm/kernel.h"
+#include "mm/mmap_lock.h"
 
 namespace tlbsim::mm {
 
@@ -67,7 +68,7 @@ class ForkCopier {
                     VirtAddr addr);
   bool copy_huge_pmd_folio(Folio folio, Pfn pfn, Pfn pgtable, Pfn src_pmd_table,
                            uint64_t& src_pmd, VirtAddr addr);
-  int copy_pte_range(PageTablePage& dst_t, PageTablePage& src_t, VirtAddr addr, VirtAddr end);
+  int copy_pte_range(Pfn dst_table, Pfn src_table, VirtAddr addr, VirtAddr end);
   int copy_present_ptes(uint64_t* dst_pte, uint64_t* src_pte, uint64_t pte, VirtAddr addr,
                         unsigned max_nr);
   int copy_present_page(uint64_t* dst_pte, VirtAddr addr, Pfn src_page);
@@ -77,7 +78,7 @@ class ForkCopier {
                            unsigned max_nr) const;
   uint64_t batch_normalise(uint64_t e) const;
   unsigned dup_anon_ptes(Folio folio, Pfn page, unsigned nr);
-  bool alloc_table(uint64_t& entry);
+  bool alloc_table(uint64_t& entry, unsigned level);
 
   Kernel& m_k;
   ExecContext& m_ctx;
@@ -118,17 +119,19 @@ Mm* Kernel::sys_fork(ExecContext& ctx, Mm& oldmm) {
 }
 
 Mm* Kernel::try_dup_mmap(ExecContext& ctx, Mm& oldmm) {
-  // Mirrors mm/mmap.c:dup_mmap().
+  // Mirrors mm/mmap.c:dup_mmap(): both mms locked for write, every parent VMA
+  // write-locked (vma_start_write: faults on it wait until the fork is done).
   CauseScope cause(ctx, FlushCause::kFork);
-  ctx.count(KOp::kLock);  // mmap_write_lock_killable(oldmm)
+  mmap_write_lock(ctx, oldmm);  // mmap_write_lock_killable(oldmm)
   Mm& mm = mm_create(ctx);
-  ctx.count(KOp::kLock);  // mmap_write_lock_nested(mm)
+  mmap_write_lock(ctx, mm);  // mmap_write_lock_nested(mm): nobody else sees it yet
   mm.mmap_base = oldmm.mmap_base;
   mm.mmap_next = oldmm.mmap_next;
   ForkCopier copier(*this, ctx);
   int err = 0;
   for (auto& [start, mpnt] : oldmm.vmas()) {
     Vma& src = *mpnt;
+    vma_start_write(ctx, src);
     if (src.test(kVmDontCopy)) continue;
     // vm_area_dup() + the child's maple-tree store; mlock is not inherited
     // (VM_LOCKED_MASK cleared).
@@ -145,10 +148,11 @@ Mm* Kernel::try_dup_mmap(ExecContext& ctx, Mm& oldmm) {
     err = copier.copy_page_range(dst, src);
     if (err) break;
   }
-  ctx.count(KOp::kLock);  // mmap_write_unlock(mm)
-  // The single end-of-fork flush: makes the parent's write protection visible.
+  mmap_write_unlock(ctx, mm);
+  // The single end-of-fork flush: makes the parent's write protection visible,
+  // still under the parent's mmap_lock (its VMAs write-locked).
   flush_tlb_mm(ctx, oldmm);
-  ctx.count(KOp::kLock);  // mmap_write_unlock(oldmm)
+  mmap_write_unlock(ctx, oldmm);
   if (err) {
     // fork() fails with −ENOMEM; mmput() tears down what was copied so far.
     exit_mmap(ctx, mm);
@@ -164,7 +168,7 @@ void Kernel::anon_vma_fork(ExecContext& ctx, Vma& vma, Vma& pvma) {
   // root is the parent's root, for the folios it will COW. The reuse of an anon_vma
   // without active VMAs is not modelled: a new one is always created.
   if (!pvma.anon_vma()) return;
-  ctx.count(KOp::kLock);  // anon_vma_lock_write(root)
+  ScopedLock lock(ctx, pvma.anon_vma()->root()->rwsem);  // anon_vma_lock_write(root)
   ctx.count(KOp::kAnonVmaLink, 2);  // anon_vma_clone + the child's own anon_vma
   m_anon_vmas.push_back(std::make_unique<AnonVma>(pvma.anon_vma()));
   AnonVma* av = m_anon_vmas.back().get();
@@ -189,10 +193,12 @@ int ForkCopier::copy_page_range(Vma& dst_vma, Vma& src_vma) {
                           src_vma.end());
 }
 
-bool ForkCopier::alloc_table(uint64_t& entry) {
-  // p4d_alloc / pud_alloc / pmd_alloc / pte_alloc for the child.
+bool ForkCopier::alloc_table(uint64_t& entry, unsigned level) {
+  // p4d_alloc / pud_alloc / pmd_alloc / pte_alloc for the child (its mm is locked
+  // for write and not visible to anyone: no table lock needed).
   auto pfn = m_pm.alloc_page_table(m_ctx);
   if (!pfn) return false;
+  if (level == 3) m_pm.ptl(*pfn).reset(LockClass::kPmdLock);
   m_ctx.count(KOp::kPteWrite);
   m_dst_mm->add_pgtables(1);
   entry = m_codec.mk_table(*pfn);
@@ -231,12 +237,11 @@ int ForkCopier::copy_range_level(Pfn dst_table, Pfn src_table, unsigned level, V
       }
     }
     uint64_t& dst_e = dst_t[idx];
-    if (PteCodec::none(dst_e) && !alloc_table(dst_e)) return -ENOMEM;
+    if (PteCodec::none(dst_e) && !alloc_table(dst_e, level)) return -ENOMEM;
     const Pfn dst_child = m_codec.pfn(dst_e);
     const Pfn src_child = m_codec.pfn(src_e);
-    const int err = level == 2
-                        ? copy_pte_range(m_pm.table(dst_child), m_pm.table(src_child), addr, next)
-                        : copy_range_level(dst_child, src_child, level - 1, addr, next);
+    const int err = level == 2 ? copy_pte_range(dst_child, src_child, addr, next)
+                               : copy_range_level(dst_child, src_child, level - 1, addr, next);
     if (err) return err;
     addr = next;
   }
@@ -254,7 +259,8 @@ int ForkCopier::copy_huge_pmd(Pfn dst_pmd_table, uint64_t& dst_pmd, Pfn src_pmd_
   // pte_alloc_one(): the table deposited with the child's PMD mapping.
   auto pgtable = m_pm.alloc_page_table(m_ctx);
   if (!pgtable) return -ENOMEM;
-  m_ctx.count(KOp::kLock, 2);  // dst and src PMD locks
+  ScopedLock dst_ptl(m_ctx, m_pm.ptl(dst_pmd_table));  // pmd_lock(dst_mm, dst_pmd)
+  ScopedLock src_ptl(m_ctx, m_pm.ptl(src_pmd_table));  // spin_lock_nested(src_ptl)
   m_ctx.count(KOp::kPteRead);
   const uint64_t pmd = src_pmd;
   const Pfn pfn = m_codec.pfn(pmd);
@@ -316,15 +322,19 @@ void ForkCopier::copy_nonpresent_pte(uint64_t* dst_pte, uint64_t* src_pte, uint6
   m_dst_mm->add_rss(kMmSwapEnts, 1);
 }
 
-int ForkCopier::copy_pte_range(PageTablePage& dst_t, PageTablePage& src_t, VirtAddr addr,
-                               VirtAddr end) {
-  // Mirrors mm/memory.c:copy_pte_range(). The progress budget (a resched check every
-  // 32 units) only matters under contention, which a single-threaded kernel has
-  // none of: a pass ends at `end` or at −EAGAIN.
+int ForkCopier::copy_pte_range(Pfn dst_table, Pfn src_table, VirtAddr addr, VirtAddr end) {
+  // Mirrors mm/memory.c:copy_pte_range(): the child's PTL, then the parent's
+  // (spin_lock_nested). The parent's VMA is write-locked and its mm locked for
+  // write, so only reclaim could touch these PTEs meanwhile, under the PTL. The
+  // need_resched() break every 32 units is not modelled: a pass ends at `end` or
+  // at −EAGAIN; cond_resched() follows each table.
+  PageTablePage& dst_t = m_pm.table(dst_table);
+  PageTablePage& src_t = m_pm.table(src_table);
   int ret = 0;
   for (;;) {
     m_rss_anon = m_rss_file = 0;
-    m_ctx.count(KOp::kLock, 2);  // pte_alloc_map_lock(dst) + nested src PTL
+    ScopedLock dst_ptl(m_ctx, m_pm.ptl(dst_table));  // pte_alloc_map_lock(dst)
+    ScopedLock src_ptl(m_ctx, m_pm.ptl(src_table));  // nested src PTL
     uint64_t reads = 0;
     ret = 0;
     while (addr != end) {
@@ -356,6 +366,9 @@ int ForkCopier::copy_pte_range(PageTablePage& dst_t, PageTablePage& src_t, VirtA
     m_ctx.count(KOp::kPteRead, reads);
     m_dst_mm->add_rss(kMmAnonPages, m_rss_anon);  // add_mm_rss_vec(dst_mm)
     m_dst_mm->add_rss(kMmFilePages, m_rss_file);
+    src_ptl.unlock();
+    dst_ptl.unlock();
+    m_ctx.progress();  // cond_resched()
     if (ret == -EAGAIN) {
       // Locks dropped: folio_prealloc() an order-0 folio, then retry this PTE.
       m_prealloc = m_pm.alloc_folio(m_ctx, 0);

@@ -68,7 +68,7 @@ std::optional<FaultResult> Kernel::do_huge_pmd_anonymous_page(ExecContext& ctx, 
   Vma& vma = vmf.vma;
   const VirtAddr haddr = vmf.address.align_down(kPmdSize);
   if (!thp_vma_suitable_orders(vma, haddr, 1u << kPmdOrder)) return std::nullopt;
-  if (!anon_vma_prepare(vma)) return FaultResult::kOom;  // vmf_anon_prepare
+  if (const FaultResult r = vmf_anon_prepare(ctx, vmf); r != FaultResult::kOk) return r;
   if (!vmf.write() && m_thp.use_zero_page) {
     // The huge zero page: a read-only PMD, no folio of our own, no rmap or rss.
     auto pgtable = m_pm.alloc_page_table(ctx);  // pte_alloc_one
@@ -82,7 +82,12 @@ std::optional<FaultResult> Kernel::do_huge_pmd_anonymous_page(ExecContext& ctx, 
       ++m_vmstat.thp_fault_fallback;
       return std::nullopt;
     }
-    ctx.count(KOp::kLock);  // pmd_lock; the PMD is still none
+    ScopedLock pmd_lock(ctx, m_pm.ptl(vmf.pmd_table));
+    if (!PteCodec::none(*vmf.pmd)) {  // another CPU mapped it meanwhile
+      pmd_lock.unlock();
+      m_pm.free_page_table(ctx, *pgtable, "do_huge_pmd_anonymous_page(raced)");
+      return FaultResult::kRetry;
+    }
     // set_huge_zero_folio(): deposit, set_pmd_at, mm_inc_nr_ptes.
     pgtable_trans_huge_deposit(vmf.pmd_table, *pgtable);
     *vmf.pmd = m_codec.mk_huge(*zero, vm_page_prot(vma));
@@ -108,12 +113,19 @@ std::optional<FaultResult> Kernel::do_huge_pmd_anonymous_page(ExecContext& ctx, 
     ++m_vmstat.oom;
     return FaultResult::kOom;
   }
-  ctx.count(KOp::kLock);  // pmd_lock; the PMD is still none
+  ScopedLock pmd_lock(ctx, m_pm.ptl(vmf.pmd_table));
+  if (!PteCodec::none(*vmf.pmd)) {  // another CPU mapped it meanwhile
+    pmd_lock.unlock();
+    m_pm.free_page_table(ctx, *pgtable, "do_huge_pmd_anonymous_page(raced)");
+    folio_put_refs(ctx, folio.pfn(), 1, "do_huge_pmd_anonymous_page(raced)");
+    return FaultResult::kRetry;
+  }
   pgtable_trans_huge_deposit(vmf.pmd_table, *pgtable);
   map_anon_folio_pmd(ctx, folio, vmf);
   vmf.mm.add_pgtables(1);  // mm_inc_nr_ptes
-  // Queued (not partially mapped) for the underused-THP shrinker (Linux 6.12+).
-  if (m_thp_queue_underused) m_deferred.deferred_split_folio(folio, false);
+  // Queued (not partially mapped) for the underused-THP shrinker (Linux 6.12+),
+  // split_queue_lock nested in the PMD lock.
+  if (m_thp_queue_underused) m_deferred.deferred_split_folio(ctx, folio, false);
   ++m_vmstat.pgfault_anon;
   return FaultResult::kOk;
 }
@@ -162,11 +174,15 @@ std::optional<FaultResult> Kernel::do_huge_pmd_wp_page(ExecContext& ctx, VmFault
   const Pfn pfn = m_codec.pfn(vmf.orig_pmd);
   Folio folio = Folio::of(m_pm, pfn);
   if (folio.test_zero()) return do_huge_zero_wp_pmd(ctx, vmf);
-  ctx.count(KOp::kLock);  // PMD lock
+  ScopedLock pmd_lock(ctx, m_pm.ptl(vmf.pmd_table));
+  if (*vmf.pmd != vmf.orig_pmd) return FaultResult::kRetry;  // !pmd_same
   Page& head = folio.head();
   if (!head.test(kPgAnonExclusive)) {
-    ctx.count(KOp::kLock);  // folio_trylock
+    // folio_trylock(); Linux sleeps for it with the PMD lock dropped and re-checks:
+    // here the fault is retried instead.
+    if (!folio_trylock(ctx, folio)) return FaultResult::kRetry;
     if (folio.ref_count() > 1) {
+      folio_unlock(ctx, folio);
       // fallback: __split_huge_pmd(vma, vmf->pmd, vmf->address, false).
       split_huge_pmd_locked(ctx, vmf.vma, vmf.pmd_table, vmf.pmd,
                             vmf.address.align_down(kPmdSize), false);
@@ -175,6 +191,7 @@ std::optional<FaultResult> Kernel::do_huge_pmd_wp_page(ExecContext& ctx, VmFault
     m_rmap.folio_move_anon_rmap(ctx, folio, vmf.vma);
     head.set(kPgAnonExclusive);
     ctx.count(KOp::kAtomic);
+    folio_unlock(ctx, folio);
   }
   // reuse: pmdp_set_access_flags(dirty = 1); x86 needs no flush (as wp_page_reuse),
   // arm64 invalidates the stale read-only entry.
@@ -199,13 +216,19 @@ std::optional<FaultResult> Kernel::do_huge_zero_wp_pmd(ExecContext& ctx, VmFault
   if (!pfn) {
     ++m_vmstat.thp_fault_fallback;
     ++m_vmstat.mthp[kPmdOrder]->anon_fault_fallback;
-    ctx.count(KOp::kLock);  // pmd_lock
+    ScopedLock pmd_lock(ctx, m_pm.ptl(vmf.pmd_table));
+    if (*vmf.pmd != vmf.orig_pmd) return FaultResult::kRetry;
     split_huge_pmd_locked(ctx, vmf.vma, vmf.pmd_table, vmf.pmd, haddr, false);
     return std::nullopt;
   }
   ctx.zero_pages(*pfn, uint64_t{1} << kPmdOrder);
   m_vmstat.pgalloc += uint64_t{1} << kPmdOrder;
-  ctx.count(KOp::kLock);  // pmd_lock
+  ScopedLock pmd_lock(ctx, m_pm.ptl(vmf.pmd_table));
+  if (*vmf.pmd != vmf.orig_pmd) {
+    pmd_lock.unlock();
+    folio_put_refs(ctx, *pfn, 1, "do_huge_zero_wp_pmd(raced)");
+    return FaultResult::kRetry;
+  }
   {
     // pmdp_huge_clear_flush().
     CauseScope cause(ctx, FlushCause::kCow);
@@ -219,8 +242,9 @@ std::optional<FaultResult> Kernel::do_huge_zero_wp_pmd(ExecContext& ctx, VmFault
 
 void Kernel::huge_pmd_set_accessed(ExecContext& ctx, VmFault& vmf) {
   // Mirrors mm/huge_memory.c:huge_pmd_set_accessed(): young (and dirty for a
-  // write) without a flush.
-  ctx.count(KOp::kLock);  // PMD lock
+  // write) without a flush, under the PMD lock if the PMD is unchanged.
+  ScopedLock pmd_lock(ctx, m_pm.ptl(vmf.pmd_table));
+  if (*vmf.pmd != vmf.orig_pmd) return;
   uint64_t entry = m_codec.mkyoung(vmf.orig_pmd);
   if (vmf.write()) entry = m_codec.mkdirty(entry);
   if (m_arch.pmdp_set_access_flags(ctx, vmf.mm, vmf.address.align_down(kPmdSize), vmf.pmd, entry,
@@ -247,7 +271,8 @@ void Kernel::zap_huge_pmd(MmuGather& tlb, Vma& vma, Pfn pmd_table, uint64_t* pmd
   // reference; the deposited table of an anon (or huge zero) PMD is freed now.
   ExecContext& ctx = tlb.ctx();
   Mm& mm = tlb.mm();
-  ctx.count(KOp::kLock);  // __pmd_trans_huge_lock
+  ScopedLock pmd_lock(ctx, m_pm.ptl(pmd_table));  // __pmd_trans_huge_lock
+  if (!m_codec.huge(*pmd)) return;                // split or zapped meanwhile
   const uint64_t orig = *pmd;
   *pmd = 0;  // pmdp_huge_get_and_clear_full
   ctx.count(KOp::kPteRead);
@@ -268,6 +293,7 @@ void Kernel::zap_huge_pmd(MmuGather& tlb, Vma& vma, Pfn pmd_table, uint64_t* pmd
     mm.add_rss(kMmFilePages, -(int64_t{1} << kPmdOrder));
     if (m_codec.young(orig)) folio.head().set(kPgReferenced);  // folio_mark_accessed
   }
+  pmd_lock.unlock();
   tlb.tlb_remove_page(pfn);  // tlb_remove_page_size(HPAGE_PMD_SIZE): flushes when full
 }
 

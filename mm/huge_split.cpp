@@ -31,7 +31,8 @@ void Kernel::split_huge_pmd_address(ExecContext& ctx, Vma& vma, VirtAddr address
   uint64_t* pmd = &m_pm.table(pmd_table)[level_index(address, 2)];
   ctx.count(KOp::kPteRead);
   if (!m_codec.huge(*pmd)) return;
-  ctx.count(KOp::kLock);  // pmd_lock
+  ScopedLock pmd_lock(ctx, m_pm.ptl(pmd_table));
+  if (!m_codec.huge(*pmd)) return;  // split or zapped by another CPU meanwhile
   split_huge_pmd_locked(ctx, vma, pmd_table, pmd, address.align_down(kPmdSize), freeze);
 }
 
@@ -139,7 +140,11 @@ int Kernel::split_folio(ExecContext& ctx, Folio folio) {
     if (folio.test_pmd_mappable()) ++m_vmstat.thp_split_page_failed;
     return -EAGAIN;
   };
-  ctx.count(KOp::kLock, 2);  // folio lock, anon_vma write lock
+  // The caller holds the folio lock; the anon_vma is locked for the whole split
+  // (folio_get_anon_vma + anon_vma_lock_write), so the rmap walks below run locked.
+  auto* anon_vma = reinterpret_cast<AnonVma*>(folio.head().mapping);
+  if (!anon_vma) return fail();
+  ScopedLock av_lock(ctx, anon_vma->root()->rwsem);
   // can_split_folio(): every reference but the caller's is a mapping.
   if (folio.mapcount() != folio.ref_count() - 1) return fail();
   {
@@ -148,17 +153,18 @@ int Kernel::split_folio(ExecContext& ctx, Folio folio) {
     CauseScope cause(ctx, FlushCause::kMigration);
     uint32_t flags = kTtuBatchFlush;
     if (folio.test_pmd_mappable()) flags |= kTtuSplitHugePmd;
-    try_to_migrate(ctx, folio, flags);
+    try_to_migrate(ctx, folio, flags, /*rmap_locked=*/true);
     try_to_unmap_flush(ctx);
   }
   if (folio.mapped() || folio.ref_count() != 1) {
     // A pinned exclusive page stayed mapped: remap_page() and give up.
-    remove_migration_ptes(ctx, folio, folio);
+    remove_migration_ptes(ctx, folio, folio, /*rmap_locked=*/true);
     return fail();
   }
-  // folio_ref_freeze(1) succeeded: take it off the deferred list (§9.2), then the
-  // metadata (__split_folio_to_order) and the statistics.
-  m_deferred.unqueue(folio);
+  // folio_ref_freeze(1) succeeded: with interrupts off, take it off the deferred
+  // list (§9.2), then the metadata (__split_folio_to_order) under the LRU lock.
+  m_deferred.unqueue(ctx, folio);
+  ScopedLock lru(ctx, m_lru.lru_lock);
   if (order >= kMinAnonThpOrder && order <= kPmdOrder) {
     ++m_vmstat.mthp[order]->split;
     --m_vmstat.mthp[order]->nr_anon;
@@ -168,15 +174,19 @@ int Kernel::split_folio(ExecContext& ctx, Folio folio) {
   const uint64_t nr = folio.nr_pages();
   m_pm.split_folio(head, 0);
   ctx.count(KOp::kAtomic, nr);  // page_ref_unfreeze per new folio
-  for (uint64_t i = 1; i < nr; ++i) m_pm.page(head + i).refcount = 1;
+  for (uint64_t i = 1; i < nr; ++i) {
+    m_pm.page(head + i).refcount = 1;
+    m_pm.page(head + i).clear(kPgLocked);  // the new folios are unlocked at the end
+  }
   // lru_add_split_folio(): the pieces follow the head on the LRU (PG_lru was copied
   // to every piece; an isolated head has none).
   if (m_pm.page(head).test(kPgLru))
     for (uint64_t i = nr - 1; i >= 1; --i) m_lru.add_after(head, head + i);
+  lru.unlock();
   // remap_page(): each new folio's migration entries become PTEs again.
   for (uint64_t i = 0; i < nr; ++i) {
     Folio f(m_pm, head + i);
-    remove_migration_ptes(ctx, f, f);
+    remove_migration_ptes(ctx, f, f, /*rmap_locked=*/true);
   }
   // Unlock and drop the split's reference of every new folio but the caller's:
   // the pages nobody maps are freed now.
@@ -185,16 +195,19 @@ int Kernel::split_folio(ExecContext& ctx, Folio folio) {
 }
 
 uint64_t Kernel::deferred_split_scan(ExecContext& ctx, uint64_t nr_to_scan) {
-  // Mirrors mm/huge_memory.c:deferred_split_scan(): move up to nr_to_scan folios to
-  // a private list (each with a reference), then split the partially mapped ones.
+  // Mirrors mm/huge_memory.c:deferred_split_scan(): under split_queue_lock, move up
+  // to nr_to_scan folios to a private list (each with a reference); then, unlocked,
+  // split the partially mapped ones that folio_trylock() gets.
   std::vector<Pfn> list;
-  ctx.count(KOp::kLock);  // split_queue_lock
-  for (uint32_t slot = m_deferred.first(); slot && list.size() < nr_to_scan;
-       slot = m_pm.large_at(slot).deferred_next) {
-    const Pfn head(m_pm.large_at(slot).head_pfn);
-    m_pm.page(head).refcount += 1;  // folio_try_get
-    ctx.count(KOp::kAtomic);
-    list.push_back(head);
+  {
+    ScopedLock lock(ctx, m_deferred.split_queue_lock);
+    for (uint32_t slot = m_deferred.first(); slot && list.size() < nr_to_scan;
+         slot = m_pm.large_at(slot).deferred_next) {
+      const Pfn head(m_pm.large_at(slot).head_pfn);
+      m_pm.page(head).refcount += 1;  // folio_try_get
+      ctx.count(KOp::kAtomic);
+      list.push_back(head);
+    }
   }
   uint64_t split = 0;
   for (const Pfn head : list) {
@@ -204,12 +217,14 @@ uint64_t Kernel::deferred_split_scan(ExecContext& ctx, uint64_t nr_to_scan) {
     bool did_split = false;
     // Not partially mapped: only an underused THP would be split (thp_underused()
     // needs page contents; never true here, as with max_ptes_none = 511).
-    if (partially_mapped) did_split = split_folio(ctx, folio) == 0;
+    if (partially_mapped && folio_trylock(ctx, folio)) {
+      did_split = split_folio(ctx, folio) == 0;
+      folio_unlock(ctx, folio);
+    }
     if (did_split) {
       ++split;
     } else if (!partially_mapped) {
-      ctx.count(KOp::kLock);
-      m_deferred.unqueue(folio);  // neither split nor partially mapped: leave the queue
+      m_deferred.unqueue(ctx, folio);  // neither split nor partially mapped: leave the queue
     }
     folio_put_refs(ctx, head, 1, "deferred_split_scan");
   }

@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "mm/folio.h"
+#include "mm/mmap_lock.h"
 #include "mm/mmu_gather.h"
 
 namespace tlbsim::mm {
@@ -28,6 +29,7 @@ Kernel::Kernel(const KernelProfile& profile, PhysMem& pm, ArchMmu& arch, StatGro
   m_pm.page(m_zero_pfn).set(kPgZero);
   m_tlb_ubc.resize(arch.nr_cpus());
   m_rmap.set_lru(&m_lru);
+  m_lru.set_batch_size(profile.folio_batch_size());
 }
 
 Kernel::~Kernel() = default;
@@ -42,24 +44,55 @@ Mm& Kernel::mm_create(ExecContext& ctx) {
 }
 
 void Kernel::exit_mmap(ExecContext& ctx, Mm& mm) {
-  // Mirrors mm/mmap.c:exit_mmap(): full-mm gather, unmap everything, free tables.
+  // Mirrors mm/mmap.c:exit_mmap(): full-mm gather; unmap everything with mmap_lock
+  // held for read, then for write free the page tables (unlinking the anon_vmas),
+  // finish the gather (the last flush) and remove the VMAs.
   CauseScope cause(ctx, FlushCause::kExit);
   std::vector<Vma*> vmas;
+  MmuGather tlb(*this, ctx, mm, /*fullmm=*/true);
+  mmap_read_lock(ctx, mm);
   for (auto& [start, vma] : mm.vmas()) vmas.push_back(vma.get());
-  {
-    MmuGather tlb(*this, ctx, mm, /*fullmm=*/true);
-    unmap_vmas(tlb, vmas, VirtAddr(0), VirtAddr(~0ull));
-    if (!vmas.empty()) free_pgtables(tlb, vmas.front()->start(), vmas.back()->end(), VirtAddr(0),
-                                     VirtAddr(0));
-    tlb.tlb_finish_mmu();
+  unmap_vmas(tlb, vmas, VirtAddr(0), VirtAddr(~0ull));
+  mmap_read_unlock(ctx, mm);
+  mmap_write_lock(ctx, mm);
+  for (Vma* v : vmas) {
+    vma_start_write(ctx, *v);
+    unlink_anon_vmas(ctx, *v);
   }
+  if (!vmas.empty())
+    free_pgtables(tlb, vmas.front()->start(), vmas.back()->end(), VirtAddr(0), VirtAddr(0));
+  tlb.tlb_finish_mmu();
   while (!mm.vmas().empty()) vma_remove(ctx, mm, mm.vmas().begin()->second.get());
   mm.dead = true;
+  mmap_write_unlock(ctx, mm);
 }
 
 void Kernel::do_exit(ExecContext& ctx, Mm& mm, bool last_thread) {
   ctx.count(KOp::kExitFixed);
   if (last_thread) exit_mmap(ctx, mm);
+}
+
+void Kernel::folio_lock(ExecContext& ctx, Folio folio) {
+  // Mirrors mm/filemap.c:folio_lock() → __folio_lock(): sleep in the folio's wait
+  // queue until PG_locked is ours.
+  KernelLock& l = m_folio_locks.try_emplace(folio.pfn().value(), LockClass::kFolio).first->second;
+  ctx.lock(l);
+  folio.head().set(kPgLocked);
+}
+
+bool Kernel::folio_trylock(ExecContext& ctx, Folio folio) {
+  KernelLock& l = m_folio_locks.try_emplace(folio.pfn().value(), LockClass::kFolio).first->second;
+  if (!ctx.trylock(l)) return false;
+  folio.head().set(kPgLocked);
+  return true;
+}
+
+void Kernel::folio_unlock(ExecContext& ctx, Folio folio) {
+  auto it = m_folio_locks.find(folio.pfn().value());
+  if (it == m_folio_locks.end()) throw std::logic_error("folio_unlock of an unlocked folio");
+  folio.head().clear(kPgLocked);
+  ctx.unlock(it->second);
+  if (!it->second.held() && !it->second.waiters()) m_folio_locks.erase(it);
 }
 
 void Kernel::mm_destroy(Mm& mm) {
@@ -83,9 +116,9 @@ void Kernel::folio_put_refs(ExecContext& ctx, Pfn head, int32_t nr, const char* 
     return;
   }
   // __folio_put → free_unref_folios: unqueue from deferred split, drop mTHP stats.
-  if (folio.test_large()) m_deferred.unqueue(folio);
+  if (folio.test_large()) m_deferred.unqueue(ctx, folio);
   if (m_lru.contains(head)) ctx.count(KOp::kLruDel);
-  m_lru.del(head);
+  m_lru.del_freed(ctx, head);
   if (folio.head().test(kPgSwapCache)) throw std::logic_error("freeing a swap-cache folio");
   if (folio.test_anon() && folio.order() >= kMinAnonThpOrder && folio.order() <= kPmdOrder)
     --m_vmstat.mthp[folio.order()]->nr_anon;

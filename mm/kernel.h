@@ -9,6 +9,7 @@
 #include <list>
 #include <memory>
 #include <optional>
+#include <unordered_map>
 #include <vector>
 
 #include "base/stats.h"
@@ -74,10 +75,19 @@ struct MmapArgs {
 /// madvise() advices that change mappings (mm/madvise.c).
 enum class Advice : uint8_t { kDontneed, kFree, kHugepage, kNohugepage, kCold, kPageout };
 
-enum class FaultResult : uint8_t { kOk, kSegv, kOom, kRetry };
+/// kRetry: nothing done (a racing CPU changed the entry, or a migration holds the
+/// page): the access is retried and faults again if it must. kVmaLockRetry
+/// (VM_FAULT_RETRY under the per-VMA lock) never leaves handle_mm_fault(): the
+/// fault is redone under mmap_lock.
+enum class FaultResult : uint8_t { kOk, kSegv, kOom, kRetry, kVmaLockRetry };
 
 /// FAULT_FLAG_* the simulator uses.
-enum FaultFlags : uint32_t { kFaultWrite = 1u << 0, kFaultExec = 1u << 1, kFaultUser = 1u << 2 };
+enum FaultFlags : uint32_t {
+  kFaultWrite = 1u << 0,
+  kFaultExec = 1u << 1,
+  kFaultUser = 1u << 2,
+  kFaultVmaLock = 1u << 3,  // FAULT_FLAG_VMA_LOCK: the VMA is read-locked, not mmap_lock
+};
 
 /// enum ttu_flags (include/linux/rmap.h) the simulator uses.
 enum TtuFlags : uint32_t { kTtuSplitHugePmd = 1u << 2, kTtuBatchFlush = 1u << 7 };
@@ -108,10 +118,20 @@ class Kernel {
   }
   /// munmap(): 0 or −errno.
   int sys_munmap(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len);
+  /// do_vmi_munmap() with mmap_lock held for write; `downgrade` (munmap(2))
+  /// downgrades it to read before the zap and sets *downgraded.
+  int do_munmap(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len, bool downgrade,
+                bool* downgraded = nullptr);
 
   // --- faults ----------------------------------------------------------------------
-  /// handle_mm_fault(): resolve a fault at `addr` raised by the hardware walker.
+  /// The page-fault entry (do_user_addr_fault / do_page_fault): resolve a fault at
+  /// `addr` raised by the hardware walker, under the per-VMA lock (Linux 6.4+) or
+  /// mmap_lock for read.
   FaultResult handle_mm_fault(ExecContext& ctx, Mm& mm, VirtAddr addr, uint32_t flags);
+  /// handle_mm_fault(vma, address, flags): the caller holds the VMA's lock (flags
+  /// has kFaultVmaLock) or mmap_lock.
+  FaultResult handle_mm_fault_locked(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr,
+                                     uint32_t flags);
 
   // faults (huge_memory.cpp, filemap.cpp)
   /// Creates a file of `nr_pages` pages whose contents are all in the page cache, in
@@ -198,10 +218,11 @@ class Kernel {
   /// try_to_migrate(): replace every mapping of `folio` by migration entries
   /// (TTU_BATCH_FLUSH: flush deferred to try_to_unmap_flush; TTU_SPLIT_HUGE_PMD:
   /// PMD mappings are split with freeze first).
-  void try_to_migrate(ExecContext& ctx, Folio folio, uint32_t ttu_flags);
+  /// `rmap_locked` (TTU_RMAP_LOCKED): the caller holds the anon_vma lock.
+  void try_to_migrate(ExecContext& ctx, Folio folio, uint32_t ttu_flags, bool rmap_locked);
   /// remove_migration_ptes(src, dst): migration entries naming pages of `src` become
   /// PTEs mapping the same-index pages of `dst` (which carries src's mapping/index).
-  void remove_migration_ptes(ExecContext& ctx, Folio src, Folio dst);
+  void remove_migration_ptes(ExecContext& ctx, Folio src, Folio dst, bool rmap_locked);
 
   // --- reclaim and swap (vmscan.cpp, swapfile.cpp; reference §6) -----------------
   /// Reclaim up to `nr_pages` pages from the tail (oldest end) of the LRU
@@ -235,6 +256,13 @@ class Kernel {
   void flush_tlb_mm(ExecContext& ctx, Mm& mm);
   void flush_tlb_range(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end);
   void flush_tlb_page(ExecContext& ctx, Mm& mm, VirtAddr addr);
+
+  // --- folio lock (mm/filemap.c) -----------------------------------------------------
+  /// folio_lock(): sleeps while another task holds PG_locked.
+  void folio_lock(ExecContext& ctx, Folio folio);
+  /// folio_trylock(): never sleeps.
+  bool folio_trylock(ExecContext& ctx, Folio folio);
+  void folio_unlock(ExecContext& ctx, Folio folio);
 
   // --- accessors -------------------------------------------------------------------
   PhysMem& phys() { return m_pm; }
@@ -272,15 +300,16 @@ class Kernel {
   void pgtable_trans_huge_deposit(Pfn pmd_table, Pfn pgtable);
   Pfn pgtable_trans_huge_withdraw(Pfn pmd_table);
   // memory.cpp
-  FaultResult do_anonymous_page(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr,
-                                uint64_t* pte, uint32_t flags);
-  FaultResult do_wp_page(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr, uint64_t* pte);
+  struct VmFault;  // struct vm_fault, mm/fault.h
+  FaultResult do_anonymous_page(ExecContext& ctx, VmFault& vmf);
+  /// Entered with vmf.ptl held; returns with it released.
+  FaultResult do_wp_page(ExecContext& ctx, VmFault& vmf);
   void unmap_vmas(MmuGather& tlb, std::vector<Vma*>& vmas, VirtAddr start, VirtAddr end);
   /// zap_details.reclaim_pt: MADV_DONTNEED with CONFIG_PT_RECLAIM frees PTE tables it
   /// empties entirely.
   void unmap_page_range(MmuGather& tlb, Vma& vma, VirtAddr start, VirtAddr end,
                         bool reclaim_pt = false);
-  VirtAddr zap_pte_range(MmuGather& tlb, Vma& vma, Pfn table, VirtAddr start, VirtAddr end);
+  VirtAddr zap_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pmd, VirtAddr start, VirtAddr end);
   unsigned folio_pte_batch(Pfn pfn, const uint64_t* ptep, uint64_t pte, unsigned max_nr) const;
   void free_pgtables(MmuGather& tlb, VirtAddr start, VirtAddr end, VirtAddr floor,
                      VirtAddr ceiling);
@@ -291,7 +320,11 @@ class Kernel {
   /// Whether `next` (right after `prev`) may merge into `prev`.
   static bool vma_mergeable(const Vma& prev, const Vma& next);
   Vma* vma_merge_existing_range(ExecContext& ctx, Mm& mm, Vma* vma);
-  AnonVma* anon_vma_prepare(Vma& vma);
+  /// __anon_vma_prepare(): the VMA's anon_vma, created under mm->page_table_lock if
+  /// it has none (re-checked there: another fault may have won).
+  AnonVma* anon_vma_prepare(ExecContext& ctx, Vma& vma);
+  /// unlink_anon_vmas(): the VMA leaves its anon_vma (under the root's lock).
+  void unlink_anon_vmas(ExecContext& ctx, Vma& vma);
   // vmscan.cpp: reclaim.
   uint64_t reclaim_pages(ExecContext& ctx, std::vector<Pfn>& folios);
   uint64_t shrink_folio_list(ExecContext& ctx, std::vector<Pfn>& folios);
@@ -314,33 +347,38 @@ class Kernel {
   // filemap.cpp: page-cache refill after reclaim dropped a page.
   Pfn page_cache_read(ExecContext& ctx, int64_t file, uint64_t index);
   // mprotect / madvise (mprotect.cpp, madvise.cpp)
-  uint64_t change_pte_range(MmuGather& tlb, Vma& vma, Pfn table, VirtAddr start, VirtAddr end,
-                            uint64_t newflags);
-  uint64_t change_huge_pmd(MmuGather& tlb, Vma& vma, uint64_t* pmd, VirtAddr addr,
+  uint64_t change_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pmd, VirtAddr start,
+                            VirtAddr end, uint64_t newflags);
+  uint64_t change_huge_pmd(MmuGather& tlb, Vma& vma, Pfn pmd_table, uint64_t* pmd, VirtAddr addr,
                            uint64_t newflags);
   uint64_t change_protection_range(MmuGather& tlb, Vma& vma, VirtAddr start, VirtAddr end,
                                    uint64_t newflags);
   void zap_page_range_single(ExecContext& ctx, Vma& vma, VirtAddr start, VirtAddr end);
-  uint64_t madvise_free_pte_range(MmuGather& tlb, Vma& vma, Pfn table, VirtAddr start,
+  /// madvise_walk_vmas(): `advice` over the VMAs of [addr, end), locks held.
+  int madvise_vma_range(ExecContext& ctx, Mm& mm, VirtAddr addr, VirtAddr end, Advice advice);
+  uint64_t madvise_free_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pmd, VirtAddr start,
                                   VirtAddr end);
   uint64_t madvise_free_range(MmuGather& tlb, Vma& vma, VirtAddr start, VirtAddr end);
   // faults (huge_memory.cpp, filemap.cpp)
-  struct VmFault;  // struct vm_fault, mm/fault.h
   FaultResult do_swap_page(ExecContext& ctx, VmFault& vmf);  // swapfile.cpp
   // memory.cpp: the PTE-level fault path.
   bool pmd_alloc(ExecContext& ctx, VmFault& vmf, bool* oom);
-  bool pte_alloc(ExecContext& ctx, VmFault& vmf);
+  enum class PteAlloc : uint8_t { kOk, kOom, kChanged };
+  PteAlloc pte_alloc(ExecContext& ctx, VmFault& vmf);
   FaultResult handle_pte_fault(ExecContext& ctx, VmFault& vmf);
+  /// vmf_anon_prepare(): kOk, kOom, or kVmaLockRetry (mmap_lock contended).
+  FaultResult vmf_anon_prepare(ExecContext& ctx, VmFault& vmf);
+  /// migration_entry_wait(): sleep until the migration holding the folio is done.
+  void migration_entry_wait(ExecContext& ctx, VmFault& vmf);
   Folio alloc_anon_folio(ExecContext& ctx, Vma& vma, VirtAddr addr, const uint64_t* pte_table);
   bool wp_can_reuse_anon_folio(ExecContext& ctx, Folio folio, Vma& vma);
   bool wp_can_reuse_large_anon_folio(ExecContext& ctx, Folio folio, Vma& vma);
   void wp_page_reuse(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr, uint64_t* pte);
-  FaultResult wp_page_copy(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr, uint64_t* pte,
-                           Folio old_folio, Pfn old_page);
-  FaultResult wp_page_shared(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr, uint64_t* pte,
-                             Folio folio);
-  /// populate_vma_page_range() for one page (mm/gup.c): fault it in unless already
-  /// mapped (and writable when `write`). kOk, or the fault's failure.
+  FaultResult wp_page_copy(ExecContext& ctx, VmFault& vmf, Folio old_folio, Pfn old_page);
+  FaultResult wp_page_shared(ExecContext& ctx, VmFault& vmf, Folio folio);
+  /// populate_vma_page_range() for one page (mm/gup.c), mmap_lock held for read:
+  /// fault it in unless already mapped (and writable when `write`). kOk, or the
+  /// fault's failure.
   FaultResult populate_page(ExecContext& ctx, Mm& mm, VirtAddr addr, bool write);
   // huge_memory.cpp: PMD-mapped THPs.
   uint32_t thp_vma_suitable_orders(const Vma& vma, VirtAddr addr, uint32_t orders) const;
@@ -416,6 +454,9 @@ class Kernel {
   Lru m_lru{m_pm};
   SwapDevice m_swap{&m_stats};
   Pfn m_huge_zero_pfn;
+  /// PG_locked waiters: the lock of each locked folio, by head frame (Linux hashes
+  /// folio wait queues; here a folio's lock exists while it is locked or waited for).
+  std::unordered_map<uint64_t, KernelLock> m_folio_locks;
   static unsigned fault_around_pages_of(uint64_t bytes);
 };
 

@@ -135,6 +135,17 @@ struct KernelProfile : ParamSet {
       "table it emptied over a whole PMD range (zap_pte_range: try_get_and_clear_pmd, "
       "free_pte) and flushes with freed_tables. Ignored on arm64."};
   ThpParams thp{this, "thp", "Transparent huge page controls (sysfs)."};
+  Param<bool> per_vma_lock{this, "per_vma_lock", true, "",
+                           "Page faults take the per-VMA lock instead of mmap_lock "
+                           "(lock_vma_under_rcu; Linux 6.4 for anonymous VMAs, 6.6 swap and "
+                           "userfaultfd, 6.7 file VMAs)."};
+  Param<bool> madvise_vma_lock{this, "madvise_vma_lock", false, "",
+                               "MADV_DONTNEED and MADV_FREE of a range inside one VMA run under "
+                               "the per-VMA lock instead of mmap_lock (Linux 6.16)."};
+  Param<uint32_t> folio_batch_size{this, "folio_batch_size", 31, "folios",
+                                   "PAGEVEC_SIZE: folios per per-CPU LRU batch (lru_lock taken "
+                                   "once per batch); 31 from Linux 6.9, 15 before.",
+                                   {min_value<uint32_t>(1), max_value<uint32_t>(255)}};
   Param<Bytes> fault_around_bytes{
       this, "fault_around_bytes", Bytes{64 << 10}, "bytes",
       "File read faults map up to this many bytes of page-cache pages around the fault "

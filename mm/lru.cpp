@@ -15,6 +15,27 @@ void Lru::add(Pfn head) {
   ++m_len;
 }
 
+void Lru::add(ExecContext& ctx, Pfn head, bool large) {
+  if (m_pm.page(head).test(kPgLru)) return;
+  add(head);
+  unsigned& n = slot(m_add_batch, ctx.cpu);
+  if (large || ++n >= m_batch_size) {
+    n = 0;
+    ScopedLock lock(ctx, lru_lock);  // folio_batch_move_lru()
+  }
+}
+
+void Lru::del_freed(ExecContext& ctx, Pfn head) {
+  if (!m_pm.page(head).test(kPgLru)) return;
+  unsigned& n = slot(m_free_batch, ctx.cpu);
+  if (n++ % m_batch_size == 0) {
+    ScopedLock lock(ctx, lru_lock);  // folio_lruvec_relock_irqsave()
+    del(head);
+    return;
+  }
+  del(head);
+}
+
 void Lru::add_after(Pfn after, Pfn tail) {
   const auto a = static_cast<uint32_t>(after.value());
   const auto f = static_cast<uint32_t>(tail.value());

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "mm/exec_context.h"
 #include "mm/phys_mem.h"
 
 namespace tlbsim::mm {
@@ -22,6 +23,19 @@ class Lru {
  public:
   explicit Lru(PhysMem& pm)
       : m_pm(pm), m_prev(pm.nr_frames(), 0), m_next(pm.nr_frames(), 0) {}
+
+  /// lruvec->lru_lock (one lruvec: one node, one memcg), taken with interrupts off.
+  KernelLock lru_lock{LockClass::kLru};
+  /// PAGEVEC_SIZE: folios per per-CPU batch (31 from Linux 6.9, 15 before).
+  void set_batch_size(unsigned n) { m_batch_size = n; }
+
+  /// folio_add_lru() with its per-CPU batch (cpu_fbatches.lru_add): the folio is
+  /// listed now; lru_lock is taken when this CPU's batch fills, or at once for a
+  /// large folio (folio_batch_move_lru).
+  void add(ExecContext& ctx, Pfn head, bool large);
+  /// folios_put_refs() freeing a listed folio: lru_lock is taken once per batch of
+  /// freed folios on this CPU (__page_cache_release, relocked per batch).
+  void del_freed(ExecContext& ctx, Pfn head);
 
   /// folio_add_lru(): a folio becomes reclaimable (new anon folio mapped, page-cache
   /// folio created); it goes to the head (youngest end). No-op if already listed.
@@ -47,6 +61,12 @@ class Lru {
   std::vector<uint32_t> m_prev, m_next;
   uint32_t m_head = 0, m_tail = 0;
   uint64_t m_len = 0;
+  unsigned m_batch_size = 31;
+  std::vector<unsigned> m_add_batch, m_free_batch;  // per CPU: folios in the batch
+  unsigned& slot(std::vector<unsigned>& v, unsigned cpu) {
+    if (v.size() <= cpu) v.resize(cpu + 1, 0);
+    return v[cpu];
+  }
 };
 
 }  // namespace tlbsim::mm

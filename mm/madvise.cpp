@@ -7,6 +7,7 @@
 #include "base/error.h"
 #include "mm/folio.h"
 #include "mm/kernel.h"
+#include "mm/mmap_lock.h"
 #include "mm/mmu_gather.h"
 #include "mm/pagewalk.h"
 
@@ -22,14 +23,16 @@ void Kernel::zap_page_range_single(ExecContext& ctx, Vma& vma, VirtAddr start, V
   tlb.tlb_finish_mmu();
 }
 
-uint64_t Kernel::madvise_free_pte_range(MmuGather& tlb, Vma& vma, Pfn table, VirtAddr start,
+uint64_t Kernel::madvise_free_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pmd, VirtAddr start,
                                         VirtAddr end) {
   // Mirrors mm/madvise.c:madvise_free_pte_range(): exclusively mapped anon folios are
   // marked lazy-free (no longer swap-backed) and their PTEs made old and clean, so
   // reclaim can discard them unless they are written again. Returns folios marked.
   ExecContext& ctx = tlb.ctx();
   Mm& mm = tlb.mm();
-  ctx.count(KOp::kLock);  // PTL
+  Pfn table;
+  KernelLock* ptl = pte_offset_map_lock(ctx, m_pm, m_codec, pmd, &table);
+  if (!ptl) return 0;
   (void)vma;
   flush_tlb_batched_pending(ctx, mm);
   uint64_t* pte_table = m_pm.table(table).data();
@@ -72,10 +75,18 @@ uint64_t Kernel::madvise_free_pte_range(MmuGather& tlb, Vma& vma, Pfn table, Vir
       addr += uint64_t{nr} * kPageSize;
       continue;
     }
-    // A swap-cache folio is only made lazyfree once it can leave the cache.
-    if (folio.head().test(kPgSwapCache) && !folio_free_swap(ctx, folio)) {
-      addr += uint64_t{nr} * kPageSize;
-      continue;
+    // A swap-cache folio is only made lazyfree once it can leave the cache, under
+    // its lock (folio_trylock: never sleeps under the PTL).
+    if (folio.head().test(kPgSwapCache)) {
+      bool freed = false;
+      if (folio_trylock(ctx, folio)) {
+        freed = folio_free_swap(ctx, folio);
+        folio_unlock(ctx, folio);
+      }
+      if (!freed) {
+        addr += uint64_t{nr} * kPageSize;
+        continue;
+      }
     }
     bool changed = false;
     for (unsigned i = 0; i < nr; ++i) {
@@ -99,7 +110,8 @@ uint64_t Kernel::madvise_free_pte_range(MmuGather& tlb, Vma& vma, Pfn table, Vir
   }
   ctx.pte_lines(table, level_index(start, 1), static_cast<unsigned>((end - start) >> kPageShift),
                 marked != 0);
-  ctx.progress();  // pte_unmap_unlock
+  ctx.unlock(*ptl);  // pte_unmap_unlock
+  ctx.progress();    // cond_resched()
   return marked;
 }
 
@@ -119,8 +131,8 @@ uint64_t Kernel::madvise_free_range(MmuGather& tlb, Vma& vma, VirtAddr start, Vi
       }
       throw InputError("", "not supported yet: MADV_FREE of a whole PMD-mapped THP");
     }
-    void pte_range(Pfn table, VirtAddr addr, VirtAddr next) {
-      marked += k.madvise_free_pte_range(tlb, vma, table, addr, next);
+    void pte_range(uint64_t* pmd, VirtAddr addr, VirtAddr next) {
+      marked += k.madvise_free_pte_range(tlb, vma, pmd, addr, next);
     }
   } f{*this, tlb, vma};
   walk_page_range(m_pm, m_codec, tlb.mm().pgd(), m_pt.levels(), start, end, f);
@@ -130,10 +142,31 @@ uint64_t Kernel::madvise_free_range(MmuGather& tlb, Vma& vma, VirtAddr start, Vi
 int Kernel::sys_madvise(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len, Advice advice) {
   // Mirrors mm/madvise.c:do_madvise() for the advices that change mappings.
   ctx.count(KOp::kSyscallEntry);
-  ctx.count(KOp::kLock);  // mmap_lock (read)
   if (!addr.is_aligned(kPageSize)) return -EINVAL;
   if (len == 0) return 0;
   const VirtAddr end = addr + ((len + kPageSize - 1) & kPageMask);
+  // madvise_lock(): HUGEPAGE/NOHUGEPAGE change VMAs (mmap_lock for write); the
+  // others only page tables (read). Linux 6.16+ runs DONTNEED and FREE under the
+  // per-VMA lock when the range lies in one VMA (try_vma_read_lock).
+  const bool write_lock = advice == Advice::kHugepage || advice == Advice::kNohugepage;
+  if (!write_lock && m_profile.madvise_vma_lock() &&
+      (advice == Advice::kDontneed || advice == Advice::kFree)) {
+    if (Vma* vma = lock_vma_under_rcu(ctx, mm, addr)) {
+      if (vma->end() >= end) {
+        const int r = madvise_vma_range(ctx, mm, addr, end, advice);
+        vma_end_read(ctx, *vma);
+        return r;
+      }
+      vma_end_read(ctx, *vma);
+    }
+  }
+  MmapLockGuard lock(ctx, mm, write_lock ? LockMode::kExclusive : LockMode::kShared);
+  return madvise_vma_range(ctx, mm, addr, end, advice);
+}
+
+int Kernel::madvise_vma_range(ExecContext& ctx, Mm& mm, VirtAddr addr, VirtAddr end,
+                              Advice advice) {
+  // madvise_walk_vmas(): the advice over every VMA of [addr, end).
   int err = 0;
   for (VirtAddr a = addr; a < end;) {
     Vma* vma = mm.find_vma(a);
@@ -186,7 +219,9 @@ int Kernel::sys_madvise(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len, A
         if (vma->start() < s) vma_split(ctx, mm, *vma, s);
         Vma* v = mm.find_vma(s);
         if (v->end() > e) vma_split(ctx, mm, *v, e);
-        mm.find_vma(s)->set_flags(f);
+        v = mm.find_vma(s);
+        vma_start_write(ctx, *v);
+        v->set_flags(f);
         break;
       }
     }

@@ -7,6 +7,7 @@
 #include "mm/fault.h"
 #include "mm/folio.h"
 #include "mm/kernel.h"
+#include "mm/mmap_lock.h"
 #include "mm/mmu_gather.h"
 #include "mm/pagewalk.h"
 
@@ -21,20 +22,41 @@ namespace {
 // --- faults -------------------------------------------------------------------------
 
 FaultResult Kernel::handle_mm_fault(ExecContext& ctx, Mm& mm, VirtAddr addr, uint32_t flags) {
-  // Mirrors mm/memory.c:handle_mm_fault() → __handle_mm_fault(): a PMD-level fault
-  // (THP) when the PMD is none and THP is allowed or the PMD maps a THP, else
-  // handle_pte_fault().
+  // Mirrors arch/x86/mm/fault.c:do_user_addr_fault() (arm64 do_page_fault()): the
+  // per-VMA lock first (Linux 6.4+: lock_vma_under_rcu), mmap_lock for read when the
+  // VMA is write-locked or the handler needs mmap_lock (VM_FAULT_RETRY).
   ctx.count(KOp::kFaultEntry);
-  ctx.count(KOp::kLock);  // mmap_lock (read) / per-VMA lock
-  ++m_vmstat.pgfault;
+  if (m_profile.per_vma_lock()) {
+    if (Vma* vma = lock_vma_under_rcu(ctx, mm, addr)) {
+      const FaultResult r = handle_mm_fault_locked(ctx, mm, *vma, addr, flags | kFaultVmaLock);
+      vma_end_read(ctx, *vma);
+      if (r != FaultResult::kVmaLockRetry) {
+        ++m_vmstat.vma_lock_success;
+        return r;
+      }
+      ++m_vmstat.vma_lock_retry;
+    } else {
+      ++(mm.find_vma(addr) ? m_vmstat.vma_lock_abort : m_vmstat.vma_lock_miss);
+    }
+  }
+  MmapLockGuard lock(ctx, mm, LockMode::kShared);  // lock_mm_and_find_vma()
   Vma* vma = mm.find_vma(addr);
   if (!vma) return FaultResult::kSegv;
-  const bool write = flags & kFaultWrite;
-  if (write && !vma->test(kVmWrite)) return FaultResult::kSegv;
-  if ((flags & kFaultExec) && !vma->test(kVmExec)) return FaultResult::kSegv;
-  if (!write && !(flags & kFaultExec) && !vma->test(kVmRead)) return FaultResult::kSegv;
+  return handle_mm_fault_locked(ctx, mm, *vma, addr, flags);
+}
 
-  VmFault vmf(mm, *vma, addr, flags);
+FaultResult Kernel::handle_mm_fault_locked(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr,
+                                           uint32_t flags) {
+  // Mirrors mm/memory.c:handle_mm_fault() → __handle_mm_fault() with the VMA (or
+  // mmap_lock) held: access_error(), then a PMD-level fault (THP) when the PMD is
+  // none and THP is allowed or the PMD maps a THP, else handle_pte_fault().
+  ++m_vmstat.pgfault;  // count_vm_event(PGFAULT)
+  const bool write = flags & kFaultWrite;
+  if (write && !vma.test(kVmWrite)) return FaultResult::kSegv;
+  if ((flags & kFaultExec) && !vma.test(kVmExec)) return FaultResult::kSegv;
+  if (!write && !(flags & kFaultExec) && !vma.test(kVmRead)) return FaultResult::kSegv;
+
+  VmFault vmf(mm, vma, addr, flags);
   bool oom = false;
   if (!pmd_alloc(ctx, vmf, &oom)) {
     ++m_vmstat.oom;
@@ -43,14 +65,14 @@ FaultResult Kernel::handle_mm_fault(ExecContext& ctx, Mm& mm, VirtAddr addr, uin
   if (PteCodec::none(vmf.orig_pmd)) {
     // create_huge_pmd(): anonymous VMAs only (file THPs would come from the page
     // cache through ->huge_fault, which the simulated files do not have).
-    if (vma->is_anonymous() && thp_vma_allowable_orders(*vma, vma->flags(), 1u << kPmdOrder)) {
+    if (vma.is_anonymous() && thp_vma_allowable_orders(vma, vma.flags(), 1u << kPmdOrder)) {
       if (auto r = do_huge_pmd_anonymous_page(ctx, vmf)) return *r;
       // VM_FAULT_FALLBACK: PTE level, mTHP orders below PMD_ORDER.
     }
   } else if (m_codec.huge(vmf.orig_pmd)) {
     if (write && !m_codec.write(vmf.orig_pmd)) {
       // wp_huge_pmd(): file PMDs would be split and COWed at PTE level.
-      if (!vma->is_anonymous()) not_supported("write faults on PMD-mapped file folios");
+      if (!vma.is_anonymous()) not_supported("write faults on PMD-mapped file folios");
       if (auto r = do_huge_pmd_wp_page(ctx, vmf)) return *r;
       vmf.orig_pmd = *vmf.pmd;  // now a PTE table: COW at PTE level
     } else {
@@ -61,36 +83,49 @@ FaultResult Kernel::handle_mm_fault(ExecContext& ctx, Mm& mm, VirtAddr addr, uin
   return handle_pte_fault(ctx, vmf);
 }
 
+FaultResult Kernel::vmf_anon_prepare(ExecContext& ctx, VmFault& vmf) {
+  // Mirrors mm/memory.c:__vmf_anon_prepare(): under the per-VMA lock the anon_vma
+  // needs mmap_lock too (mmap_read_trylock, else VM_FAULT_RETRY).
+  if (vmf.vma.anon_vma()) return FaultResult::kOk;
+  if (vmf.vma_locked()) {
+    if (!mmap_read_trylock(ctx, vmf.mm)) return FaultResult::kVmaLockRetry;
+    AnonVma* av = anon_vma_prepare(ctx, vmf.vma);
+    mmap_read_unlock(ctx, vmf.mm);
+    return av ? FaultResult::kOk : FaultResult::kOom;
+  }
+  return anon_vma_prepare(ctx, vmf.vma) ? FaultResult::kOk : FaultResult::kOom;
+}
+
+void Kernel::migration_entry_wait(ExecContext& ctx, VmFault& vmf) {
+  // Mirrors mm/migrate.c:migration_entry_wait(): the migration (or folio split)
+  // holds the folio lock until its entries are gone; wait for it on the folio's
+  // wait queue.
+  const Pfn head = m_pm.folio_head(m_codec.migration_pfn(vmf.orig_pte));
+  Folio folio(m_pm, head);
+  folio_lock(ctx, folio);
+  folio_unlock(ctx, folio);
+}
+
 bool Kernel::pmd_alloc(ExecContext& ctx, VmFault& vmf, bool* oom) {
   // p4d_alloc / pud_alloc / pmd_alloc of __handle_mm_fault(): the PMD entry for
-  // the address and the PMD table holding it.
-  uint64_t* pud = m_pt.walk(ctx, vmf.mm, vmf.address, 3, /*alloc=*/true, oom);
-  if (!pud) {
+  // the address and the PMD table holding it (PageTables::walk installs each level
+  // under its lock).
+  Pfn pmd_table;
+  uint64_t* pmd = m_pt.walk(ctx, vmf.mm, vmf.address, 2, /*alloc=*/true, oom, &pmd_table);
+  if (!pmd) {
     if (*oom) return false;
     not_supported("faults under a PUD-level huge mapping");
   }
-  ctx.count(KOp::kPteRead);
-  if (PteCodec::none(*pud)) {
-    auto table = m_pm.alloc_page_table(ctx);
-    if (!table) {
-      *oom = true;
-      return false;
-    }
-    ctx.count(KOp::kPteWrite);
-    vmf.mm.add_pgtables(1);
-    *pud = m_codec.mk_table(*table);
-  } else if (m_codec.huge(*pud)) {
-    not_supported("faults under a PUD-level huge mapping");
-  }
-  vmf.pmd_table = m_codec.pfn(*pud);
-  vmf.pmd = &m_pm.table(vmf.pmd_table)[level_index(vmf.address, 2)];
+  vmf.pmd_table = pmd_table;
+  vmf.pmd = pmd;
   vmf.orig_pmd = *vmf.pmd;
   ctx.count(KOp::kPteRead);
   return true;
 }
 
-bool Kernel::pte_alloc(ExecContext& ctx, VmFault& vmf) {
-  // pte_alloc() + pmd_install(): a PTE table under a none PMD.
+Kernel::PteAlloc Kernel::pte_alloc(ExecContext& ctx, VmFault& vmf) {
+  // pte_alloc() + pmd_install(): a PTE table under a none PMD, installed under the
+  // PMD lock unless another CPU installed one (or a THP) meanwhile.
   if (PteCodec::none(*vmf.pmd)) {
     auto table = m_pm.alloc_page_table(ctx);
     if (!table) {
@@ -98,70 +133,104 @@ bool Kernel::pte_alloc(ExecContext& ctx, VmFault& vmf) {
       ++m_vmstat.allocstall;
       if (reclaim(ctx, 32)) table = m_pm.alloc_page_table(ctx);
     }
-    if (!table) return false;
-    ctx.count(KOp::kPteWrite);
-    vmf.mm.add_pgtables(1);
-    *vmf.pmd = m_codec.mk_table(*table);
-    vmf.orig_pmd = *vmf.pmd;
+    if (!table) return PteAlloc::kOom;
+    bool installed = false;
+    {
+      ScopedLock pmd_lock(ctx, m_pm.ptl(vmf.pmd_table));
+      if (PteCodec::none(*vmf.pmd)) {
+        ctx.count(KOp::kPteWrite);
+        vmf.mm.add_pgtables(1);
+        *vmf.pmd = m_codec.mk_table(*table);
+        installed = true;
+      }
+    }
+    if (!installed) m_pm.free_page_table(ctx, *table, "pte_free(raced)");
   }
-  vmf.pte = &m_pt.table_of(*vmf.pmd)[level_index(vmf.address, 1)];
-  return true;
+  vmf.orig_pmd = *vmf.pmd;
+  if (m_codec.huge(vmf.orig_pmd)) return PteAlloc::kChanged;  // a THP fault won the race
+  vmf.pte = &m_pt.table_of(vmf.orig_pmd)[level_index(vmf.address, 1)];
+  return PteAlloc::kOk;
 }
 
 FaultResult Kernel::handle_pte_fault(ExecContext& ctx, VmFault& vmf) {
   // Mirrors mm/memory.c:handle_pte_fault(). The PTE table is installed up front
   // (Linux does it in do_anonymous_page / do_fault: the same single allocation).
-  if (!pte_alloc(ctx, vmf)) {
-    ++m_vmstat.oom;
-    return FaultResult::kOom;
+  switch (pte_alloc(ctx, vmf)) {
+    case PteAlloc::kOk:
+      break;
+    case PteAlloc::kOom:
+      ++m_vmstat.oom;
+      return FaultResult::kOom;
+    case PteAlloc::kChanged:
+      return FaultResult::kRetry;
   }
   ctx.count(KOp::kPteRead);  // ptep_get_lockless
   const uint64_t entry = m_arch.ptep_get(vmf.pte);
   vmf.orig_pte = entry;
   if (PteCodec::none(entry)) {
     // do_pte_missing(): each handler takes the PTL itself.
-    if (vmf.vma.is_anonymous())
-      return do_anonymous_page(ctx, vmf.mm, vmf.vma, vmf.address, vmf.pte, vmf.flags);
+    if (vmf.vma.is_anonymous()) return do_anonymous_page(ctx, vmf);
     return do_fault(ctx, vmf);
   }
   if (!m_codec.present(entry)) {
     if (m_codec.is_swap_entry(entry)) return do_swap_page(ctx, vmf);
-    // migration_entry_wait(): a migration holds the mm's kernel lock for its whole
-    // duration, so a fault can only see one transiently; retry the access.
-    if (m_codec.is_migration_pte(entry)) return FaultResult::kRetry;
+    // migration_entry_wait(): the migration holds the folio lock until it has
+    // restored the mapping; retry the access after it.
+    if (m_codec.is_migration_pte(entry)) {
+      migration_entry_wait(ctx, vmf);
+      return FaultResult::kRetry;
+    }
     not_supported("faults on PTE markers");
   }
-  ctx.count(KOp::kLock);  // PTL, held on entry to do_wp_page
+  Pfn table;
+  vmf.ptl = pte_offset_map_lock(ctx, m_pm, m_codec, vmf.pmd, &table);
+  if (!vmf.ptl) return FaultResult::kRetry;
+  vmf.pte = &m_pm.table(table)[level_index(vmf.address, 1)];
+  ctx.count(KOp::kPteRead);
+  if (m_arch.ptep_get(vmf.pte) != entry) {
+    // !pte_same: another CPU changed the entry; the access retries.
+    ctx.unlock(*vmf.ptl);
+    return FaultResult::kRetry;
+  }
   const bool write = vmf.write();
-  if (write && !m_codec.write(entry))
-    return do_wp_page(ctx, vmf.mm, vmf.vma, vmf.address, vmf.pte);
+  if (write && !m_codec.write(entry)) return do_wp_page(ctx, vmf);
   // Spurious fault (another CPU populated the PTE first) or an A/D update:
   // ptep_set_access_flags() with the young/dirty bits.
   uint64_t updated = m_codec.mkyoung(entry);
   if (write) updated = m_codec.mkdirty(updated);
   if (m_arch.ptep_set_access_flags(ctx, vmf.mm, vmf.address, vmf.pte, updated, write))
     ctx.count(KOp::kPteWrite);
+  ctx.unlock(*vmf.ptl);
   return FaultResult::kOk;
 }
 
-FaultResult Kernel::do_anonymous_page(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr,
-                                      uint64_t* pte, uint32_t flags) {
-  // Mirrors mm/memory.c:do_anonymous_page(): `pte` is the none entry for the
-  // page-aligned `addr` in an installed PTE table.
+FaultResult Kernel::do_anonymous_page(ExecContext& ctx, VmFault& vmf) {
+  // Mirrors mm/memory.c:do_anonymous_page(): vmf.pte is the none entry for the
+  // page-aligned address in an installed PTE table; the folio is allocated and
+  // zeroed without the PTL, which is then taken to re-check the range.
+  Mm& mm = vmf.mm;
+  Vma& vma = vmf.vma;
+  const VirtAddr addr = vmf.address;
   ++m_vmstat.pgfault_anon;
   if (vma.test(kVmShared)) return FaultResult::kSegv;  // VM_FAULT_SIGBUS (no ->fault)
-  ctx.count(KOp::kLock);  // pte_offset_map_lock (zero page or new folio)
-  if (!(flags & kFaultWrite)) {
+  Pfn table;
+  if (!vmf.write()) {
     // Read fault: the shared zero page, read-only and special (no folio, rmap,
     // refcount or rss). mTHP is never used for reads.
-    m_arch.set_ptes(ctx, mm, addr, pte, m_codec.mk_pte(m_zero_pfn, vm_page_prot(vma)), 1);
-    ctx.count(KOp::kPteWrite);
-    ++m_vmstat.pgfault_zero_page;
+    KernelLock* ptl = pte_offset_map_lock(ctx, m_pm, m_codec, vmf.pmd, &table);
+    if (!ptl) return FaultResult::kRetry;
+    uint64_t* pte = &m_pm.table(table)[level_index(addr, 1)];
+    ctx.count(KOp::kPteRead);
+    if (PteCodec::none(m_arch.ptep_get(pte))) {
+      m_arch.set_ptes(ctx, mm, addr, pte, m_codec.mk_pte(m_zero_pfn, vm_page_prot(vma)), 1);
+      ctx.count(KOp::kPteWrite);
+      ++m_vmstat.pgfault_zero_page;
+    }
+    ctx.unlock(*ptl);
     return FaultResult::kOk;
   }
-  if (!anon_vma_prepare(vma)) return FaultResult::kOom;  // vmf_anon_prepare
-  uint64_t* table = pte - level_index(addr, 1);
-  Folio folio = alloc_anon_folio(ctx, vma, addr, table);
+  if (const FaultResult r = vmf_anon_prepare(ctx, vmf); r != FaultResult::kOk) return r;
+  Folio folio = alloc_anon_folio(ctx, vma, addr, vmf.pte - level_index(addr, 1));
   if (!folio) {
     ++m_vmstat.oom;
     return FaultResult::kOom;
@@ -170,9 +239,19 @@ FaultResult Kernel::do_anonymous_page(ExecContext& ctx, Mm& mm, Vma& vma, VirtAd
   const VirtAddr start = addr.align_down(nr * kPageSize);
   uint64_t entry = m_codec.mk_pte(folio.pfn(), vm_page_prot(vma));  // young (pte_sw_mkyoung)
   entry = maybe_mkwrite(m_codec, m_codec.mkdirty(entry), vma);
-  // Under the PTL the range is re-checked (vmf_pte_changed / pte_range_none); no
-  // other CPU runs kernel code concurrently here, so it is still none.
-  ctx.count(KOp::kPteRead, nr);
+  KernelLock* ptl = pte_offset_map_lock(ctx, m_pm, m_codec, vmf.pmd, &table);
+  uint64_t* first = ptl ? &m_pm.table(table)[level_index(start, 1)] : nullptr;
+  // vmf_pte_changed() / pte_range_none(): another CPU may have faulted the range.
+  bool none = ptl != nullptr;
+  for (unsigned i = 0; none && i < nr; ++i) {
+    ctx.count(KOp::kPteRead);
+    none = PteCodec::none(m_arch.ptep_get(first + i));
+  }
+  if (!none) {
+    if (ptl) ctx.unlock(*ptl);
+    folio_put_refs(ctx, folio.pfn(), 1, "do_anonymous_page(raced)");
+    return FaultResult::kRetry;
+  }
   if (nr > 1) {
     folio.ref_add(static_cast<int32_t>(nr - 1));  // now one reference per PTE
     ctx.count(KOp::kAtomic);
@@ -181,8 +260,9 @@ FaultResult Kernel::do_anonymous_page(ExecContext& ctx, Mm& mm, Vma& vma, VirtAd
   if (folio.order() >= kMinAnonThpOrder) ++m_vmstat.mthp[folio.order()]->anon_fault_alloc;
   m_rmap.folio_add_new_anon_rmap(ctx, folio, vma, start, kRmapExclusive);
   // set_ptes(): no flush, the entries were none.
-  m_arch.set_ptes(ctx, mm, start, table + level_index(start, 1), entry, nr);
+  m_arch.set_ptes(ctx, mm, start, first, entry, nr);
   ctx.count(KOp::kPteWrite, nr);
+  ctx.unlock(*ptl);
   return FaultResult::kOk;
 }
 
@@ -228,19 +308,20 @@ Folio Kernel::alloc_anon_folio(ExecContext& ctx, Vma& vma, VirtAddr addr,
   return Folio(m_pm, *pfn);
 }
 
-FaultResult Kernel::do_wp_page(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr,
-                               uint64_t* pte) {
-  // Mirrors mm/memory.c:do_wp_page(): a write to a present, write-protected PTE of a
-  // VMA that allows writes. Shared mappings make the page writable; private ones
-  // reuse an exclusive anon page or copy it.
+FaultResult Kernel::do_wp_page(ExecContext& ctx, VmFault& vmf) {
+  // Mirrors mm/memory.c:do_wp_page(), entered with the PTL held (vmf.ptl): a write
+  // to a present, write-protected PTE of a VMA that allows writes. Shared mappings
+  // make the page writable; private ones reuse an exclusive anon page under the
+  // PTL, or drop it and copy (wp_page_copy).
   ++m_vmstat.pgfault_wp;
-  const uint64_t orig = m_arch.ptep_get(pte);
+  Vma& vma = vmf.vma;
+  const uint64_t orig = m_arch.ptep_get(vmf.pte);
   const Pfn pfn = m_codec.pfn(orig);
   Folio folio;  // vm_normal_page(): none behind the shared zero page
   if (pfn != m_zero_pfn) folio = Folio::of(m_pm, pfn);
   if (vma.test(kVmShared)) {
     if (!folio) throw std::logic_error("do_wp_page: zero page in a shared mapping");
-    return wp_page_shared(ctx, mm, vma, addr, pte, folio);
+    return wp_page_shared(ctx, vmf, folio);
   }
   if (folio && folio.test_anon()) {
     Page& page = folio.page_of(pfn);
@@ -250,7 +331,8 @@ FaultResult Kernel::do_wp_page(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr
         page.set(kPgAnonExclusive);
         ctx.count(KOp::kAtomic);
       }
-      wp_page_reuse(ctx, mm, vma, addr, pte);
+      wp_page_reuse(ctx, vmf.mm, vma, vmf.address, vmf.pte);
+      ctx.unlock(*vmf.ptl);
       return FaultResult::kOk;
     }
   }
@@ -258,11 +340,14 @@ FaultResult Kernel::do_wp_page(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr
     folio.ref_add(1);  // folio_get: held across the copy
     ctx.count(KOp::kAtomic);
   }
-  return wp_page_copy(ctx, mm, vma, addr, pte, folio, pfn);
+  vmf.orig_pte = orig;
+  ctx.unlock(*vmf.ptl);  // pte_unmap_unlock: the copy is made unlocked
+  vmf.ptl = nullptr;
+  return wp_page_copy(ctx, vmf, folio, pfn);
 }
 
 bool Kernel::wp_can_reuse_anon_folio(ExecContext& ctx, Folio folio, Vma& vma) {
-  // Mirrors mm/memory.c:wp_can_reuse_anon_folio(). KSM and the swap cache are not
+  // Mirrors mm/memory.c:wp_can_reuse_anon_folio(), under the PTL. KSM is not
   // modelled; per-CPU LRU batches hold no references here (always drained).
   if (folio.test_large())
     return m_cow_reuse_large && wp_can_reuse_large_anon_folio(ctx, folio, vma);
@@ -271,11 +356,12 @@ bool Kernel::wp_can_reuse_anon_folio(ExecContext& ctx, Folio folio, Vma& vma) {
   if (folio.ref_count() > 3) return false;  // cheap early bail
   const bool swapcache = folio.head().test(kPgSwapCache);
   if (folio.ref_count() > 1 + (swapcache ? 1 : 0)) return false;
-  ctx.count(KOp::kLock);  // folio_trylock
+  if (!folio_trylock(ctx, folio)) return false;  // never sleeps under the PTL
   if (swapcache) folio_free_swap(ctx, folio);
-  if (folio.ref_count() != 1) return false;
-  m_rmap.folio_move_anon_rmap(ctx, folio, vma);
-  return true;
+  const bool reuse = folio.ref_count() == 1;
+  if (reuse) m_rmap.folio_move_anon_rmap(ctx, folio, vma);
+  folio_unlock(ctx, folio);
+  return reuse;
 }
 
 bool Kernel::wp_can_reuse_large_anon_folio(ExecContext& ctx, Folio folio, Vma& vma) {
@@ -286,7 +372,7 @@ bool Kernel::wp_can_reuse_large_anon_folio(ExecContext& ctx, Folio folio, Vma& v
   if (folio.large_mapcount() <= 1) return false;  // free a folio with one page mapped
   if (folio.lf().maybe_mapped_shared) return false;
   if (folio.large_mapcount() != folio.ref_count()) return false;
-  ctx.count(KOp::kLock);  // folio_lock_large_mapcount: stabilise and recheck
+  ctx.count(KOp::kLock);  // folio_lock_large_mapcount (a bit spinlock): stabilise and recheck
   if (folio.lf().maybe_mapped_shared || folio.large_mapcount() != folio.ref_count()) return false;
   const LargeFolio& lf = folio.lf();
   const uint32_t id = vma.mm()->mm_id();
@@ -309,42 +395,48 @@ void Kernel::wp_page_reuse(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr, ui
   ++m_vmstat.cow_reuse;  // PGREUSE
 }
 
-FaultResult Kernel::wp_page_copy(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr,
-                                 uint64_t* pte, Folio old_folio, Pfn old_page) {
+FaultResult Kernel::wp_page_copy(ExecContext& ctx, VmFault& vmf, Folio old_folio, Pfn old_page) {
   // Mirrors mm/memory.c:wp_page_copy(): a new order-0 anon folio (COW never
-  // allocates mTHP), break-before-make of the PTE, then the old mapping's rmap and
-  // references go. `old_folio` (none for the zero page) carries do_wp_page's
+  // allocates mTHP), allocated and filled without the PTL; under the PTL again, if
+  // the PTE is unchanged, break-before-make of the PTE with the flush
+  // (ptep_clear_flush, the PTL held across the IPIs), then the old mapping's rmap
+  // and references go. `old_folio` (none for the zero page) carries do_wp_page's
   // extra reference.
+  Mm& mm = vmf.mm;
+  Vma& vma = vmf.vma;
+  const VirtAddr addr = vmf.address;
   auto put_old = [&] {
     if (old_folio) folio_put_refs(ctx, old_folio.pfn(), 1, "wp_page_copy");
   };
-  if (!anon_vma_prepare(vma)) {  // vmf_anon_prepare
+  if (const FaultResult r = vmf_anon_prepare(ctx, vmf); r != FaultResult::kOk) {
     put_old();
-    return FaultResult::kOom;
+    return r;
   }
-  const uint64_t orig_pte = *pte;
   auto new_pfn = alloc_folio_reclaim(ctx, 0);  // folio_prealloc
   if (!new_pfn) {
     put_old();
     ++m_vmstat.oom;
     return FaultResult::kOom;
   }
-  if (*pte != orig_pte) {
-    // !pte_same: direct reclaim unmapped the page meanwhile; fault again.
-    folio_put_refs(ctx, *new_pfn, 1, "wp_page_copy(retry)");
-    put_old();
-    return FaultResult::kRetry;
-  }
   if (old_folio) {
     ctx.copy_pages(*new_pfn, old_page);  // __wp_page_copy_user
   } else {
     ctx.zero_pages(*new_pfn);  // the zero page: a zeroed folio
   }
+  Pfn table;
+  KernelLock* ptl = pte_offset_map_lock(ctx, m_pm, m_codec, vmf.pmd, &table);
+  uint64_t* pte = ptl ? &m_pm.table(table)[level_index(addr, 1)] : nullptr;
+  ctx.count(KOp::kPteRead);
+  if (!ptl || m_arch.ptep_get(pte) != vmf.orig_pte) {
+    // !pte_same: another CPU (a racing COW, reclaim, an unmap) changed it.
+    if (ptl) ctx.unlock(*ptl);
+    folio_put_refs(ctx, *new_pfn, 1, "wp_page_copy(raced)");
+    put_old();
+    return FaultResult::kRetry;
+  }
   ++m_vmstat.pgalloc;
   ++m_vmstat.cow_copy;
   Folio new_folio(m_pm, *new_pfn);
-  ctx.count(KOp::kLock);  // PTL re-taken; the PTE is unchanged (pte_same)
-  ctx.count(KOp::kPteRead);
   if (!old_folio) {
     mm.add_rss(kMmAnonPages, 1);
   } else if (!old_folio.test_anon()) {
@@ -367,6 +459,9 @@ FaultResult Kernel::wp_page_copy(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr ad
   if (old_folio) {
     // Only after the PTE switch: the lower mapcount is seen after the flush.
     m_rmap.folio_remove_rmap_pte(ctx, old_folio, old_page, vma);
+  }
+  ctx.unlock(*ptl);
+  if (old_folio) {
     folio_put_refs(ctx, old_folio.pfn(), 1, "wp_page_copy");  // the old mapping's reference
     // An unmapped swap-cache folio nobody names any more leaves the cache now
     // (Linux leaves it to reclaim; the result is the same, sooner).
@@ -376,35 +471,45 @@ FaultResult Kernel::wp_page_copy(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr ad
   return FaultResult::kOk;
 }
 
-FaultResult Kernel::wp_page_shared(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr,
-                                   uint64_t* pte, Folio folio) {
-  // Mirrors mm/memory.c:wp_page_shared() for a file without ->page_mkwrite: reuse
-  // the page and dirty the folio (fault_dirty_shared_page → folio_mark_dirty).
+FaultResult Kernel::wp_page_shared(ExecContext& ctx, VmFault& vmf, Folio folio) {
+  // Mirrors mm/memory.c:wp_page_shared() for a file without ->page_mkwrite, entered
+  // with the PTL held: reuse the page, drop the PTL, then dirty the folio under its
+  // lock (fault_dirty_shared_page → folio_mark_dirty).
   folio.ref_add(1);  // folio_get
   ctx.count(KOp::kAtomic);
-  wp_page_reuse(ctx, mm, vma, addr, pte);
-  ctx.count(KOp::kLock);  // folio_lock
+  wp_page_reuse(ctx, vmf.mm, vmf.vma, vmf.address, vmf.pte);
+  ctx.unlock(*vmf.ptl);
+  vmf.ptl = nullptr;
+  folio_lock(ctx, folio);
   folio.head().set(kPgDirty);
+  folio_unlock(ctx, folio);
   folio_put_refs(ctx, folio.pfn(), 1, "wp_page_shared");
   return FaultResult::kOk;
 }
 
 FaultResult Kernel::populate_page(ExecContext& ctx, Mm& mm, VirtAddr addr, bool write) {
-  // Mirrors mm/gup.c:__get_user_pages() for one page of populate_vma_page_range():
-  // follow_page_mask() finds a present mapping (writable when FOLL_WRITE) and there
-  // is nothing to do; otherwise faultin_page() → handle_mm_fault().
-  if (uint64_t* pmd = m_pt.walk(ctx, mm, addr, 2, false)) {
-    ctx.count(KOp::kPteRead);
-    const uint64_t e = *pmd;
-    if (m_codec.huge(e)) {
-      if (!write || m_codec.write(e)) return FaultResult::kOk;
-    } else if (!PteCodec::none(e)) {
-      const uint64_t pte = m_arch.ptep_get(&m_pt.table_of(e)[level_index(addr, 1)]);
+  // Mirrors mm/gup.c:__get_user_pages() for one page of populate_vma_page_range(),
+  // with mmap_lock held for read: follow_page_mask() finds a present mapping
+  // (writable when FOLL_WRITE) and there is nothing to do; otherwise faultin_page()
+  // → handle_mm_fault(), again while the access would still fault.
+  for (;;) {
+    if (uint64_t* pmd = m_pt.walk(ctx, mm, addr, 2, false)) {
       ctx.count(KOp::kPteRead);
-      if (m_codec.present(pte) && (!write || m_codec.write(pte))) return FaultResult::kOk;
+      const uint64_t e = *pmd;
+      if (m_codec.huge(e)) {
+        if (!write || m_codec.write(e)) return FaultResult::kOk;
+      } else if (!PteCodec::none(e)) {
+        const uint64_t pte = m_arch.ptep_get(&m_pt.table_of(e)[level_index(addr, 1)]);
+        ctx.count(KOp::kPteRead);
+        if (m_codec.present(pte) && (!write || m_codec.write(pte))) return FaultResult::kOk;
+      }
     }
+    Vma* vma = mm.find_vma(addr);
+    if (!vma) return FaultResult::kSegv;
+    const FaultResult r =
+        handle_mm_fault_locked(ctx, mm, *vma, addr, write ? static_cast<uint32_t>(kFaultWrite) : 0u);
+    if (r != FaultResult::kRetry) return r;
   }
-  return handle_mm_fault(ctx, mm, addr, write ? static_cast<uint32_t>(kFaultWrite) : 0u);
 }
 
 // --- zap ----------------------------------------------------------------------------
@@ -431,35 +536,43 @@ void Kernel::unmap_page_range(MmuGather& tlb, Vma& vma, VirtAddr start, VirtAddr
     MmuGather& tlb;
     Vma& vma;
     bool reclaim_pt;
-    uint64_t* pmd = nullptr;  // the entry of the PTE table being zapped
-    bool pmd_entry(Pfn pmd_table, uint64_t* pmdp, VirtAddr addr, VirtAddr next) {
-      pmd = pmdp;
+    Pfn pmd_table;  // the PMD table of the entry being zapped
+    bool pmd_entry(Pfn table, uint64_t* pmdp, VirtAddr addr, VirtAddr next) {
+      pmd_table = table;
       if (!k.m_codec.huge(*pmdp)) return false;
       if (next - addr != kPmdSize) {
-        tlb.ctx().count(KOp::kLock);  // pmd_lock
-        k.split_huge_pmd_locked(tlb.ctx(), vma, pmd_table, pmdp, addr.align_down(kPmdSize), false);
+        // __split_huge_pmd(): under the PMD lock, if still huge.
+        ScopedLock pmd_lock(tlb.ctx(), k.m_pm.ptl(table));
+        if (k.m_codec.huge(*pmdp))
+          k.split_huge_pmd_locked(tlb.ctx(), vma, table, pmdp, addr.align_down(kPmdSize), false);
         return false;
       }
-      k.zap_huge_pmd(tlb, vma, pmd_table, pmdp, addr);
+      k.zap_huge_pmd(tlb, vma, table, pmdp, addr);
       return true;
     }
-    void pte_range(Pfn pte_table, VirtAddr addr, VirtAddr next) {
+    void pte_range(uint64_t* pmd, VirtAddr addr, VirtAddr next) {
       const VirtAddr start = addr;
-      while (addr < next) addr = k.zap_pte_range(tlb, vma, pte_table, addr, next);
+      while (addr < next) addr = k.zap_pte_range(tlb, vma, pmd, addr, next);
       // mm/pt_reclaim.c (Linux 6.14): reclaim_pt_is_enabled() needs the whole PMD
-      // range; try_get_and_clear_pmd() then free_pte() once every entry is none.
+      // range; try_get_and_clear_pmd() under the PMD lock and the PTL, then
+      // free_pte(), once every entry is none.
       if (!reclaim_pt || next - start < kPmdSize) return;
+      ExecContext& ctx = tlb.ctx();
+      ScopedLock pmd_lock(ctx, k.m_pm.ptl(pmd_table));
+      if (PteCodec::none(*pmd) || k.m_codec.huge(*pmd)) return;
+      const Pfn pte_table = k.m_codec.pfn(*pmd);
+      ScopedLock ptl(ctx, k.m_pm.ptl(pte_table));
       for (uint64_t e : k.m_pm.table(pte_table))
         if (!PteCodec::none(e)) return;
-      ExecContext& ctx = tlb.ctx();
-      ctx.count(KOp::kLock);  // pmd_lock
       ctx.count(KOp::kPteWrite);
       *pmd = 0;  // pmdp_get_lockless + pmd_clear under the PMD lock
       tlb.mm().add_pgtables(-1);
+      ptl.unlock();
+      pmd_lock.unlock();
       tlb.free_table_tlb(pte_table, 1, start);  // pte_free_tlb: freed_tables
       ++k.m_vmstat.pt_reclaimed;
     }
-  } zap{*this, tlb, vma, reclaim_pt};
+  } zap{*this, tlb, vma, reclaim_pt, Pfn()};
   walk_page_range(m_pm, m_codec, tlb.mm().pgd(), m_pt.levels(), start, end, zap);
 }
 
@@ -480,16 +593,19 @@ unsigned Kernel::folio_pte_batch(Pfn pfn, const uint64_t* ptep, uint64_t pte,
   return n;
 }
 
-VirtAddr Kernel::zap_pte_range(MmuGather& tlb, Vma& vma, Pfn table_pfn, VirtAddr start,
+VirtAddr Kernel::zap_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pmd, VirtAddr start,
                                VirtAddr end) {
   // Mirrors mm/memory.c:zap_pte_range() → do_zap_pte_range() → zap_present_ptes() →
-  // zap_present_folio_ptes(). Returns where it stopped: `end`, or earlier after a
-  // forced flush (the caller retries from there, as the "retry" label does).
+  // zap_present_folio_ptes(), under the table's PTL. Returns where it stopped: `end`,
+  // or earlier after a forced flush (the caller retries from there, as the "retry"
+  // label does).
   ExecContext& ctx = tlb.ctx();
   Mm& mm = tlb.mm();
   bool force_flush = false;
   int64_t rss_anon = 0, rss_file = 0, rss_swap = 0;
-  ctx.count(KOp::kLock);  // pte_offset_map_lock
+  Pfn table_pfn;
+  KernelLock* ptl = pte_offset_map_lock(ctx, m_pm, m_codec, pmd, &table_pfn);
+  if (!ptl) return end;  // no PTE table any more (a THP replaced it, or reclaimed)
   flush_tlb_batched_pending(ctx, mm);
   PageTablePage& table = m_pm.table(table_pfn);
   VirtAddr addr = start;
@@ -584,9 +700,10 @@ VirtAddr Kernel::zap_pte_range(MmuGather& tlb, Vma& vma, Pfn table_pfn, VirtAddr
     // after the PTL is dropped.
     tlb.tlb_flush_mmu_tlbonly();
     tlb.tlb_flush_rmaps(vma);
-    tlb.tlb_flush_mmu();
   }
-  ctx.progress();  // pte_unmap_unlock: the table's changes are visible
+  ctx.unlock(*ptl);  // pte_unmap_unlock: the table's changes are visible
+  if (force_flush) tlb.tlb_flush_mmu();
+  ctx.progress();  // cond_resched()
   return addr;
 }
 
@@ -603,7 +720,7 @@ void Kernel::free_pgtables(MmuGather& tlb, VirtAddr start, VirtAddr end, VirtAdd
     VirtAddr floor;
     uint64_t top;  // last byte + 1 of the gap, ~0 = top of the address space
     bool pmd_entry(Pfn, uint64_t* pmd, VirtAddr, VirtAddr) { return k.m_codec.huge(*pmd); }
-    void pte_range(Pfn, VirtAddr, VirtAddr) {}
+    void pte_range(uint64_t*, VirtAddr, VirtAddr) {}
     void table_done(Pfn, unsigned level, uint64_t* entry, VirtAddr addr, VirtAddr) {
       const uint64_t size = level_entry_size(level);
       const VirtAddr cbase = addr.align_down(size);

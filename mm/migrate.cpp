@@ -14,6 +14,7 @@
 #include "mm/fault.h"
 #include "mm/folio.h"
 #include "mm/kernel.h"
+#include "mm/mmap_lock.h"
 #include "mm/rmap_walk.h"
 
 namespace tlbsim::mm {
@@ -90,11 +91,11 @@ void Kernel::flush_tlb_batched_pending(ExecContext& ctx, Mm& mm) {
 
 // --- try_to_migrate ------------------------------------------------------------------------
 
-void Kernel::try_to_migrate(ExecContext& ctx, Folio folio, uint32_t ttu_flags) {
+void Kernel::try_to_migrate(ExecContext& ctx, Folio folio, uint32_t ttu_flags, bool rmap_locked) {
   // Mirrors mm/rmap.c:try_to_migrate() (TTU_RMAP_LOCKED: the caller holds the
   // anon_vma lock, so the walk is rmap_walk_locked).
   RmapWalkControl rwc;
-  rwc.locked = true;
+  rwc.locked = rmap_locked;
   rwc.rmap_one = [&](Folio f, Vma& vma, VirtAddr address) {
     return try_to_migrate_one(ctx, f, vma, address, ttu_flags);
   };
@@ -146,12 +147,13 @@ bool Kernel::try_to_migrate_one(ExecContext& ctx, Folio folio, Vma& vma, VirtAdd
 
 // --- remove_migration_ptes -------------------------------------------------------------------
 
-void Kernel::remove_migration_ptes(ExecContext& ctx, Folio src, Folio dst) {
-  // Mirrors mm/migrate.c:remove_migration_ptes() → remove_migration_pte(), with the
-  // rmap of `dst` locked (RMP_LOCKED): each migration entry naming a page of `src`
-  // maps the same page of `dst` again, exclusive if the entry was.
+void Kernel::remove_migration_ptes(ExecContext& ctx, Folio src, Folio dst, bool rmap_locked) {
+  // Mirrors mm/migrate.c:remove_migration_ptes() → remove_migration_pte() (RMP_LOCKED
+  // when the caller holds the anon_vma lock): each migration entry naming a page of
+  // `src` maps the same page of `dst` again, exclusive if the entry was.
   RmapWalkControl rwc;
-  rwc.locked = true;
+  rwc.locked = rmap_locked;
+  rwc.unmapped = true;
   rwc.rmap_one = [&](Folio f, Vma& vma, VirtAddr address) {
     Mm& mm = *vma.mm();
     for (PageVmaMappedWalk w(*this, ctx, src, vma, address, /*migration=*/true); w.next();) {
@@ -197,12 +199,14 @@ int64_t Kernel::move_pages(ExecContext& ctx, Mm& mm, VirtAddr start, uint64_t le
   // every folio moves to a new frame. PMD mappings are split (no PMD migration
   // entries): a migrated THP comes back PTE-mapped.
   ctx.count(KOp::kSyscallEntry);
-  ctx.count(KOp::kLock);  // mmap_lock (read)
   if (!start.is_aligned(kPageSize)) return -EINVAL;
   const VirtAddr end = start + ((len + kPageSize - 1) & kPageMask);
   CauseScope cause(ctx, FlushCause::kMigration);
   std::vector<Pfn> folios;
   bool any_vma = false;
+  // add_folio_for_migration() under mmap_lock for read (the page walk, under the
+  // PTL in Linux, only reads here); the migration itself holds no mmap_lock.
+  MmapLockGuard mmap_lock(ctx, mm, LockMode::kShared);
   for (VirtAddr addr = start; addr < end; addr += kPageSize) {
     if (!mm.find_vma(addr)) continue;  // status −EFAULT for this page
     any_vma = true;
@@ -227,11 +231,13 @@ int64_t Kernel::move_pages(ExecContext& ctx, Mm& mm, VirtAddr start, uint64_t le
       m_vmstat.pgmigrate_fail += folio.nr_pages();
       continue;
     }
-    folio.ref_add(1);  // folio_isolate_lru
+    ScopedLock lru(ctx, m_lru.lru_lock);  // folio_isolate_lru
+    folio.ref_add(1);
     ctx.count(KOp::kAtomic);
     m_lru.del(folio.pfn());
     folios.push_back(folio.pfn());
   }
+  mmap_lock.unlock();
   if (!any_vma) return -EFAULT;
   int64_t migrated = 0;
   for (size_t i = 0; i < folios.size();) {
@@ -244,13 +250,14 @@ int64_t Kernel::move_pages(ExecContext& ctx, Mm& mm, VirtAddr start, uint64_t le
       pages += nr;
       ++j;
     }
-    // migrate_folio_unmap() for each, then one flush for the batch.
+    // migrate_folio_unmap() for each (the source folio locked until it moved),
+    // then one flush for the batch.
     for (size_t k = i; k < j; ++k) {
       Folio f(m_pm, folios[k]);
-      ctx.count(KOp::kLock);  // folio lock
+      folio_lock(ctx, f);
       uint32_t flags = kTtuBatchFlush;
       if (f.test_pmd_mappable()) flags |= kTtuSplitHugePmd;
-      try_to_migrate(ctx, f, flags);
+      try_to_migrate(ctx, f, flags, /*rmap_locked=*/false);
     }
     try_to_unmap_flush(ctx);
     for (size_t k = i; k < j; ++k)
@@ -272,8 +279,12 @@ bool Kernel::migrate_folio_move(ExecContext& ctx, Folio src) {
     pfn = m_pm.alloc_folio(ctx, src.order());
   }
   if (!pfn) {
-    remove_migration_ptes(ctx, src, src);
-    m_lru.add(src.pfn());
+    remove_migration_ptes(ctx, src, src, /*rmap_locked=*/false);
+    {
+      ScopedLock lru(ctx, m_lru.lru_lock);  // putback_movable_folio
+      m_lru.add(src.pfn());
+    }
+    folio_unlock(ctx, src);
     folio_put_refs(ctx, src.pfn(), 1, "migrate_pages(putback)");
     m_vmstat.pgmigrate_fail += nr;
     return false;
@@ -289,11 +300,12 @@ bool Kernel::migrate_folio_move(ExecContext& ctx, Folio src) {
     if (src.head().test(f)) dst.head().set(f);
   if (dst.test_large() && dst.order() >= kMinAnonThpOrder && dst.order() <= kPmdOrder)
     ++m_vmstat.mthp[dst.order()]->nr_anon;
-  remove_migration_ptes(ctx, src, dst);
+  remove_migration_ptes(ctx, src, dst, /*rmap_locked=*/false);
   if (src.test_large() && src.lf().on_deferred_list)
-    m_deferred.deferred_split_folio(dst, src.lf().partially_mapped);
+    m_deferred.deferred_split_folio(ctx, dst, src.lf().partially_mapped);
   ctx.count(KOp::kLruAdd);
-  m_lru.add(dst.pfn());  // folio_add_lru
+  m_lru.add(ctx, dst.pfn(), dst.test_large());  // folio_add_lru
+  folio_unlock(ctx, src);
   // The allocation's reference goes; the mappings hold dst now.
   folio_put_refs(ctx, dst.pfn(), 1, "migrate_folio_move(dst)");
   folio_put_refs(ctx, src.pfn(), 1, "migrate_folio_move");  // frees src

@@ -8,6 +8,7 @@
 
 #include "base/addr.h"
 #include "base/cpu_mask.h"
+#include "mm/lock.h"
 #include "mm/vma.h"
 
 namespace tlbsim::mm {
@@ -50,6 +51,15 @@ class Mm {
   uint32_t tlb_flush_batched = 0;
   /// mm->tlb_flush_pending: gathers active on this mm (mm_tlb_flush_nested).
   int tlb_flush_pending = 0;
+
+  // --- locks (mm/mmap_lock.h) ---------------------------------------------------
+  /// mm->mmap_lock: the VMA tree and VMA contents (a reader/writer semaphore).
+  KernelLock mmap_lock{LockClass::kMmapLock};
+  /// mm->mm_lock_seq: bumped by mmap_write_unlock/downgrade (vma_end_write_all);
+  /// a VMA whose vm_lock_seq equals it is write-locked.
+  uint64_t mm_lock_seq = 0;
+  /// mm->page_table_lock: populating the upper page-table levels, anon_vma_prepare.
+  KernelLock page_table_lock{LockClass::kPageTableLock};
 
   // --- VMAs ---------------------------------------------------------------------
   using VmaMap = std::map<uint64_t, std::unique_ptr<Vma>>;  // keyed by start

@@ -1,21 +1,39 @@
 // mmap/munmap and VMA bookkeeping (mm/mmap.c, mm/vma.c).
 #include <algorithm>
 #include <cerrno>
+#include <optional>
 
 #include "mm/kernel.h"
+#include "mm/mmap_lock.h"
 #include "mm/mmu_gather.h"
 
 namespace tlbsim::mm {
 
-AnonVma* Kernel::anon_vma_prepare(Vma& vma) {
-  // Mirrors mm/rmap.c:__anon_vma_prepare(): reuse a mergeable neighbour's anon_vma
-  // is not modelled; each VMA that faults first gets its own.
+AnonVma* Kernel::anon_vma_prepare(ExecContext& ctx, Vma& vma) {
+  // Mirrors mm/rmap.c:__anon_vma_prepare(): a new anon_vma, linked under its own
+  // lock and mm->page_table_lock, where the VMA is checked again (another fault
+  // may have prepared it meanwhile). Reusing a mergeable neighbour's anon_vma is
+  // not modelled; each VMA that faults first gets its own.
   if (vma.anon_vma()) return vma.anon_vma();
+  ctx.count(KOp::kAnonVmaLink);
   m_anon_vmas.push_back(std::make_unique<AnonVma>(nullptr));
   AnonVma* av = m_anon_vmas.back().get();
+  ScopedLock av_lock(ctx, av->rwsem);
+  ScopedLock ptl(ctx, vma.mm()->page_table_lock);
+  if (vma.anon_vma()) return vma.anon_vma();  // lost the race: the new one stays unused
   av->vmas().push_back(&vma);
   vma.set_anon_vma(av);
   return av;
+}
+
+void Kernel::unlink_anon_vmas(ExecContext& ctx, Vma& vma) {
+  // Mirrors mm/rmap.c:unlink_anon_vmas(): the VMA leaves its anon_vma under the
+  // root's lock (rmap walks hold it for read while they visit the VMA).
+  AnonVma* av = vma.anon_vma();
+  if (!av) return;
+  ScopedLock lock(ctx, av->root()->rwsem);
+  std::erase(av->vmas(), &vma);
+  vma.set_anon_vma(nullptr);
 }
 
 Vma* Kernel::vma_create(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end, uint64_t flags) {
@@ -77,7 +95,9 @@ Vma* Kernel::vma_merge_existing_range(ExecContext& ctx, Mm& mm, Vma* vma) {
     if (vma_mergeable(*prev, *vma)) {
       ctx.count(KOp::kVmaModify);
       ctx.count(KOp::kMapleStore);
+      vma_start_write(ctx, *prev);
       if (!prev->anon_vma() && vma->anon_vma()) {
+        ScopedLock lock(ctx, vma->anon_vma()->root()->rwsem);  // vma_prepare
         prev->set_anon_vma(vma->anon_vma());
         vma->anon_vma()->vmas().push_back(prev);
       }
@@ -91,7 +111,10 @@ Vma* Kernel::vma_merge_existing_range(ExecContext& ctx, Mm& mm, Vma* vma) {
     Vma* nv = next->second.get();
     ctx.count(KOp::kVmaModify);
     ctx.count(KOp::kMapleStore);
+    vma_start_write(ctx, *vma);
+    vma_start_write(ctx, *nv);
     if (!vma->anon_vma() && nv->anon_vma()) {
+      ScopedLock lock(ctx, nv->anon_vma()->root()->rwsem);  // vma_prepare
       vma->set_anon_vma(nv->anon_vma());
       nv->anon_vma()->vmas().push_back(vma);
     }
@@ -102,8 +125,11 @@ Vma* Kernel::vma_merge_existing_range(ExecContext& ctx, Mm& mm, Vma* vma) {
 }
 
 void Kernel::vma_split(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr at) {
-  // Mirrors mm/vma.c:__split_vma(): the new VMA takes [at, end) and shares anon_vma.
+  // Mirrors mm/vma.c:__split_vma(), mmap_lock held for write: the new VMA takes
+  // [at, end) and shares anon_vma; vma_start_write() first (faults in flight on the
+  // VMA finish), the anon_vma locked around the change (vma_prepare/vma_complete).
   // vma_adjust_trans_huge(): a PMD-mapped THP straddling `at` is split first.
+  vma_start_write(ctx, vma);
   if (!at.is_aligned(kPmdSize)) split_huge_pmd_address(ctx, vma, at, false);
   ctx.count(KOp::kVmaAlloc);   // vm_area_dup
   ctx.count(KOp::kVmaModify);  // vma_adjust / vma_complete
@@ -112,7 +138,10 @@ void Kernel::vma_split(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr at) {
   auto tail = std::make_unique<Vma>(&mm, at, vma.end(), vma.flags(),
                                     vma.pgoff() + ((at - vma.start()) >> kPageShift));
   tail->set_file(vma.file());
+  tail->vm_lock_seq = mm.mm_lock_seq;  // write-locked as it is created
+  std::optional<ScopedLock> lock;
   if (vma.anon_vma()) {
+    lock.emplace(ctx, vma.anon_vma()->root()->rwsem);
     tail->set_anon_vma(vma.anon_vma());
     vma.anon_vma()->vmas().push_back(tail.get());
   }
@@ -121,9 +150,11 @@ void Kernel::vma_split(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr at) {
 }
 
 void Kernel::vma_remove(ExecContext& ctx, Mm& mm, Vma* vma) {
-  // remove_vma() + vma_iter_clear: unlink_anon_vmas, vm_area_free.
+  // remove_vma() + vma_iter_clear: unlink_anon_vmas, vm_area_free. mmap_lock is
+  // held for write; faults in flight on the VMA finish first (vma_start_write).
   ctx.count(KOp::kVmaFree);
-  if (AnonVma* av = vma->anon_vma()) std::erase(av->vmas(), vma);
+  vma_start_write(ctx, *vma);
+  unlink_anon_vmas(ctx, *vma);
   mm.vmas().erase(vma->start().value());
 }
 
@@ -136,7 +167,6 @@ uint64_t Kernel::sys_mmap(ExecContext& ctx, Mm& mm, const MmapArgs& a) {
   // Mirrors mm/mmap.c:do_mmap() for anonymous mappings, with the argument checks of
   // do_mmap() and __get_unmapped_area() / arch_get_unmapped_area().
   ctx.count(KOp::kSyscallEntry);
-  ctx.count(KOp::kLock);  // mmap_lock (write)
   if (a.len == 0) return mmap_error(EINVAL);
   if (a.shared && a.file < 0) {
     // Shared anonymous memory is shmem in Linux; not modelled yet.
@@ -154,6 +184,8 @@ uint64_t Kernel::sys_mmap(ExecContext& ctx, Mm& mm, const MmapArgs& a) {
                              : m_arch.pgtable_levels() == 5 ? kTaskSizeX86La57
                                                             : kTaskSizeX86;
   if (len > task_size) return mmap_error(ENOMEM);
+  // vm_mmap_pgoff(): mmap_lock for write; MAP_POPULATE after it is dropped.
+  MmapLockGuard lock(ctx, mm, LockMode::kExclusive);
   VirtAddr start;
   if (a.fixed) {
     // __get_unmapped_area(): if (addr > TASK_SIZE - len) return -ENOMEM;
@@ -161,7 +193,7 @@ uint64_t Kernel::sys_mmap(ExecContext& ctx, Mm& mm, const MmapArgs& a) {
     if (a.addr > task_size - len) return mmap_error(ENOMEM);
     if (a.addr & (kPageSize - 1)) return mmap_error(EINVAL);
     start = VirtAddr(a.addr);
-    int r = sys_munmap(ctx, mm, start, len);  // MAP_FIXED replaces what was there
+    int r = do_munmap(ctx, mm, start, len, /*downgrade=*/false);  // MAP_FIXED replaces it
     if (r) return mmap_error(-r);
   } else {
     // The search (bottom-up from mmap_next, simpler than Linux's top-down
@@ -197,20 +229,42 @@ uint64_t Kernel::sys_mmap(ExecContext& ctx, Mm& mm, const MmapArgs& a) {
     mmap_file_vma(ctx, mm, start, start + len, flags, a.file, a.file_offset >> kPageShift);
   else
     vma_create(ctx, mm, start, start + len, flags);
+  lock.unlock();
   if (a.populate) {
-    // populate_vma_page_range(): FOLL_WRITE only for private writable mappings.
+    // mm_populate() → __mm_populate(): mmap_lock for read; populate_vma_page_range()
+    // with FOLL_WRITE only for private writable mappings.
     const bool write = a.write && !a.shared;
+    MmapLockGuard read(ctx, mm, LockMode::kShared);
     for (VirtAddr v = start; v < start + len; v += kPageSize) {
       if (populate_page(ctx, mm, v, write) == FaultResult::kOom) return mmap_error(ENOMEM);
+      if (((v - start) >> kPageShift) % 512 == 511) ctx.progress();  // cond_resched
     }
   }
   return start.value();
 }
 
 int Kernel::sys_munmap(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len) {
-  // Mirrors mm/vma.c:do_vmi_munmap() → vms_gather_munmap_vmas() / vms_clear_ptes().
+  // Mirrors mm/mmap.c:__vm_munmap(): mmap_lock for write, downgraded to read before
+  // the page tables are zapped.
   ctx.count(KOp::kSyscallEntry);
-  ctx.count(KOp::kLock);  // mmap_lock (write)
+  mmap_write_lock(ctx, mm);
+  bool downgraded = false;
+  const int r = do_munmap(ctx, mm, addr, len, /*downgrade=*/true, &downgraded);
+  if (downgraded) {
+    mmap_read_unlock(ctx, mm);
+  } else {
+    mmap_write_unlock(ctx, mm);
+  }
+  return r;
+}
+
+int Kernel::do_munmap(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len, bool downgrade,
+                      bool* downgraded) {
+  // Mirrors mm/vma.c:do_vmi_munmap() → vms_gather_munmap_vmas() /
+  // vms_complete_munmap_vmas(). mmap_lock is held for write; with `downgrade` it is
+  // downgraded once the VMAs are detached (they are unreachable: their write locks
+  // go with the downgrade), then the page tables are zapped and freed under the
+  // read lock, the final flush included.
   CauseScope cause(ctx, ctx.cause == FlushCause::kNone ? FlushCause::kMunmap : ctx.cause);
   if (!addr.is_aligned(kPageSize) || len == 0) return -EINVAL;
   const VirtAddr start = addr;
@@ -232,20 +286,28 @@ int Kernel::sys_munmap(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len) {
     auto after = mm.vmas().find(victims.back()->start().value());
     if (++after != mm.vmas().end()) ceiling = after->second->start();
   }
-  // Detach first (vms_gather_munmap_vmas): a fault racing with the teardown on
-  // another CPU finds no VMA, as in Linux.
+  // vms_gather_munmap_vmas(): vma_start_write() each (faults in flight on them
+  // finish first), then detach: a fault racing with the teardown finds no VMA.
+  for (Vma* v : victims) vma_start_write(ctx, *v);
   std::vector<std::unique_ptr<Vma>> detached;
-  ctx.count(KOp::kMapleStore);  // vms_gather_munmap_vmas: one range cleared
-  for (Vma* v : victims) detached.push_back(std::move(mm.vmas().extract(v->start().value()).mapped()));
+  ctx.count(KOp::kMapleStore);  // vma_iter_clear_gfp: one range cleared
+  for (Vma* v : victims) {
+    v->detached = true;
+    detached.push_back(std::move(mm.vmas().extract(v->start().value()).mapped()));
+  }
+  if (downgrade) {
+    mmap_write_downgrade(ctx, mm);
+    *downgraded = true;
+  }
   {
+    // unmap_region(): zap, free_pgtables (unlink_anon_vmas first), tlb_finish_mmu.
     MmuGather tlb(*this, ctx, mm, /*fullmm=*/false);
     unmap_vmas(tlb, victims, start, end);
+    for (Vma* v : victims) unlink_anon_vmas(ctx, *v);
     free_pgtables(tlb, victims.front()->start(), victims.back()->end(), floor, ceiling);
     tlb.tlb_finish_mmu();
   }
   ctx.count(KOp::kVmaFree, detached.size());  // remove_vma
-  for (auto& v : detached)
-    if (AnonVma* av = v->anon_vma()) std::erase(av->vmas(), v.get());
   return 0;
 }
 

@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "mm/folio.h"
 #include "mm/kernel.h"
+#include "mm/mmap_lock.h"
 #include "mm/mmu_gather.h"
 #include "mm/pagewalk.h"
 
@@ -38,12 +39,15 @@ bool pte_needs_flush(const PteCodec& c, uint64_t oldpte, uint64_t newpte) {
 
 }  // namespace
 
-uint64_t Kernel::change_pte_range(MmuGather& tlb, Vma& vma, Pfn table, VirtAddr start,
+uint64_t Kernel::change_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pmd, VirtAddr start,
                                   VirtAddr end, uint64_t newflags) {
-  // Mirrors mm/mprotect.c:change_pte_range(). Returns the pages whose PTE changed.
+  // Mirrors mm/mprotect.c:change_pte_range(), under the table's PTL: the flushes it
+  // needs are only recorded in the gather. Returns the pages whose PTE changed.
   ExecContext& ctx = tlb.ctx();
   Mm& mm = tlb.mm();
-  ctx.count(KOp::kLock);  // PTL
+  Pfn table;
+  KernelLock* ptl = pte_offset_map_lock(ctx, m_pm, m_codec, pmd, &table);
+  if (!ptl) return 0;
   (void)vma;
   flush_tlb_batched_pending(ctx, mm);
   const bool write = newflags & kVmWrite;
@@ -79,18 +83,20 @@ uint64_t Kernel::change_pte_range(MmuGather& tlb, Vma& vma, Pfn table, VirtAddr 
   }
   ctx.pte_lines(table, level_index(start, 1), static_cast<unsigned>((end - start) >> kPageShift),
                 pages != 0);
-  ctx.progress();  // pte_unmap_unlock
+  ctx.unlock(*ptl);  // pte_unmap_unlock
+  ctx.progress();    // cond_resched() per PMD
   return pages;
 }
 
-uint64_t Kernel::change_huge_pmd(MmuGather& tlb, Vma& vma, uint64_t* pmd, VirtAddr addr,
-                                 uint64_t newflags) {
+uint64_t Kernel::change_huge_pmd(MmuGather& tlb, Vma& vma, Pfn pmd_table, uint64_t* pmd,
+                                 VirtAddr addr, uint64_t newflags) {
   // Mirrors mm/huge_memory.c:change_huge_pmd() for a present THP PMD wholly inside
   // the range: pmdp_invalidate_ad + the new protection, flushed through the gather
   // (tlb_flush_pmd_range). Returns the pages changed (HPAGE_PMD_NR or 0).
   ExecContext& ctx = tlb.ctx();
-  ctx.count(KOp::kLock);  // __pmd_trans_huge_lock
+  ScopedLock pmd_lock(ctx, m_pm.ptl(pmd_table));  // __pmd_trans_huge_lock
   ctx.count(KOp::kPteRead);
+  if (!m_codec.huge(*pmd)) return 0;
   const uint64_t oldpmd = *pmd;
   const Pfn pfn = m_codec.pfn(oldpmd);
   Folio folio = Folio::of(m_pm, pfn);
@@ -121,17 +127,17 @@ uint64_t Kernel::change_protection_range(MmuGather& tlb, Vma& vma, VirtAddr star
     Vma& vma;
     uint64_t newflags;
     uint64_t pages = 0;
-    bool pmd_entry(Pfn, uint64_t* pmd, VirtAddr addr, VirtAddr next) {
+    bool pmd_entry(Pfn pmd_table, uint64_t* pmd, VirtAddr addr, VirtAddr next) {
       if (!k.m_codec.huge(*pmd)) return false;
       if (next - addr != kPmdSize) {
         k.split_huge_pmd_address(tlb.ctx(), vma, addr, false);
         return false;
       }
-      pages += k.change_huge_pmd(tlb, vma, pmd, addr, newflags);
+      pages += k.change_huge_pmd(tlb, vma, pmd_table, pmd, addr, newflags);
       return true;
     }
-    void pte_range(Pfn table, VirtAddr addr, VirtAddr next) {
-      pages += k.change_pte_range(tlb, vma, table, addr, next, newflags);
+    void pte_range(uint64_t* pmd, VirtAddr addr, VirtAddr next) {
+      pages += k.change_pte_range(tlb, vma, pmd, addr, next, newflags);
     }
   } cp{*this, tlb, vma, newflags};
   walk_page_range(m_pm, m_codec, tlb.mm().pgd(), m_pt.levels(), start, end, cp);
@@ -140,9 +146,9 @@ uint64_t Kernel::change_protection_range(MmuGather& tlb, Vma& vma, VirtAddr star
 
 int Kernel::sys_mprotect(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len, bool read,
                          bool write, bool exec) {
-  // Mirrors mm/mprotect.c:do_mprotect_pkey() → mprotect_fixup() → change_protection().
+  // Mirrors mm/mprotect.c:do_mprotect_pkey() → mprotect_fixup() → change_protection(),
+  // all under mmap_lock held for write, one mmu_gather (one flush) for the call.
   ctx.count(KOp::kSyscallEntry);
-  ctx.count(KOp::kLock);  // mmap_lock (write)
   CauseScope cause(ctx, FlushCause::kMprotect);
   if (!addr.is_aligned(kPageSize)) return -EINVAL;
   if (len == 0) return 0;
@@ -150,6 +156,7 @@ int Kernel::sys_mprotect(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len, 
   if (end <= addr) return -ENOMEM;
   if (!read && !write && !exec)
     throw InputError("", "not supported yet: mprotect(PROT_NONE) (protnone PTEs)");
+  MmapLockGuard lock(ctx, mm, LockMode::kExclusive);
   // Every page of the range must be mapped (else ENOMEM, like Linux).
   for (VirtAddr a = addr; a < end;) {
     Vma* v = mm.find_vma(a);
@@ -182,6 +189,7 @@ int Kernel::sys_mprotect(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len, 
     // mprotect_fixup(): vma_modify_flags() (the splits above, the merge below),
     // vm_flags_reset(), change_protection() over the piece.
     Vma* vma = mm.find_vma(piece.start);
+    vma_start_write(ctx, *vma);
     vma->set_flags(newflags);
     ctx.count(KOp::kVmaModify);
     change_protection_range(tlb, *vma, piece.start, piece.end, newflags);

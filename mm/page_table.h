@@ -40,9 +40,12 @@ class PageTables {
   /// The entry for `va` at `level`, walking from the pgd. With `alloc`, missing
   /// intermediate tables are allocated (pud_alloc/pmd_alloc/pte_alloc); without,
   /// nullptr when a table is missing. Stops (nullptr) at a huge leaf above `level`
-  /// unless `level` is that leaf's level. *oom is set when allocation failed.
+  /// unless `level` is that leaf's level. *oom is set when allocation failed;
+  /// *table (if given) is the table holding the returned entry. Missing tables are
+  /// installed under the level's lock (mm->page_table_lock, or the PMD table's
+  /// lock for a PTE table), re-checked after waiting for it.
   uint64_t* walk(ExecContext& ctx, Mm& mm, VirtAddr va, unsigned level, bool alloc,
-                 bool* oom = nullptr);
+                 bool* oom = nullptr, Pfn* table = nullptr);
 
   /// The table a non-leaf entry points at.
   PageTablePage& table_of(uint64_t entry) { return m_pm.table(m_codec.pfn(entry)); }
@@ -53,5 +56,24 @@ class PageTables {
   const PteCodec& m_codec;
   unsigned m_levels;
 };
+
+/// pte_offset_map_lock(mm, pmd, addr, &ptl): takes the lock of the PTE table `*pmd`
+/// points at and returns it with the table in *table; nullptr when `*pmd` holds no
+/// PTE table any more (none or huge: a racing THP fault, split or table reclaim),
+/// the caller then retries the fault. Re-checks after waiting, as pmd_same() does.
+inline KernelLock* pte_offset_map_lock(ExecContext& ctx, PhysMem& pm, const PteCodec& c,
+                                       const uint64_t* pmd, Pfn* table) {
+  for (;;) {
+    const uint64_t e = *pmd;
+    if (PteCodec::none(e) || c.huge(e)) return nullptr;
+    KernelLock& l = pm.ptl(c.pfn(e));
+    ctx.lock(l);
+    if (*pmd == e) {
+      *table = c.pfn(e);
+      return &l;
+    }
+    ctx.unlock(l);
+  }
+}
 
 }  // namespace tlbsim::mm

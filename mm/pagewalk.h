@@ -3,15 +3,18 @@
 // zap_p4d_range → zap_pud_range → zap_pmd_range → zap_pte_range shape of
 // mm/memory.c, written once. Each user supplies a visitor for what it does at the
 // PMD and PTE levels; the descent itself (range clamping per entry, skipping none
-// entries, stepping into child tables) lives here.
+// entries, stepping into child tables) lives here, lockless as Linux's is (the
+// upper tables of a VMA's range are never freed while its lock is held).
 //
 // A visitor V provides
 //   bool pmd_entry(Pfn pmd_table, uint64_t* pmd, VirtAddr addr, VirtAddr next)
 //       every PMD entry of the range, before any descent (none ones too). Returns
 //       true when it dealt with the entry itself (a huge PMD, a split), false to
 //       walk the PTE table the entry then points at (if any).
-//   void pte_range(Pfn pte_table, VirtAddr addr, VirtAddr next)
-//       the PTEs of [addr, next), all inside one PTE table.
+//   void pte_range(uint64_t* pmd, VirtAddr addr, VirtAddr next)
+//       the PTEs of [addr, next), all inside the PTE table `*pmd` points at. The
+//       visitor takes that table's lock with pte_offset_map_lock(), which re-checks
+//       `*pmd` (another CPU may have changed it while this one waited).
 // and optionally
 //   void table_done(Pfn parent, unsigned level, uint64_t* entry, VirtAddr addr, VirtAddr next)
 //       post-order: `entry` (at `level` ≥ 2 of table `parent`) pointed at a table
@@ -58,7 +61,7 @@ void walk_page_range(PhysMem& pm, const PteCodec& codec, Pfn table, unsigned lev
     }
     const Pfn child = codec.pfn(e);
     if (level == 2) {
-      v.pte_range(child, addr, next);
+      v.pte_range(ep, addr, next);
     } else {
       walk_page_range(pm, codec, child, level - 1, addr, next, v);
     }

@@ -1,5 +1,6 @@
 #include "mm/phys_mem.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -45,10 +46,23 @@ std::optional<Pfn> PhysMem::alloc_folio(unsigned order) {
 }
 
 std::optional<Pfn> PhysMem::alloc_folio(ExecContext& ctx, unsigned order) {
-  const uint64_t splits = m_buddy.nr_splits();
-  auto pfn = alloc_folio(order);
-  if (!pfn) return pfn;
   const uint64_t nr = uint64_t{1} << order;
+  const uint64_t splits = m_buddy.nr_splits();
+  std::optional<Pfn> pfn;
+  if (pcp_allowed_order(order)) {
+    // rmqueue_pcplist(): an empty list is refilled under the zone lock.
+    uint64_t& pcp = pcp_count(ctx.cpu, order);
+    if (pcp < nr) {
+      ScopedLock zone(ctx, zone_lock);
+      pcp += std::max<uint64_t>(kPcpBatch >> order, 2) << order;
+    }
+    pfn = alloc_folio(order);
+    if (pfn) pcp -= nr;
+  } else {
+    ScopedLock zone(ctx, zone_lock);  // rmqueue_buddy()
+    pfn = alloc_folio(order);
+  }
+  if (!pfn) return pfn;
   ctx.count(pcp_allowed_order(order) ? KOp::kPageAlloc : KOp::kPageAllocBuddy);
   ctx.count(KOp::kPageAllocTail, nr - 1);
   if (order) ctx.count(KOp::kFolioPrepLarge);
@@ -68,7 +82,20 @@ void PhysMem::free_folio(ExecContext& ctx, Pfn head, const char* what) {
   ctx.count(KOp::kPageFreeTail, nr - 1);
   if (order) ctx.count(KOp::kFolioFreeLarge);
   ctx.struct_pages(head, nr);
-  free_folio(head, what);
+  if (pcp_allowed_order(order)) {
+    // free_frozen_page_commit(): past pcp->high, free_pcppages_bulk() under the
+    // zone lock.
+    uint64_t& pcp = pcp_count(ctx.cpu, order);
+    pcp += nr;
+    if (pcp >= kPcpHigh) {
+      ScopedLock zone(ctx, zone_lock);
+      pcp -= std::min(pcp, kPcpHigh - kPcpBatch);
+    }
+    free_folio(head, what);
+  } else {
+    ScopedLock zone(ctx, zone_lock);  // free_one_page()
+    free_folio(head, what);
+  }
   const uint64_t steps = m_buddy.nr_merges() - merges;
   ctx.count(KOp::kBuddyMerge, steps);
   // __free_one_page(): each merge step reads the buddy's struct page.
@@ -80,8 +107,14 @@ void PhysMem::free_folio(ExecContext& ctx, Pfn head, const char* what) {
 
 std::optional<Pfn> PhysMem::alloc_page_table(ExecContext& ctx) {
   // pte_alloc_one(): an order-0 page (__GFP_ZERO) and pagetable_pte_ctor().
+  uint64_t& pcp = pcp_count(ctx.cpu, 0);
+  if (pcp < 1) {
+    ScopedLock zone(ctx, zone_lock);
+    pcp += kPcpBatch;
+  }
   auto pfn = alloc_page_table();
   if (!pfn) return pfn;
+  --pcp;
   ctx.count(KOp::kPageAlloc);
   ctx.count(KOp::kPtAlloc);
   ctx.struct_pages(*pfn);
@@ -94,6 +127,11 @@ void PhysMem::free_page_table(ExecContext& ctx, Pfn pfn, const char* what) {
   ctx.count(KOp::kPtFree);
   ctx.count(KOp::kPageFree);
   ctx.struct_pages(pfn);
+  uint64_t& pcp = pcp_count(ctx.cpu, 0);
+  if (++pcp >= kPcpHigh) {
+    ScopedLock zone(ctx, zone_lock);
+    pcp -= kPcpHigh - kPcpBatch;
+  }
   free_page_table(pfn, what);
 }
 
@@ -174,10 +212,12 @@ std::optional<Pfn> PhysMem::alloc_page_table() {
     slot = m_tables_free.back();
     m_tables_free.pop_back();
     m_tables[slot].fill(0);
+    m_table_locks[slot].reset(LockClass::kPtl);
   } else {
     slot = m_tables.size();
     m_tables.emplace_back();
     m_tables[slot].fill(0);
+    m_table_locks.emplace_back(LockClass::kPtl);
   }
   p.mapping = slot;
   ++m_nr_tables;

@@ -13,6 +13,7 @@
 #include "base/addr.h"
 #include "mm/buddy_allocator.h"
 #include "mm/exec_context.h"
+#include "mm/lock.h"
 #include "mm/page.h"
 
 namespace tlbsim::mm {
@@ -83,6 +84,9 @@ class PhysMem {
   std::optional<Pfn> alloc_page_table(ExecContext& ctx);
   void free_page_table(ExecContext& ctx, Pfn pfn, const char* what);
   PageTablePage& table(Pfn pfn) { return m_tables[m_pages[pfn.value()].mapping]; }
+  /// The page-table page's lock (ptdesc->ptl): the split PTE lock of a PTE table,
+  /// pmd_lock() of a PMD table (the installer sets the class).
+  KernelLock& ptl(Pfn table) { return m_table_locks[m_pages[table.value()].mapping]; }
   const PageTablePage& table(Pfn pfn) const { return m_tables[m_pages[pfn.value()].mapping]; }
   /// Reads the 64-bit entry at physical address `pa` of a page-table page (walker).
   uint64_t read_entry(PhysAddr pa) const {
@@ -90,6 +94,19 @@ class PhysMem {
   }
   uint64_t* entry_ptr(PhysAddr pa) { return &table(pa.pfn())[(pa.value() & (kPageSize - 1)) >> 3]; }
   bool is_page_table(Pfn pfn) const { return m_pages[pfn.value()].test(kPgPageTable); }
+
+  // --- the zone lock and the per-CPU lists ----------------------------------------
+  /// zone->lock (one zone). The ctx allocation paths take it as Linux does: every
+  /// allocation and free of an order the per-CPU lists do not hold
+  /// (rmqueue_buddy, free_one_page), and for the others when a CPU's list must be
+  /// refilled (rmqueue_bulk, pcp->batch pages) or has grown past pcp->high
+  /// (free_pcppages_bulk). The per-CPU lists are counted, not kept: the frames
+  /// still come from and go to the buddy lists directly.
+  KernelLock zone_lock{LockClass::kZone};
+  /// pcp->batch and pcp->high in pages (zone_batchsize() of a zone of ≥ 1 GiB; the
+  /// lower end of the 6.7+ auto-tuned high for a few GiB on a few CPUs).
+  static constexpr uint64_t kPcpBatch = 63;
+  static constexpr uint64_t kPcpHigh = 512;
 
   // --- state ------------------------------------------------------------------
   const BuddyAllocator& buddy() const { return m_buddy; }
@@ -107,10 +124,17 @@ class PhysMem {
   std::deque<LargeFolio> m_large;       // slot 0 unused
   std::vector<uint32_t> m_large_free;   // free slots of m_large
   std::deque<PageTablePage> m_tables;   // page-table contents
+  std::deque<KernelLock> m_table_locks; // their locks, by the same slot
   std::vector<uint64_t> m_tables_free;  // free slots of m_tables
   uint64_t m_nr_tables = 0;
   uint64_t m_nr_large = 0;
   FrameObserver* m_observer = nullptr;
+  /// Pages on each CPU's per-CPU lists, by pcp list (order 0..3, PMD order).
+  std::vector<std::array<uint64_t, 5>> m_pcp;
+  uint64_t& pcp_count(unsigned cpu, unsigned order) {
+    if (m_pcp.size() <= cpu) m_pcp.resize(cpu + 1, {});
+    return m_pcp[cpu][order <= 3 ? order : 4];
+  }
 };
 
 }  // namespace tlbsim::mm

@@ -202,7 +202,7 @@ void Rmap::folio_add_new_anon_rmap(ExecContext& ctx, Folio folio, const Vma& vma
   // Every caller follows with folio_add_lru_vma(): the folio becomes reclaimable
   // (and was charged to the memcg at allocation).
   ctx.count(KOp::kLruAdd);
-  if (m_lru) m_lru->add(folio.pfn());
+  if (m_lru) m_lru->add(ctx, folio.pfn(), folio.test_large());
 }
 
 void Rmap::folio_add_anon_rmap_ptes(ExecContext& ctx, Folio folio, Pfn page, uint64_t nr,
@@ -325,7 +325,7 @@ void Rmap::folio_remove_rmap(ExecContext& ctx, Folio folio, Pfn page, uint64_t n
   }
   if (folio.mapcount() < 0) rmap_bug("folio mapcount underflow");
   if (partially_mapped && folio.test_anon() && m_deferred && !folio.lf().partially_mapped)
-    m_deferred->deferred_split_folio(folio, true);
+    m_deferred->deferred_split_folio(ctx, folio, true);
   if (folio.test_anon()) {
     m_vmstat.nr_anon_mapped -= nr;
     m_vmstat.nr_anon_thps -= nr_pmdmapped;

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "mm/kernel.h"
+#include "mm/page_table.h"
 
 namespace tlbsim::mm {
 
@@ -33,8 +34,27 @@ void rmap_walk_anon(ExecContext& ctx, Folio folio, const RmapWalkControl& rwc) {
   // Mirrors mm/rmap.c:rmap_walk_anon(): the folio's anon_vma and every anon_vma
   // forked from it (see rmap_walk.h for why that is Linux's interval tree).
   auto* anon_vma = reinterpret_cast<AnonVma*>(folio.head().mapping);
-  if (!anon_vma || (!rwc.locked && !folio.mapped())) return;
-  if (!rwc.locked) ctx.count(KOp::kLock);  // anon_vma_lock_read
+  if (!anon_vma || (!rwc.locked && !rwc.unmapped && !folio.mapped())) return;
+  KernelLock& lock = anon_vma->root()->rwsem;
+  if (!rwc.locked) {
+    // folio_lock_anon_vma_read() / anon_vma_trylock_read().
+    if (rwc.try_lock) {
+      if (!ctx.trylock(lock, LockMode::kShared)) {
+        rwc.contended = true;
+        return;
+      }
+    } else {
+      ctx.lock(lock, LockMode::kShared);
+    }
+  }
+  struct Unlock {
+    ExecContext& ctx;
+    KernelLock& lock;
+    bool held;
+    ~Unlock() {
+      if (held) ctx.unlock(lock, LockMode::kShared);
+    }
+  } unlock{ctx, lock, !rwc.locked};
   const uint64_t pgoff = folio.head().index;
   std::vector<AnonVma*> stack{anon_vma};
   while (!stack.empty()) {
@@ -87,18 +107,30 @@ PageVmaMappedWalk::PageVmaMappedWalk(Kernel& kernel, ExecContext& ctx, Folio fol
               : vma.start() + (static_cast<uint64_t>(end_off) << kPageShift);
 }
 
+void PageVmaMappedWalk::done() {
+  if (m_ptl) m_ctx.unlock(*m_ptl);
+  m_ptl = nullptr;
+  m_table = nullptr;
+}
+
 bool PageVmaMappedWalk::next() {
   // Mirrors mm/page_vma_mapped.c:page_vma_mapped_walk(): PTEs whose pfn lies in the
-  // folio, or a PMD mapping the folio.
+  // folio, or a PMD mapping the folio, each returned with its table's lock held.
   const PteCodec& codec = m_k.codec();
+  PhysMem& pm = m_k.phys();
   const Pfn first = m_folio.pfn();
   const uint64_t nr = m_folio.nr_pages();
   Mm& mm = *m_vma.mm();
+  if (m_pmd) {  // a PMD mapping is returned once
+    done();
+    m_pmd = nullptr;
+  }
   while (m_next < m_end) {
     if (!m_table || m_next >= m_table_end) {
-      m_table = nullptr;
+      done();
       const VirtAddr pmd_end = std::min(m_end, m_next.align_down(kPmdSize) + kPmdSize);
-      uint64_t* pmd = m_k.page_tables().walk(m_ctx, mm, m_next, 2, false);
+      Pfn pmd_table;
+      uint64_t* pmd = m_k.page_tables().walk(m_ctx, mm, m_next, 2, false, nullptr, &pmd_table);
       if (!pmd || PteCodec::none(*pmd)) {
         m_next = pmd_end;
         continue;
@@ -107,7 +139,12 @@ bool PageVmaMappedWalk::next() {
         const VirtAddr at = m_next;
         m_next = pmd_end;
         if (!m_migration && codec.present(*pmd) && codec.pfn(*pmd) == first) {
-          m_ctx.count(KOp::kLock);  // pmd_lock
+          m_ptl = &pm.ptl(pmd_table);  // pmd_lock
+          m_ctx.lock(*m_ptl);
+          if (!codec.huge(*pmd) || codec.pfn(*pmd) != first) {
+            done();
+            continue;
+          }
           m_pmd = pmd;
           m_pte = nullptr;
           m_addr = at;
@@ -116,8 +153,13 @@ bool PageVmaMappedWalk::next() {
         }
         continue;
       }
-      m_ctx.count(KOp::kLock);  // PTL
-      m_table = m_k.phys().table(codec.pfn(*pmd)).data();
+      Pfn table;
+      m_ptl = pte_offset_map_lock(m_ctx, pm, codec, pmd, &table);
+      if (!m_ptl) {
+        m_next = pmd_end;
+        continue;
+      }
+      m_table = pm.table(table).data();
       m_table_end = pmd_end;
     }
     uint64_t* ptep = &m_table[level_index(m_next, 1)];
@@ -140,6 +182,7 @@ bool PageVmaMappedWalk::next() {
     m_page = pfn;
     return true;
   }
+  done();
   return false;
 }
 
@@ -155,6 +198,7 @@ int folio_referenced(Kernel& kernel, ExecContext& ctx, Folio folio, uint64_t* vm
   const PteCodec& codec = kernel.codec();
   int referenced = 0;
   RmapWalkControl rwc;
+  rwc.try_lock = true;
   rwc.rmap_one = [&](Folio f, Vma& vma, VirtAddr address) {
     int young = 0;
     for (PageVmaMappedWalk w(kernel, ctx, f, vma, address); w.next();) {
@@ -181,6 +225,7 @@ int folio_referenced(Kernel& kernel, ExecContext& ctx, Folio folio, uint64_t* vm
     return mapcount > 0;
   };
   rmap_walk(kernel, ctx, folio, rwc);
+  if (rwc.contended) return -1;  // the rmap lock was contended: treat as referenced
   return referenced;
 }
 

@@ -14,8 +14,10 @@
 // File folios: every VMA of a live mm that maps the folio's file at an overlapping
 // offset (Linux: the address_space's i_mmap tree).
 //
-// Locking is counted, not taken: one KOp::kLock for the anon_vma (or i_mmap) read
-// lock per walk, one per page-table lock in PageVmaMappedWalk.
+// Locking: the walk holds the anon_vma root's lock for read (not when the caller
+// holds it: RmapWalkControl::locked; try_lock: a contended lock ends the walk, as
+// folio_referenced does); the file walk counts the i_mmap lock. PageVmaMappedWalk
+// holds the PTE table's (or PMD table's) lock while positioned on an entry.
 #pragma once
 
 #include <cstdint>
@@ -37,13 +39,20 @@ struct RmapWalkControl {
   /// folio's first page (or the VMA start, if the folio begins before the VMA) would
   /// be mapped. Return false to stop the walk.
   std::function<bool(Folio, Vma&, VirtAddr)> rmap_one;
-  /// rmap_walk_locked(): the caller holds the anon_vma lock, so the walk also runs
-  /// for an unmapped folio (remove_migration_ptes after a split or migration).
+  /// rmap_walk_locked(): the caller holds the anon_vma lock (the walk takes none),
+  /// so it also runs for an unmapped folio (remove_migration_ptes after a split).
   bool locked = false;
+  /// Walk an unmapped folio too (remove_migration_ptes: its entries are migration
+  /// entries, not mappings).
+  bool unmapped = false;
   /// done(folio): checked after each rmap_one; true stops the walk. Optional.
   std::function<bool(Folio)> done;
   /// invalid_vma(vma): true skips the VMA. Optional.
   std::function<bool(const Vma&)> invalid_vma;
+  /// rwc->try_lock: anon_vma_trylock_read(); on contention the walk does nothing and
+  /// sets `contended`.
+  bool try_lock = false;
+  mutable bool contended = false;
 };
 
 /// rmap_walk(): visit the VMAs that may map `folio` (anon or file). The folio must
@@ -64,6 +73,11 @@ class PageVmaMappedWalk {
   /// folio instead of present PTEs.
   PageVmaMappedWalk(Kernel& kernel, ExecContext& ctx, Folio folio, Vma& vma, VirtAddr address,
                     bool migration = false);
+  /// page_vma_mapped_walk_done(): releases the table lock held.
+  ~PageVmaMappedWalk() { done(); }
+  PageVmaMappedWalk(const PageVmaMappedWalk&) = delete;
+  PageVmaMappedWalk& operator=(const PageVmaMappedWalk&) = delete;
+  void done();
 
   /// Advances to the next PTE (or the PMD) mapping a page of the folio.
   bool next();
@@ -88,6 +102,7 @@ class PageVmaMappedWalk {
   uint64_t* m_pmd = nullptr;
   uint64_t* m_table = nullptr;  // current PTE table (entries of m_next's PMD)
   VirtAddr m_table_end;         // end of the range m_table covers
+  KernelLock* m_ptl = nullptr;  // the lock held (PTE table's, or PMD table's)
   Pfn m_page;
   bool m_migration = false;
 };

@@ -22,7 +22,7 @@ FaultResult Kernel::do_swap_page(ExecContext& ctx, VmFault& vmf) {
   Vma& vma = vmf.vma;
   const uint64_t entry = vmf.orig_pte;
   const uint64_t slot = m_codec.swp_offset(entry);
-  if (!anon_vma_prepare(vma)) return FaultResult::kOom;
+  if (const FaultResult r = vmf_anon_prepare(ctx, vmf); r != FaultResult::kOk) return r;
   Folio folio;
   bool fresh = false;
   if (const Pfn cached = m_swap.cached(slot); cached.value()) {
@@ -53,8 +53,19 @@ FaultResult Kernel::do_swap_page(ExecContext& ctx, VmFault& vmf) {
     folio.ref_add(1);
     fresh = true;
   }
-  ctx.count(KOp::kLock, 2);  // folio lock, PTL
+  // folio_lock_or_retry(), then the PTL and pte_same(): another CPU may have swapped
+  // the page in (or unmapped it) meanwhile.
+  folio_lock(ctx, folio);
+  Pfn table;
+  vmf.ptl = pte_offset_map_lock(ctx, m_pm, m_codec, vmf.pmd, &table);
   ctx.count(KOp::kPteRead);  // pte_same
+  if (!vmf.ptl || m_pm.table(table)[level_index(vmf.address, 1)] != entry) {
+    if (vmf.ptl) ctx.unlock(*vmf.ptl);
+    folio_unlock(ctx, folio);
+    folio_put_refs(ctx, folio.pfn(), 1, "do_swap_page(raced)");
+    return FaultResult::kRetry;
+  }
+  vmf.pte = &m_pm.table(table)[level_index(vmf.address, 1)];
   const bool write = vmf.write();
   bool exclusive = m_codec.swp_exclusive(entry);
   m_swap.put(slot);  // swap_free_nr: this PTE no longer names the slot
@@ -82,12 +93,14 @@ FaultResult Kernel::do_swap_page(ExecContext& ctx, VmFault& vmf) {
   } else {
     m_rmap.folio_add_anon_rmap_pte(ctx, folio, folio.pfn(), vma, vmf.address, rmap_flags);
     if (!m_lru.contains(folio.pfn())) ctx.count(KOp::kLruAdd);
-    m_lru.add(folio.pfn());
+    m_lru.add(ctx, folio.pfn(), false);
   }
   *vmf.pte = 0;  // the swap entry is replaced (set_pte_at; arm64 may fold)
   m_arch.set_ptes(ctx, mm, vmf.address, vmf.pte, pte, 1);
   ctx.count(KOp::kPteWrite);
-  if (write && !wrote) return do_wp_page(ctx, mm, vma, vmf.address, vmf.pte);
+  folio_unlock(ctx, folio);
+  if (write && !wrote) return do_wp_page(ctx, vmf);  // the PTL is still held
+  ctx.unlock(*vmf.ptl);
   return FaultResult::kOk;
 }
 
@@ -103,9 +116,9 @@ bool Kernel::folio_free_swap(ExecContext& ctx, Folio folio) {
 
 void Kernel::free_swap_cache(ExecContext& ctx, Folio folio) {
   // Mirrors mm/swap_state.c:free_swap_cache(): an unmapped swap-cache folio.
-  if (folio.head().test(kPgSwapCache) && !folio.mapped()) {
-    ctx.count(KOp::kLock);  // folio_trylock
+  if (folio.head().test(kPgSwapCache) && !folio.mapped() && folio_trylock(ctx, folio)) {
     folio_free_swap(ctx, folio);
+    folio_unlock(ctx, folio);
   }
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "base/addr.h"
+#include "mm/lock.h"
 #include "mm/pte.h"
 
 namespace tlbsim::mm {
@@ -51,6 +52,8 @@ class AnonVma {
   const std::vector<Vma*>& vmas() const { return m_vmas; }
   /// anon_vmas forked from this one (their parent() is this).
   const std::vector<AnonVma*>& children() const { return m_children; }
+  /// anon_vma->rwsem; Linux takes the root's (anon_vma_lock_read/write).
+  KernelLock rwsem{LockClass::kAnonVma};
 
  private:
   AnonVma* m_root;
@@ -94,6 +97,12 @@ class Vma {
   void set_flags(uint64_t flags) { m_flags = flags; }
   void set_anon_vma(AnonVma* av) { m_anon_vma = av; }
   void set_file(int64_t file) { m_file = file; }
+
+  /// The per-VMA lock (Linux 6.4+): page faults hold it for read; vma_start_write()
+  /// waits for them and marks the VMA write-locked until mmap_write_unlock.
+  KernelLock vm_lock{LockClass::kVmaLock};
+  uint64_t vm_lock_seq = ~0ull;  // == mm->mm_lock_seq: write-locked
+  bool detached = false;         // vma_mark_detached(): no longer in the tree
 
  private:
   Mm* m_mm;

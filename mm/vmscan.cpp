@@ -44,16 +44,18 @@ uint64_t Kernel::reclaim(ExecContext& ctx, uint64_t nr_pages) {
   if (m_deferred.length()) deferred_split_scan(ctx, kShrinkBatch);
   std::vector<Pfn> list;
   uint64_t isolated = 0;
-  ctx.count(KOp::kLock);  // lruvec lock
-  for (Pfn f = m_lru.tail(); f.value() && isolated < nr_pages;) {
-    const Pfn next = m_lru.younger(f);
-    Folio folio(m_pm, f);
-    folio.ref_add(1);  // folio_try_get
-    ctx.count(KOp::kAtomic);
-    m_lru.del(f);
-    list.push_back(f);
-    isolated += folio.nr_pages();
-    f = next;
+  {
+    ScopedLock lru(ctx, m_lru.lru_lock);  // lruvec_lock_irq: isolate_lru_folios()
+    for (Pfn f = m_lru.tail(); f.value() && isolated < nr_pages;) {
+      const Pfn next = m_lru.younger(f);
+      Folio folio(m_pm, f);
+      folio.ref_add(1);  // folio_try_get
+      ctx.count(KOp::kAtomic);
+      m_lru.del(f);
+      list.push_back(f);
+      isolated += folio.nr_pages();
+      f = next;
+    }
   }
   m_vmstat.pgscan += isolated;
   return reclaim_pages(ctx, list);
@@ -71,9 +73,24 @@ uint64_t Kernel::shrink_folio_list(ExecContext& ctx, std::vector<Pfn>& folios) {
   // is split (split_folio_to_list puts the pieces on the list).
   std::vector<Pfn> free_list, keep;
   uint64_t reclaimed = 0;
+  /// The folio lock for one iteration: folio_trylock() (reclaim never sleeps for it,
+  /// a locked folio is kept), folio_unlock() when the iteration ends.
+  struct FolioLockScope {
+    Kernel& k;
+    ExecContext& ctx;
+    Pfn head;
+    bool locked;
+    ~FolioLockScope() {
+      if (locked) k.folio_unlock(ctx, Folio(k.m_pm, head));
+    }
+  };
   for (size_t i = 0; i < folios.size(); ++i) {
     Folio folio(m_pm, folios[i]);
-    ctx.count(KOp::kLock);  // folio_trylock
+    FolioLockScope lock{*this, ctx, folios[i], folio_trylock(ctx, folio)};
+    if (!lock.locked) {
+      keep.push_back(folios[i]);
+      continue;
+    }
     const bool anon = folio.test_anon();
     const bool lazyfree = anon && !folio.head().test(kPgSwapBacked);
     if (anon && !lazyfree && folio.test_large()) {
@@ -151,12 +168,16 @@ uint64_t Kernel::shrink_folio_list(ExecContext& ctx, std::vector<Pfn>& folios) {
   // Every deferred flush completes before a page of the batch is freed.
   try_to_unmap_flush(ctx);
   for (const Pfn f : free_list) folio_put_refs(ctx, f, 1, "shrink_folio_list");
-  // putback: kept folios return to the young end of the LRU.
-  for (const Pfn f : keep) {
-    ++m_vmstat.reclaim_kept;
-    m_lru.add(f);
-    folio_put_refs(ctx, f, 1, "shrink_folio_list(keep)");
+  // putback (move_folios_to_lru): kept folios return to the young end of the LRU,
+  // under lru_lock.
+  if (!keep.empty()) {
+    ScopedLock lru(ctx, m_lru.lru_lock);
+    for (const Pfn f : keep) {
+      ++m_vmstat.reclaim_kept;
+      m_lru.add(f);
+    }
   }
+  for (const Pfn f : keep) folio_put_refs(ctx, f, 1, "shrink_folio_list(keep)");
   return reclaimed;
 }
 
@@ -276,7 +297,8 @@ void Kernel::madvise_cold_or_pageout_range(MmuGather& tlb, Vma& vma, VirtAddr st
     void take(Folio folio) {
       if (pageout) {
         if (!k.m_lru.contains(folio.pfn())) return;
-        folio.ref_add(1);  // folio_isolate_lru
+        ScopedLock lru(tlb.ctx(), k.m_lru.lru_lock);  // folio_isolate_lru: lruvec_lock_irq
+        folio.ref_add(1);
         tlb.ctx().count(KOp::kAtomic);
         k.m_lru.del(folio.pfn());
         isolated.push_back(folio.pfn());
@@ -285,14 +307,15 @@ void Kernel::madvise_cold_or_pageout_range(MmuGather& tlb, Vma& vma, VirtAddr st
         ++k.m_vmstat.pgdeactivate;
       }
     }
-    bool pmd_entry(Pfn, uint64_t* pmd, VirtAddr addr, VirtAddr next) {
+    bool pmd_entry(Pfn pmd_table, uint64_t* pmd, VirtAddr addr, VirtAddr next) {
       if (!k.m_codec.huge(*pmd)) return false;
       if (next - addr != kPmdSize) {
         k.split_huge_pmd_address(tlb.ctx(), vma, addr, false);
         return false;
       }
       ExecContext& ctx = tlb.ctx();
-      ctx.count(KOp::kLock);  // pmd_trans_huge_lock
+      ScopedLock pmd_lock(ctx, k.m_pm.ptl(pmd_table));  // pmd_trans_huge_lock
+      if (!k.m_codec.huge(*pmd)) return true;
       k.flush_tlb_batched_pending(ctx, tlb.mm());
       Folio folio = Folio::of(k.m_pm, k.m_codec.pfn(*pmd));
       if (!folio.test_zero() && folio.mapcount() == 1) {
@@ -305,10 +328,12 @@ void Kernel::madvise_cold_or_pageout_range(MmuGather& tlb, Vma& vma, VirtAddr st
       }
       return true;
     }
-    void pte_range(Pfn table, VirtAddr from, VirtAddr next) {
+    void pte_range(uint64_t* pmd, VirtAddr from, VirtAddr next) {
       ExecContext& ctx = tlb.ctx();
       Mm& mm = tlb.mm();
-      ctx.count(KOp::kLock);  // PTL
+      Pfn table;
+      KernelLock* ptl = pte_offset_map_lock(ctx, k.m_pm, k.m_codec, pmd, &table);
+      if (!ptl) return;
       k.flush_tlb_batched_pending(ctx, mm);
       uint64_t* pt = k.m_pm.table(table).data();
       for (VirtAddr addr = from; addr < next; addr += kPageSize) {
@@ -332,7 +357,8 @@ void Kernel::madvise_cold_or_pageout_range(MmuGather& tlb, Vma& vma, VirtAddr st
       }
       ctx.pte_lines(table, level_index(from, 1), static_cast<unsigned>((next - from) >> kPageShift),
                     false);
-      ctx.progress();  // pte_unmap_unlock
+      ctx.unlock(*ptl);  // pte_unmap_unlock
+      ctx.progress();    // cond_resched()
     }
   } walk{*this, tlb, vma, start, pageout, isolated};
   walk_page_range(m_pm, m_codec, tlb.mm().pgd(), m_pt.levels(), start, end, walk);

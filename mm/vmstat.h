@@ -43,6 +43,10 @@ struct VmStat : StatGroup {
   Scalar pgfault{this, "pgfault", "count", "Page faults handled (PGFAULT)."};
   Scalar pgfault_anon{this, "pgfault_anon", "count", "Faults that populated anonymous memory."};
   Scalar pgfault_zero_page{this, "pgfault_zero_page", "count", "Read faults that mapped the shared zero page."};
+  Scalar vma_lock_success{this, "vma_lock_success", "count", "Faults handled under the per-VMA lock (VMA_LOCK_SUCCESS)."};
+  Scalar vma_lock_abort{this, "vma_lock_abort", "count", "Faults whose VMA was write-locked: mmap_lock instead (VMA_LOCK_ABORT)."};
+  Scalar vma_lock_retry{this, "vma_lock_retry", "count", "Faults retried under mmap_lock after VM_FAULT_RETRY under the VMA lock (VMA_LOCK_RETRY)."};
+  Scalar vma_lock_miss{this, "vma_lock_miss", "count", "Faults that found no VMA under RCU (VMA_LOCK_MISS)."};
   Scalar pgfault_wp{this, "pgfault_wp", "count", "Write-protect faults (do_wp_page)."};
   Scalar cow_copy{this, "cow_copy", "count", "Write faults that copied a page (wp_page_copy)."};
   Scalar cow_reuse{this, "cow_reuse", "count", "Write faults that reused the page (wp_page_reuse)."};

@@ -209,6 +209,10 @@ struct Arm64Params : ParamSet {
                                   "Walk-cache associativity.", {min_value<uint32_t>(1)}};
   Param<uint32_t> ttbr_switch_cycles{this, "ttbr_switch_cycles", 50, "cycles",
                                      "TTBR0/ASID write + ISB on a context switch."};
+  Param<uint32_t> tlbi_delivery_cycles{this, "tlbi_delivery_cycles", 1200, "cycles",
+                                       "Issue of a broadcast TLBI → the other CPUs' TLBs have "
+                                       "dropped the entries (excluding link latency; at most "
+                                       "the DSB completion)."};
 };
 
 struct TopologyParams : ParamSet {
@@ -219,6 +223,27 @@ struct TopologyParams : ParamSet {
                                    "Core ↔ its socket's interconnect node."};
   Param<uint32_t> socket_link_cycles{this, "socket_link_cycles", 1000, "cycles",
                                      "Socket ↔ socket link (UPI/CCIX)."};
+  Param<uint32_t> line_transfer_cycles{this, "line_transfer_cycles", 110, "cycles",
+                                       "Moving a cache line (a lock, a counter) from another core "
+                                       "of the same socket."};
+  Param<uint32_t> line_transfer_cross_socket_cycles{this, "line_transfer_cross_socket_cycles", 350,
+                                                    "cycles", "Moving a cache line across sockets."};
+};
+
+/// The scheduler as the machine's kernel is configured (mm/sched.h).
+struct SchedParams : ParamSet {
+  using ParamSet::ParamSet;
+  Param<uint64_t> slice_cycles{this, "slice_cycles", 7500000, "cycles",
+                               "Time slice: a task that ran this long is preempted at its next "
+                               "preemption point when another task waits on its CPU (EEVDF "
+                               "base slice 0.75 ms × (1 + log2 CPUs, at most 8) = 3 ms).",
+                               {min_value<uint64_t>(1), max_value<uint64_t>(uint64_t{1} << 40)}};
+  Param<uint32_t> wakeup_cycles{this, "wakeup_cycles", 2500, "cycles",
+                                "try_to_wake_up() of a task onto an idle CPU → the task runs "
+                                "there (reschedule IPI or polling-idle exit)."};
+  Param<bool> newidle_balance{this, "newidle_balance", true, "",
+                              "A CPU about to go idle pulls a waiting task from the busiest "
+                              "run queue (sched_balance_newidle)."};
 };
 
 struct MachineParams : ParamSet {
@@ -250,8 +275,13 @@ struct MachineParams : ParamSet {
   X86FlushParams x86{this, "x86", "x86 TLB invalidation and IPI costs."};
   Arm64Params arm64{this, "arm64", "arm64 broadcast TLBI, DVM, contpte and ASID parameters."};
   TopologyParams topology{this, "topology", "Sockets and links; IPI latency = shortest path."};
-  Param<uint64_t> quantum_cycles{this, "quantum_cycles", 2500, "cycles",
-                                 "Temporal-decoupling quantum (0 = exact, sync on every op)."};
+  SchedParams sched{this, "sched", "The scheduler: time slice, wake-up latency, balancing."};
+  Param<int64_t> quantum_cycles{this, "quantum_cycles", -1, "cycles",
+                                "Temporal-decoupling quantum: how far a CPU may run ahead of "
+                                "the others between synchronisations (0 = exact; -1 = the "
+                                "shortest cross-CPU latency of the machine: x86 IPI delivery, "
+                                "arm64 TLBI delivery, plus the shortest link).",
+                                {min_value<int64_t>(-1)}};
   Param<bool> coherence_check{this, "coherence_check", true, "",
                               "Check every TLB hit against frame reuse (stale-TLB violations)."};
   Param<bool> coherence_fail_fast{this, "coherence_fail_fast", false, "",

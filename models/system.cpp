@@ -41,6 +41,8 @@ System::System(const MachineParams& machine, const mm::KernelProfile& profile,
       m_workload(workload),
       m_seed(seed),
       m_stats(stats_root, "system"),
+      m_costs(machine.costs.table()),
+      m_tasks_group(&m_stats, "tasks"),
       m_regions_group(&m_stats, "regions") {
   // SystemC's own informational reports (e.g. "simulation stopped by user") are not
   // for our users; warnings and errors still show.
@@ -53,11 +55,11 @@ System::System(const MachineParams& machine, const mm::KernelProfile& profile,
     m_pm->set_observer(m_checker.get());
   }
   m_topology = std::make_unique<Topology>(n, machine.topology);
-  {
-    std::vector<unsigned> socket_of(n);
-    for (unsigned c = 0; c < n; ++c) socket_of[c] = m_topology->socket_of(c);
-    m_mem = std::make_unique<CacheHierarchy>(machine.cache, socket_of);
-  }
+  m_quantum = machine.quantum_cycles() >= 0 ? static_cast<uint64_t>(machine.quantum_cycles())
+                                            : derive_quantum();
+  std::vector<unsigned> socket_of(n);
+  for (unsigned c = 0; c < n; ++c) socket_of[c] = m_topology->socket_of(c);
+  m_mem = std::make_unique<CacheHierarchy>(machine.cache, socket_of);
   if (machine.arch() == "arm64") {
     mm::Arm64ArchConfig cfg;
     cfg.nr_cpus = n;
@@ -83,10 +85,16 @@ System::System(const MachineParams& machine, const mm::KernelProfile& profile,
     m_arch = std::move(a);
   }
   m_kernel = std::make_unique<mm::Kernel>(profile, *m_pm, *m_arch, &m_stats);
+  mm::SchedConfig sc;
+  sc.nr_cpus = n;
+  sc.llc_of = socket_of;
+  sc.newidle_balance = machine.sched.newidle_balance();
+  m_sched = std::make_unique<mm::Scheduler>(sc, *m_arch, &m_stats);
+  m_locks = std::make_unique<LockModel>(*this, &m_stats);
   for (unsigned i = 0; i < n; ++i)
     m_cores.push_back(std::make_unique<Core>(("cpu" + std::to_string(i)).c_str(), i, *this, &m_stats));
 
-  // Processes, their address spaces and thread placement.
+  // Processes, their address spaces and their tasks.
   mm::ExecContext boot(0);
   std::vector<std::string> barrier_names;
   for (unsigned p = 0; p < workload.processes.size(); ++p) {
@@ -95,7 +103,9 @@ System::System(const MachineParams& machine, const mm::KernelProfile& profile,
     proc.live_threads = static_cast<unsigned>(workload.processes[p].threads.size());
     m_procs.push_back(std::move(proc));
     for (const auto& t : workload.processes[p].threads) {
-      m_cores[t.cpu]->assign(&t, p);
+      TaskThread& tt = create_thread(p, t.cpu, workload.processes[p].name + "/" + t.name);
+      tt.set_ops(&t.ops);
+      m_initial.push_back(&tt);
       collect_barriers(t.ops, barrier_names);
     }
   }
@@ -108,6 +118,40 @@ System::System(const MachineParams& machine, const mm::KernelProfile& profile,
     b.released = std::make_unique<sc_core::sc_event>();
     m_barriers.emplace(name, std::move(b));
   }
+}
+
+uint64_t System::derive_quantum() const {
+  // The shortest latency through which one CPU can affect another: nothing another
+  // CPU does can reach this one sooner, so running that far ahead is safe.
+  uint64_t link = ~0ull;
+  for (unsigned a = 0; a < m_topology->nr_cpus(); ++a)
+    for (unsigned b = 0; b < m_topology->nr_cpus(); ++b)
+      if (a != b) link = std::min(link, m_topology->latency(a, b));
+  if (link == ~0ull) link = 0;  // one CPU
+  const uint64_t base = m_machine.arch() == "arm64" ? m_machine.arm64.tlbi_delivery_cycles()
+                                                    : m_machine.x86.ipi_delivery_cycles();
+  return base + link;
+}
+
+TaskThread& System::create_thread(unsigned process, int cpu, const std::string& name) {
+  mm::Task& task = m_sched->create_task(process, m_procs[process].mm, cpu, name);
+  m_threads.push_back(std::make_unique<TaskThread>(*this, task, process, &m_tasks_group));
+  TaskThread& t = *m_threads.back();
+  t.spawn();
+  return t;
+}
+
+TaskThread& System::thread_on(unsigned cpu) {
+  for (TaskThread* t : m_initial)
+    if (t->task().allowed_cpu == static_cast<int>(cpu)) return *t;
+  throw std::logic_error("no workload thread is pinned to CPU " + std::to_string(cpu));
+}
+
+void System::kick_cpu(unsigned cpu, uint64_t at) {
+  if (!m_sched->curr(cpu).is_idle || !m_sched->nr_queued(cpu)) return;
+  mm::Task& next = m_sched->schedule_idle(cpu);
+  static_cast<TaskThread*>(next.model)
+      ->grant_cpu(*m_cores[cpu], at + m_machine.sched.wakeup_cycles(), &m_sched->idle_task(cpu));
 }
 
 System::~System() = default;
@@ -124,6 +168,14 @@ void System::fail(std::exception_ptr e) {
 }
 
 void System::run() {
+  // The workload's threads start at time 0, placed in order (wake_up_new_task).
+  for (TaskThread* t : m_initial) {
+    const unsigned cpu = m_sched->wake_up_new_task(t->task());
+    if (m_sched->curr(cpu).is_idle) {
+      mm::Task& next = m_sched->schedule_idle(cpu);
+      static_cast<TaskThread*>(next.model)->grant_cpu(*m_cores[cpu], 0, &m_sched->idle_task(cpu));
+    }
+  }
   sc_core::sc_start();
   if (m_error) std::rethrow_exception(m_error);
   for (auto& [name, b] : m_barriers) {
@@ -132,6 +184,12 @@ void System::run() {
                                std::to_string(b.arrived) + " of " + std::to_string(b.expected) +
                                " threads arrived (a participant finished or used it fewer times)");
   }
+  std::string stuck;
+  for (const auto& t : m_threads)
+    if (!t->exited()) stuck += " " + t->task().name;
+  if (!stuck.empty())
+    throw std::logic_error("the simulation ended with tasks that never finished:" + stuck + "\n" +
+                           m_locks->waiters_report());
 }
 
 std::pair<VirtAddr, uint64_t> System::mapping(unsigned process, const std::string& name,
@@ -152,17 +210,42 @@ void System::drop_mapping(unsigned process, const std::string& name) {
   m_procs[process].mappings.erase(name);
 }
 
-void System::barrier_wait(Core& core, const std::string& name) {
-  (void)core;
+void System::barrier_wait(TaskThread& t, const std::string& name, bool spin) {
   Barrier& b = m_barriers.at(name);
   if (++b.arrived == b.expected) {
     b.arrived = 0;
     ++b.generation;
+    // futex_wake(): every sleeper becomes runnable; spinners see the flag.
+    for (TaskThread* w : b.sleepers) t.wake(*w);
+    b.sleepers.clear();
     b.released->notify();
     return;
   }
   const uint64_t gen = b.generation;
-  while (b.generation == gen) sc_core::wait(*b.released);
+  if (spin) {
+    spin_at_barrier(t, b, gen);
+  } else {
+    b.sleepers.push_back(&t);
+    while (b.generation == gen) t.block();
+  }
+}
+
+void System::spin_at_barrier(TaskThread& t, Barrier& b, uint64_t generation) {
+  // A user-mode spin loop: interrupts overlap it; the tick preempts it when its
+  // slice is over and another task waits on its CPU.
+  while (b.generation == generation) {
+    const unsigned cpu = t.cpu_id();
+    if (m_sched->nr_queued(cpu)) {
+      const uint64_t left = t.slice_left();
+      if (left) sc_core::wait(cycles_to_sc(left), *b.released);
+      if (b.generation != generation) break;
+      t.absorb_irqs();
+      t.maybe_preempt();
+    } else {
+      sc_core::wait(*b.released);
+    }
+  }
+  t.absorb_irqs();
 }
 
 void System::define_barrier(const std::string& name, unsigned participants) {
@@ -180,60 +263,48 @@ RegionStats& System::region(const std::string& name) {
   return *it->second;
 }
 
-void System::thread_exit(Core& core, unsigned process) {
-  Process& p = m_procs[process];
+void System::thread_exit(TaskThread& t) {
+  Process& p = m_procs[t.process()];
   const bool last = --p.live_threads == 0;
   // do_exit → exit_mm → mmput → exit_mmap on the last thread's CPU.
-  lock_mm(core, *p.mm);
-  m_kernel->do_exit(core.ctx(), *p.mm, last);
-  unlock_mm(*p.mm);
+  m_kernel->do_exit(t.ctx(), *p.mm, last);
+  m_sched->exit_mm(t.task());
   if (!last) return;
   p.mappings.clear();
-  p.exiting = true;  // exited once the CPU has paid for the teardown (process_exited)
+  p.exiting = true;  // exited once the task has paid for the teardown (process_exited)
+  p.last = &t;
 }
 
 void System::process_exited(unsigned process) {
   Process& p = m_procs[process];
   if (!p.exiting || p.exited) return;
   p.exited = true;
-  p.exit_event->notify();
+  for (TaskThread* w : p.waiters) p.last->wake(*w);
+  p.waiters.clear();
 }
 
-unsigned System::spawn(mm::Mm& child, unsigned parent, unsigned cpu,
-                       const std::vector<workload::Op>& ops, const std::string& pointer) {
-  Core& c = core(cpu);
-  if (c.busy())
-    throw InputError(pointer, "fork: CPU " + std::to_string(cpu) +
-                                  " is still running another thread (let it finish first)");
+unsigned System::spawn(mm::Mm& child, TaskThread& parent, int cpu,
+                       const std::vector<workload::Op>& ops) {
   Process proc;
   proc.mm = &child;
   proc.live_threads = 1;
-  proc.mappings = m_procs[parent].mappings;
+  proc.mappings = m_procs[parent.process()].mappings;
   m_procs.push_back(std::move(proc));
   const unsigned id = static_cast<unsigned>(m_procs.size() - 1);
-  c.start(&ops, id);
+  TaskThread& t = create_thread(id, cpu, parent.task().name + "/child" + std::to_string(id));
+  t.set_ops(&ops);
+  // wake_up_new_task(): the child is queued where the scheduler places it.
+  const unsigned on = m_sched->wake_up_new_task(t.task());
+  kick_cpu(on, parent.now());
   return id;
 }
 
-void System::lock_mm(Core& core, const mm::Mm& mm) {
-  MmLock& l = m_mm_locks[&mm];
-  if (l.held) {
-    const uint64_t t = sc_now_cycles();
-    while (l.held) sc_core::wait(*l.released);
-    core.stats().mm_lock_wait_cycles += sc_now_cycles() - t;
-  }
-  l.held = true;
-}
-
-void System::unlock_mm(const mm::Mm& mm) {
-  MmLock& l = m_mm_locks[&mm];
-  l.held = false;
-  l.released->notify();
-}
-
-void System::wait_exit(unsigned process) {
+void System::wait_exit(TaskThread& t, unsigned process) {
   Process& p = m_procs[process];
-  while (!p.exited) sc_core::wait(*p.exit_event);
+  while (!p.exited) {
+    p.waiters.push_back(&t);
+    t.block();
+  }
 }
 
 }  // namespace tlbsim

@@ -1,6 +1,8 @@
 // One simulated machine running one workload: memory, kernel, architecture, CPUs,
 // interconnect and the checkers, wired from a machine preset, a kernel profile and
-// a workload. SystemC elaborates once per process, so a process builds one System.
+// a workload; the workload's threads become tasks (TaskThread) that the kernel's
+// scheduler (mm/sched.h) places on the CPUs. SystemC elaborates once per process, so
+// a process builds one System.
 #pragma once
 
 #include <systemc>
@@ -19,6 +21,9 @@
 #include "mm/phys_mem.h"
 #include "models/coherence_checker.h"
 #include "models/cpu/core.h"
+#include "mm/sched.h"
+#include "models/task/lock_model.h"
+#include "models/task/task_thread.h"
 #include "models/interconnect/topology.h"
 #include "models/machine_params.h"
 #include "models/mem/cache_hierarchy.h"
@@ -56,6 +61,7 @@ struct RegionStats : StatGroup {
   Scalar xlat_cycles{this, "xlat_cycles", "cycles", "User address translation beyond an L1 TLB hit."};
   Scalar data_cycles{this, "data_cycles", "cycles", "User data accesses beyond an L1 hit (before MLP overlap)."};
   Scalar local_flush_cycles{this, "local_flush_cycles", "cycles", "INVLPG / CR3 flushes executed by the CPUs inside the region."};
+  Scalar lock_wait_cycles{this, "lock_wait_cycles", "cycles", "Cycles the region's tasks waited for kernel locks (system.locks has them per lock)."};
   Scalar thp_split_pmd{this, "thp_split_pmd", "count", "Kernel-wide THP_SPLIT_PMD while any CPU was inside the region."};
   Scalar thp_deferred_split_page{this, "thp_deferred_split_page", "count", "Kernel-wide PMD-sized folios queued for deferred split (THP_DEFERRED_SPLIT_PAGE) while any CPU was inside the region."};
   Scalar split_deferred{this, "split_deferred", "count", "Kernel-wide folios of any size queued for deferred split (Σ hugepages-*/stats/split_deferred) while any CPU was inside the region."};
@@ -99,43 +105,55 @@ class System {
   /// The data-cache hierarchy shared by user accesses, walks and kernel metadata.
   CacheHierarchy& memory() { return *m_mem; }
   uint64_t seed() const { return m_seed; }
+  /// Cycles per primitive kernel operation (machine.costs).
+  const std::array<uint64_t, static_cast<size_t>(mm::KOp::kCount)>& kernel_costs() const {
+    return m_costs;
+  }
+  /// The temporal-decoupling quantum in force (machine.quantum_cycles, −1 resolved).
+  uint64_t quantum_cycles() const { return m_quantum; }
 
-  // --- services for the cores ---------------------------------------------------------
+  // --- tasks and the scheduler --------------------------------------------------------
+  mm::Scheduler& sched() { return *m_sched; }
+  LockModel& locks() { return *m_locks; }
+  TaskThread& thread(unsigned pid) { return *m_threads[pid]; }
+  unsigned nr_threads() const { return static_cast<unsigned>(m_threads.size()); }
+  /// The first workload thread pinned to `cpu` (harness programs attach to it).
+  TaskThread& thread_on(unsigned cpu);
+  /// A task was queued on `cpu` at `at`: if the CPU idles, the scheduler picks it and
+  /// it starts after the wake-up latency (machine.sched.wakeup_cycles).
+  void kick_cpu(unsigned cpu, uint64_t at);
+
+  // --- services for the tasks ---------------------------------------------------------
   mm::Mm& process_mm(unsigned process) { return *m_procs[process].mm; }
   /// Resolves a mapping name of a process to (start, length); throws if unmapped.
   std::pair<VirtAddr, uint64_t> mapping(unsigned process, const std::string& name,
                                         const std::string& pointer) const;
   void set_mapping(unsigned process, const std::string& name, VirtAddr start, uint64_t len);
   void drop_mapping(unsigned process, const std::string& name);
-  /// Blocks the calling core's thread until every participant arrived.
-  void barrier_wait(Core& core, const std::string& name);
+  /// Waits at barrier `name` until every participant arrived: asleep in the kernel
+  /// (futex) or spinning in user mode.
+  void barrier_wait(TaskThread& t, const std::string& name, bool spin);
   /// Declares a barrier for harness programs (workload barriers are found in the ops).
   void define_barrier(const std::string& name, unsigned participants);
   RegionStats& region(const std::string& name);
-  /// fork(): `child` (from Kernel::dup_mmap) starts running `ops` on CPU `cpu` with a
-  /// copy of the parent's mapping names. Returns the child's process number.
-  unsigned spawn(mm::Mm& child, unsigned parent, unsigned cpu, const std::vector<workload::Op>& ops,
-                 const std::string& pointer);
-  /// The mm's kernel lock — mmap_lock and the page-table locks, simplified to one
-  /// lock per mm: kernel code that changes an mm's page tables holds it, so a CPU
-  /// that waits inside a TLB flush (IPI acks, DSB) never has another CPU's fault or
-  /// system call interleave with its half-done page-table update. IPI handlers do
-  /// not take it. Blocks the calling core's thread while another CPU holds it.
-  void lock_mm(Core& core, const mm::Mm& mm);
-  void unlock_mm(const mm::Mm& mm);
-  /// Blocks the calling core's thread until `process` exited.
-  void wait_exit(unsigned process);
-  /// A core's thread failed: stop the simulation; run() rethrows the first error.
+  /// fork(): `child` (from Kernel::sys_fork) becomes a new process whose one task
+  /// runs `ops`, pinned to `cpu` (−1: placed by the scheduler), with a copy of the
+  /// parent's mapping names. Returns the child's process number.
+  unsigned spawn(mm::Mm& child, TaskThread& parent, int cpu, const std::vector<workload::Op>& ops);
+  /// Sleeps (wait4) until `process` exited.
+  void wait_exit(TaskThread& t, unsigned process);
+  /// A task's thread failed: stop the simulation; run() rethrows the first error.
   void fail(std::exception_ptr e);
-  /// Wakes the waiters of `process` once its last thread's CPU charged the exit.
+  /// do_exit() of task `t`: exit_mm, and exit_mmap when it was its process's last.
+  void thread_exit(TaskThread& t);
+  /// Wakes the waiters of `process` once its last task charged the exit.
   void process_exited(unsigned process);
-  /// The calling core's thread finished: exit the process when it was the last one.
-  void thread_exit(Core& core, unsigned process);
 
  private:
   struct Barrier {
     unsigned expected = 0, arrived = 0;
     uint64_t generation = 0;
+    std::vector<TaskThread*> sleepers;
     std::unique_ptr<sc_core::sc_event> released;
   };
   struct Process {
@@ -143,33 +161,39 @@ class System {
     unsigned live_threads = 0;
     bool exiting = false;  // exit_mmap ran
     bool exited = false;
-    std::unique_ptr<sc_core::sc_event> exit_event = std::make_unique<sc_core::sc_event>();
+    TaskThread* last = nullptr;  // the task that ran exit_mmap
+    std::vector<TaskThread*> waiters;  // in wait4
     std::map<std::string, std::pair<VirtAddr, uint64_t>> mappings;
   };
+  TaskThread& create_thread(unsigned process, int cpu, const std::string& name);
+  uint64_t derive_quantum() const;
+  void spin_at_barrier(TaskThread& t, Barrier& b, uint64_t generation);
 
   const MachineParams& m_machine;
   const mm::KernelProfile& m_profile;
   const workload::Workload& m_workload;
   uint64_t m_seed;
   StatGroup m_stats;
+  std::array<uint64_t, static_cast<size_t>(mm::KOp::kCount)> m_costs;
   std::unique_ptr<mm::PhysMem> m_pm;
   std::unique_ptr<CoherenceChecker> m_checker;
   std::unique_ptr<Topology> m_topology;
+  uint64_t m_quantum = 0;
   std::unique_ptr<CacheHierarchy> m_mem;
   std::unique_ptr<mm::ArchMmu> m_arch;
   X86SystemMmu* m_x86 = nullptr;
   Arm64SystemMmu* m_arm64 = nullptr;
   std::unique_ptr<mm::Kernel> m_kernel;
+  std::unique_ptr<mm::Scheduler> m_sched;
+  std::unique_ptr<LockModel> m_locks;
   std::vector<std::unique_ptr<Core>> m_cores;
   std::deque<Process> m_procs;  // grows at fork; references stay valid
+  StatGroup m_tasks_group;
+  std::vector<std::unique_ptr<TaskThread>> m_threads;  // by pid
+  std::vector<TaskThread*> m_initial;                  // workload threads, in order
   std::map<std::string, Barrier> m_barriers;
   std::exception_ptr m_error;
   TraceWriter* m_trace = nullptr;
-  struct MmLock {
-    bool held = false;
-    std::unique_ptr<sc_core::sc_event> released = std::make_unique<sc_core::sc_event>();
-  };
-  std::map<const mm::Mm*, MmLock> m_mm_locks;
   uint64_t m_flow_id = 0;
   StatGroup m_regions_group;
   std::map<std::string, std::unique_ptr<RegionStats>> m_regions;

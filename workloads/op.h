@@ -72,13 +72,14 @@ struct Op {
 
   // barrier / region: name; region: body
   std::string name;
-  bool spin = false;  // barrier: busy-wait in user mode instead of sleeping (futex)
+  bool spin = false;  // barrier, sleep: busy-wait in user mode instead of sleeping
   std::vector<Op> body;
 
   // sleep
   uint64_t cycles = 0;
 
-  // migrate: the CPU to move to; fork: the CPU the child runs on
+  // migrate: the CPU to move to; fork: the CPU the child is pinned to (−1: the
+  // scheduler places it)
   int cpu = -1;
 
   // madvise
@@ -99,7 +100,7 @@ struct Op {
 
 struct Thread {
   std::string name;
-  unsigned cpu = 0;
+  int cpu = -1;  // the CPU it is pinned to, or −1: placed (and moved) by the scheduler
   std::vector<Op> ops;
 };
 

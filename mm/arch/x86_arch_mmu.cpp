@@ -9,7 +9,8 @@ X86ArchMmuBase::X86ArchMmuBase(const X86ArchConfig& cfg, StatGroup* stats_parent
       m_cpu(cfg.nr_cpus),
       m_cfg(cfg),
       m_vmstats(stats_parent) {
-  m_targets.reserve(cfg.nr_cpus);
+  m_targets.resize(cfg.nr_cpus);
+  for (auto& t : m_targets) t.reserve(cfg.nr_cpus);
   m_batch.assign(cfg.nr_cpus, CpuMask(cfg.nr_cpus));
 }
 
@@ -66,7 +67,8 @@ void X86ArchMmuBase::flush_tlb_mm_range(ExecContext& ctx, Mm& mm, uint64_t start
     // native_flush_tlb_multi(): with freed tables every CPU in the mask (lazy ones
     // too); otherwise only those should_flush_tlb() selects.
     ++m_vmstats.nr_tlb_remote_flush;
-    m_targets.clear();
+    std::vector<unsigned>& targets = m_targets[self];
+    targets.clear();
     bool local = false;
     const bool all = freed_tables && !m_cfg.debug_skip_lazy_freed_tables;
     mm.cpumask().for_each([&](unsigned c) {
@@ -75,14 +77,14 @@ void X86ArchMmuBase::flush_tlb_mm_range(ExecContext& ctx, Mm& mm, uint64_t start
         return;
       }
       if (all || x86::should_flush_tlb(m_cpu[c], info)) {
-        m_targets.push_back(c);
+        targets.push_back(c);
       } else if (m_cpu[c].is_lazy) {
         ++m_vmstats.ipis_skipped_lazy;
       } else {
         ++m_vmstats.ipis_skipped_not_loaded;
       }
     });
-    flush_tlb_multi(ctx, m_targets, local, info);
+    flush_tlb_multi(ctx, targets, local, info);
   } else if (m_cpu[self].loaded_mm == &mm) {
     flush_tlb_local(ctx, info);
   }
@@ -143,7 +145,8 @@ void X86ArchMmuBase::arch_tlbbatch_flush(ExecContext& ctx) {
                                                          0, self, m_cfg.flush_ceiling);
   if (batch.any_other_than(self)) {
     ++m_vmstats.nr_tlb_remote_flush;
-    m_targets.clear();
+    std::vector<unsigned>& targets = m_targets[self];
+    targets.clear();
     bool local = false;
     batch.for_each([&](unsigned c) {
       if (c == self) {
@@ -151,12 +154,12 @@ void X86ArchMmuBase::arch_tlbbatch_flush(ExecContext& ctx) {
         return;
       }
       if (x86::should_flush_tlb(m_cpu[c], info)) {
-        m_targets.push_back(c);
+        targets.push_back(c);
       } else {
         ++m_vmstats.ipis_skipped_lazy;
       }
     });
-    flush_tlb_multi(ctx, m_targets, local, info);
+    flush_tlb_multi(ctx, targets, local, info);
   } else if (batch.test(self)) {
     flush_tlb_local(ctx, info);
   }

@@ -88,7 +88,9 @@ class X86ArchMmuBase : public ArchMmu {
  private:
   X86ArchConfig m_cfg;
   X86TlbVmStats m_vmstats;
-  std::vector<unsigned> m_targets;  // scratch, reused per flush
+  // Scratch target lists, one per initiating CPU: flushes on different CPUs are in
+  // flight at the same time (each waits for its acks).
+  std::vector<std::vector<unsigned>> m_targets;
   std::vector<CpuMask> m_batch;     // per CPU: arch_tlbflush_unmap_batch.cpumask
 };
 

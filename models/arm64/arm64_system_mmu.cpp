@@ -6,6 +6,7 @@
 #include "models/cpu/core.h"
 #include "base/trace_writer.h"
 #include "models/system.h"
+#include "models/task/task_thread.h"
 
 namespace tlbsim {
 
@@ -14,53 +15,55 @@ Arm64SystemMmu::Arm64SystemMmu(const mm::Arm64ArchConfig& cfg, const Arm64Params
     : Arm64ArchMmuBase(cfg, stats_parent),
       m_params(params),
       m_sys(sys),
-      m_pending(cfg.nr_cpus, 0) {}
+      m_pending(cfg.nr_cpus, 0),
+      m_last_delivery(cfg.nr_cpus, 0),
+      m_dvm(std::make_unique<DvmNode>("dvm", sys)) {}
 
 void Arm64SystemMmu::tlbi(mm::ExecContext& ctx, const std::vector<mm::arm64::TlbiOp>& ops) {
-  // Broadcast: every core's TLBs drop the entries now, the issuer's included.
-  const unsigned n = m_sys.nr_cpus();
-  const uint64_t stall = m_params.victim_stall_cycles();
-  for (const auto& op : ops) {
-    for (unsigned c = 0; c < n; ++c) {
-      Core& core = m_sys.core(c);
-      core.arm64_mmu().tlbi(op);
-      if (c != ctx.cpu && stall) {
-        core.add_stolen(stall);
-        core.stats().dvm_victim_cycles += stall;
-      }
-    }
-  }
+  // Broadcast: the issuer's TLBs drop the entries now, the others when the DVM node
+  // delivers them.
+  TaskThread& tt = TaskThread::of(ctx);
+  Core& me = tt.core();
+  for (const auto& op : ops) me.arm64_mmu().tlbi(op);
+  if (m_sys.nr_cpus() > 1)
+    m_last_delivery[ctx.cpu] =
+        std::max(m_last_delivery[ctx.cpu], m_dvm->broadcast(ctx.cpu, ops, tt.now()));
   m_pending[ctx.cpu] += static_cast<unsigned>(ops.size());
-  m_sys.core(ctx.cpu).stats().tlbi_sent += ops.size();
+  me.stats().tlbi_sent += ops.size();
 }
 
 void Arm64SystemMmu::dsb_ish(mm::ExecContext& ctx) {
-  Core& me = m_sys.core(ctx.cpu);
+  TaskThread& tt = TaskThread::of(ctx);
+  Core& me = tt.core();
   const unsigned n = m_pending[ctx.cpu];
   m_pending[ctx.cpu] = 0;
   ++me.stats().flush_requests;
   if (n == 0) return;
   // Synchronise first, so broadcasters reach the DVM node in simulated-time order.
-  me.charge_kernel();
-  me.sync();
-  const uint64_t issue = me.now();
+  tt.take_stolen();
+  tt.charge_kernel();
+  tt.sync();
+  const uint64_t issue = tt.now();
   const uint64_t service =
       m_params.tlbi_dsb_cycles() + uint64_t{n - 1} * m_params.tlbi_extra_op_cycles();
   const uint64_t start = m_params.dvm_serialise() ? std::max(issue, m_dvm_busy_until) : issue;
-  const uint64_t done = start + service;
-  if (m_params.dvm_serialise()) m_dvm_busy_until = done;
+  const uint64_t done = std::max(start + service, m_last_delivery[ctx.cpu]);
+  if (m_params.dvm_serialise()) m_dvm_busy_until = start + service;
   me.stats().dvm_queue_cycles += start - issue;
   me.stats().dsb_wait_cycles += done - issue;
   if (TraceWriter* tw = m_sys.trace())
     tw->complete(ctx.cpu, "tlbi", "DSB ISH after " + std::to_string(n) + " TLBI", issue, done - issue,
                  "{\"queued_cycles\":" + std::to_string(start - issue) + "}");
-  me.advance(done - issue);
+  // The CPU stalls in the DSB until every TLB dropped the entries (interrupts
+  // taken meanwhile overlap the stall).
+  if (done > sc_now_cycles()) sc_core::wait(cycles_to_sc(done - sc_now_cycles()));
+  tt.absorb_irqs();
 }
 
 void Arm64SystemMmu::cpu_switch_mm(mm::ExecContext& ctx, mm::Mm& next) {
   Core& me = m_sys.core(ctx.cpu);
   me.set_context(next.asid(), next.pgd());
-  me.advance(m_params.ttbr_switch_cycles());
+  TaskThread::of(ctx).advance(m_params.ttbr_switch_cycles());
 }
 
 void Arm64SystemMmu::contpte_before_make(mm::ExecContext& ctx, mm::Mm& mm, VirtAddr block) {

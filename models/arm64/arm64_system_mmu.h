@@ -2,23 +2,26 @@
 // mm::Arm64ArchMmuBase) on the simulated cores. No IPIs: a TLBI is broadcast in
 // hardware.
 //
-// Ordering contract: tlbi() applies each operation to every core's TLB objects
-// directly, at issue time (no events; the error is bounded by one quantum, because
-// the targets' decoupled threads may be up to a quantum away from the issuer's
-// time). dsb_ish() returns when the DVM node has completed the batch; only then
-// does the kernel free pages. TLBI issued → all TLBs invalidated → DSB complete →
-// frames freed.
+// Ordering contract: tlbi() applies each operation to the issuer's TLBs at once and
+// hands it to the DVM node (models/arm64/dvm_node.h), which applies it to every
+// other core's TLBs tlbi_delivery_cycles (+ link) later. dsb_ish() returns when the
+// DVM node has completed the batch and every delivery happened; only then does the
+// kernel free pages. TLBI issued → all TLBs invalidated → DSB complete → frames
+// freed.
 //
 // Timing of one DSB ISH on CPU i with n TLBIs pending:
 //   service = tlbi_dsb_cycles + (n − 1) × tlbi_extra_op_cycles
 //   start   = max(issue time, DVM node busy-until)   (dvm_serialise: single server)
-//   CPU i resumes at start + service; every other CPU loses victim_stall_cycles per
-//   TLBI (the bystander cost of snooping a DVM op).
+//   CPU i resumes at max(start + service, last delivery of its TLBIs); every other
+//   CPU loses victim_stall_cycles per TLBI (the bystander cost of snooping a DVM op).
 #pragma once
 
 #include <vector>
 
+#include <memory>
+
 #include "mm/arch/arm64_arch_mmu.h"
+#include "models/arm64/dvm_node.h"
 #include "models/machine_params.h"
 
 namespace tlbsim {
@@ -39,8 +42,10 @@ class Arm64SystemMmu final : public mm::Arm64ArchMmuBase {
  private:
   const Arm64Params& m_params;
   System& m_sys;
-  std::vector<unsigned> m_pending;  // TLBIs issued per CPU since its last DSB ISH
-  uint64_t m_dvm_busy_until = 0;    // cycles: when the DVM node is free again
+  std::vector<unsigned> m_pending;         // TLBIs issued per CPU since its last DSB ISH
+  std::vector<uint64_t> m_last_delivery;   // per CPU: when its last TLBI reaches every core
+  uint64_t m_dvm_busy_until = 0;           // cycles: when the DVM node is free again
+  std::unique_ptr<DvmNode> m_dvm;
 };
 
 }  // namespace tlbsim

@@ -4,6 +4,7 @@
 #include "models/cpu/core.h"
 #include "base/trace_writer.h"
 #include "models/system.h"
+#include "models/task/task_thread.h"
 
 namespace tlbsim {
 
@@ -36,23 +37,33 @@ uint64_t X86SystemMmu::execute(Core& core, const FlushAction& a,
 }
 
 void X86SystemMmu::flush_tlb_local(mm::ExecContext& ctx, const mm::x86::FlushTlbInfo& info) {
-  Core& me = m_sys.core(ctx.cpu);
-  me.charge_kernel();
+  // flush_tlb_mm_range(): only this CPU runs the mm; flush_tlb_func() with
+  // interrupts off.
+  TaskThread& tt = TaskThread::of(ctx);
+  Core& me = tt.core();
+  tt.charge_kernel();
   ++me.stats().flush_requests;
+  tt.irq_disable();
   const FlushAction a = flush_tlb_func_on(ctx.cpu, info, true);
   const uint64_t c = execute(me, a, info);
   me.stats().local_flush_cycles += c;
-  me.advance(c);
+  tt.advance(c);
+  tt.irq_enable();
 }
 
 void X86SystemMmu::flush_tlb_multi(mm::ExecContext& ctx, const std::vector<unsigned>& targets,
                                    bool local, const mm::x86::FlushTlbInfo& info) {
-  // native_flush_tlb_multi(): IPIs first, the local flush concurrently, then wait.
-  Core& me = m_sys.core(ctx.cpu);
-  me.charge_kernel();
-  me.sync();
+  // native_flush_tlb_multi() → smp_call_function_many_cond(): IPIs first, the local
+  // flush concurrently (interrupts off), then csd_lock_wait() with interrupts on.
+  TaskThread& tt = TaskThread::of(ctx);
+  Core& me = tt.core();
+  if (me.irqs_disabled())
+    throw std::logic_error("flush_tlb_multi with interrupts off (smp_call_function_many_cond)");
+  tt.take_stolen();
+  tt.charge_kernel();
+  tt.sync();
   ++me.stats().flush_requests;
-  const uint64_t t0 = me.now();
+  const uint64_t t0 = tt.now();
   uint64_t send = 0;
   me.pending_acks = static_cast<unsigned>(targets.size());
   for (size_t i = 0; i < targets.size(); ++i) {
@@ -68,20 +79,22 @@ void X86SystemMmu::flush_tlb_multi(mm::ExecContext& ctx, const std::vector<unsig
   }
   me.stats().ipis_sent += targets.size();
   me.stats().ipi_send_cycles += send;
-  me.advance(send);
+  tt.advance(send);
   if (local) {
+    tt.irq_disable();
     const FlushAction a = flush_tlb_func_on(ctx.cpu, info, true);
     const uint64_t c = execute(me, a, info);
     me.stats().local_flush_cycles += c;
-    me.advance(c);
+    tt.advance(c);
+    tt.irq_enable();
   }
   if (!targets.empty()) {
     // Wait (in SystemC time) until every handler ran; acks become visible later.
-    me.sync();
-    const uint64_t before = me.now();
+    tt.sync();
+    const uint64_t before = tt.now();
     while (me.pending_acks > 0) sc_core::wait(me.ack_event());
-    // smp_call_function_many() → csd_lock_wait() on each target in turn: every poll
-    // is a cache-line transfer (ack cycles), and a target not done yet is waited for.
+    // csd_lock_wait() on each target in turn: every poll is a cache-line transfer
+    // (ack cycles), and a target not done yet is waited for.
     uint64_t t = before;
     for (unsigned tgt : targets) {
       t = std::max(t, me.handler_end[tgt]) +
@@ -89,6 +102,7 @@ void X86SystemMmu::flush_tlb_multi(mm::ExecContext& ctx, const std::vector<unsig
                                                       : m_costs.ack_cross_socket_cycles());
     }
     if (t > sc_now_cycles()) sc_core::wait(cycles_to_sc(t - sc_now_cycles()));
+    tt.absorb_irqs();  // handlers taken while spinning overlapped the wait
     me.stats().ipi_wait_cycles += sc_now_cycles() - before;
     if (TraceWriter* tw = m_sys.trace())
       tw->complete(ctx.cpu, "shootdown", "wait for " + std::to_string(targets.size()) + " acks",
@@ -96,12 +110,14 @@ void X86SystemMmu::flush_tlb_multi(mm::ExecContext& ctx, const std::vector<unsig
   }
 }
 
-uint64_t X86SystemMmu::handle_flush_ipi(Core& target, const mm::x86::FlushTlbInfo& info) {
-  // flush_tlb_func() on the target, inside the interrupt.
+uint64_t X86SystemMmu::handle_flush_ipi(Core& target, const mm::x86::FlushTlbInfo& info,
+                                        bool irq_entry) {
+  // flush_tlb_func() on the target, inside the interrupt; the interrupt's entry and
+  // exit are paid once for the queued calls it serves.
   const FlushAction a = flush_tlb_func_on(target.id(), info, false);
   const uint64_t work = execute(target, a, info);
   target.stats().local_flush_cycles += work;
-  return m_costs.irq_entry_exit_cycles() + m_costs.handler_cycles() + work;
+  return (irq_entry ? m_costs.irq_entry_exit_cycles() : 0) + m_costs.handler_cycles() + work;
 }
 
 void X86SystemMmu::load_cr3(mm::ExecContext& ctx, const mm::x86::SwitchAction& action) {
@@ -110,7 +126,7 @@ void X86SystemMmu::load_cr3(mm::ExecContext& ctx, const mm::x86::SwitchAction& a
   const uint16_t pcid = config().pcid ? mm::x86::kern_pcid(action.asid) : 0;
   if (action.flush) me.mmu().flush_pcid(pcid);
   me.set_context(pcid, st.loaded_mm ? st.loaded_mm->pgd() : Pfn());
-  me.advance(action.flush ? m_costs.cr3_flush_cycles() : m_costs.cr3_noflush_cycles());
+  TaskThread::of(ctx).advance(action.flush ? m_costs.cr3_flush_cycles() : m_costs.cr3_noflush_cycles());
 }
 
 }  // namespace tlbsim

@@ -9,7 +9,9 @@
 // Timing of one shootdown, initiator I and targets T1..Tn (ascending CPU order):
 //   send:     first target ipi_send_first_cycles, each further ipi_send_extra_cycles
 //   delivery: Tk's handler starts at send_k + ipi_delivery_cycles + link(I, Tk)
-//   handler:  irq_entry_exit + handler + (INVLPG × n | CR3 flush) cycles on Tk
+//   handler:  irq_entry_exit + handler + (INVLPG × n | CR3 flush) cycles on Tk, after
+//             the handlers already running or queued there, and not while Tk has
+//             interrupts off (models/cpu/core.h)
 //   ack:      visible to I after ack_cycles (same socket) or ack_cross_socket_cycles
 //   I resumes at max(own flush done, last ack visible).
 #pragma once
@@ -29,9 +31,10 @@ class X86SystemMmu final : public mm::X86ArchMmuBase {
   X86SystemMmu(const mm::X86ArchConfig& cfg, const X86FlushParams& costs, System& sys,
                StatGroup* stats_parent);
 
-  /// Runs on the target core (SC_METHOD) when an IPI is delivered; returns the cycles
-  /// the handler took.
-  uint64_t handle_flush_ipi(Core& target, const mm::x86::FlushTlbInfo& info);
+  /// Runs on the target core (SC_METHOD) when an IPI is served; returns the cycles
+  /// it took, with the interrupt's entry and exit when `irq_entry` (the first call
+  /// an interrupt serves).
+  uint64_t handle_flush_ipi(Core& target, const mm::x86::FlushTlbInfo& info, bool irq_entry);
 
  protected:
   void flush_tlb_multi(mm::ExecContext& ctx, const std::vector<unsigned>& targets, bool local,

@@ -23,12 +23,12 @@ int sc_main(int argc, char* argv[]) {
   h.sys().define_barrier("start", n);
   static bool done = false;
   static uint64_t flush_cycles = 0, munmap_cycles = 0;
-  h.core(0).set_program([iters](Core& c) {
+  h.program(0, [iters](TaskThread& c) {
     const VirtAddr va = c.mmap(64 * kPageSize);
     for (unsigned p = 0; p < 64; ++p) c.touch(va + p * kPageSize, Access::kWrite);
     c.barrier("start");
     const VirtAddr page = va + 32 * kPageSize;
-    CoreStats& s = c.stats();
+    CoreStats& s = c.core().stats();
     auto flush_now = [&] {
       return s.ipi_send_cycles.value() + s.local_flush_cycles.value() + s.ipi_wait_cycles.value() +
              s.dsb_wait_cycles.value();
@@ -55,7 +55,7 @@ int sc_main(int argc, char* argv[]) {
     done = true;
   });
   for (unsigned i = 1; i < n; ++i)
-    h.core(i).set_program([](Core& c) {
+    h.program(i, [](TaskThread& c) {
       const VirtAddr va = c.mmap(16 * kPageSize);
       for (unsigned p = 0; p < 16; ++p) c.touch(va + p * kPageSize, Access::kWrite);
       c.barrier("start");

@@ -35,13 +35,11 @@ harness::Options g_opt;
 constexpr uint64_t kPages = 16;
 
 void free_before_flush(harness::Harness& h) {
-  Core& c0 = h.core(0);
-  Core& c1 = h.core(1);
   h.sys().define_barrier("mapped", 2);
   h.sys().define_barrier("end", 2);
   static VirtAddr va;
   static bool unmapped = false;
-  c0.set_program([](Core& c) {
+  h.program(0, [](TaskThread& c) {
     va = c.mmap(kPages * kPageSize);
     for (uint64_t i = 0; i < kPages; ++i) c.touch(va + i * kPageSize, Access::kWrite);
     c.barrier("mapped");
@@ -50,7 +48,7 @@ void free_before_flush(harness::Harness& h) {
     unmapped = true;
     c.barrier("end");
   });
-  c1.set_program([](Core& c) {
+  h.program(1, [](TaskThread& c) {
     c.barrier("mapped");
     for (uint64_t i = 0; i < kPages; ++i) c.touch(va + i * kPageSize, Access::kRead);
     // Keep using the mapping while CPU0 unmaps it; bounded, never faults.
@@ -58,8 +56,6 @@ void free_before_flush(harness::Harness& h) {
       for (uint64_t i = 0; i < kPages; ++i) c.probe(va + i * kPageSize, Access::kRead);
     c.barrier("end");
   });
-  (void)c0;
-  (void)c1;
 }
 
 void lazy_freed_tables(harness::Harness& h) {
@@ -70,7 +66,7 @@ void lazy_freed_tables(harness::Harness& h) {
   static VirtAddr vma_start;
   static uint64_t vma_len;
   const uint64_t len = 2ull << 20;  // a whole PTE table's worth: unmapping frees it
-  h.core(0).set_program([len](Core& c) {
+  h.program(0, [len](TaskThread& c) {
     const VirtAddr raw = c.mmap(len + (2ull << 20));
     vma_start = raw;
     vma_len = len + (2ull << 20);
@@ -84,7 +80,7 @@ void lazy_freed_tables(harness::Harness& h) {
     for (uint64_t off = 0; off < len; off += kPageSize) c.touch(other + off, Access::kWrite);
     c.barrier("unmapped");
   });
-  h.core(1).set_program([len](Core& c) {
+  h.program(1, [len](TaskThread& c) {
     c.barrier("populated");
     for (uint64_t off = 0; off < len; off += 64 * kPageSize) c.touch(va + off, Access::kRead);
     c.go_lazy();
@@ -101,7 +97,7 @@ void contpte_unfold(harness::Harness& h) {
   h.sys().define_barrier("cached", 2);
   h.sys().define_barrier("end", 2);
   static VirtAddr block;
-  h.core(0).set_program([](Core& c) {
+  h.program(0, [](TaskThread& c) {
     const VirtAddr va = c.mmap(1ull << 20);
     c.touch(va, Access::kWrite);  // anon_vma_prepare
     block = (va + 1).align_up(mm::arm64::kContPteSize);
@@ -119,7 +115,7 @@ void contpte_unfold(harness::Harness& h) {
     });
     c.barrier("end");
   });
-  h.core(1).set_program([](Core& c) {
+  h.program(1, [](TaskThread& c) {
     c.barrier("mapped");
     c.touch(block, Access::kRead);
     c.barrier("cached");

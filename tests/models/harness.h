@@ -3,13 +3,14 @@
 // and a kernel profile (configs/), overridden from the command line so CTest can
 // run the same executable with several profiles:
 //   --machine=x86_small --kernel=linux-6.15 --set kernel.debug_free_before_flush=true
-// and gives each core a C++ program (Core::set_program) that calls the kernel and
-// accesses memory through the core's MMU.
+// and gives the task pinned to each CPU a C++ program (Harness::program) that calls
+// the kernel and accesses memory through its CPU's MMU.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -104,7 +105,7 @@ class Harness {
       for (unsigned cpu : threads[p]) {
         workload::Thread t;
         t.name = "cpu" + std::to_string(cpu);
-        t.cpu = cpu;
+        t.cpu = static_cast<int>(cpu);
         proc.threads.push_back(std::move(t));
       }
       m_workload.processes.push_back(std::move(proc));
@@ -114,6 +115,10 @@ class Harness {
 
   System& sys() { return *m_sys; }
   Core& core(unsigned i) { return m_sys->core(i); }
+  /// Gives the task pinned to `cpu` a C++ program instead of its (empty) ops.
+  void program(unsigned cpu, std::function<void(TaskThread&)> p) {
+    m_sys->thread_on(cpu).set_program(std::move(p));
+  }
   MachineParams& machine() { return m_machine; }
   const mm::KernelProfile& profile() const { return m_profile; }
   void run() { m_sys->run(); }
@@ -142,7 +147,7 @@ class Harness {
 /// the mTHP fault path does (one folio_add_new_anon_rmap, writable + dirty PTEs in
 /// one set_ptes — arm64 then sets PTE_CONT on whole blocks). The VMA must exist and
 /// have an anon_vma (touch one of its pages first).
-inline void map_anon_folio(Core& core, VirtAddr va, unsigned order) {
+inline void map_anon_folio(TaskThread& core, VirtAddr va, unsigned order) {
   core.kernel_call([&](mm::ExecContext& ctx) {
     mm::Kernel& k = core.system().kernel();
     mm::Mm& mm = core.process_mm();

@@ -40,7 +40,7 @@ std::vector<Flush> g_flushes;
 
 /// Program of the initiator: one big populated region; per page count, unmap a
 /// slice from its middle (the neighbours keep the page tables alive).
-void initiator(Core& c, const std::vector<uint64_t>& counts, unsigned nr_cpus, bool arm) {
+void initiator(TaskThread& c, const std::vector<uint64_t>& counts, unsigned nr_cpus, bool arm) {
   const uint64_t region = 24ull << 20;  // holds every slice, with neighbours on both sides
   const VirtAddr base = c.mmap(region);
   for (uint64_t off = 0; off < region; off += kPageSize) c.touch(base + off, Access::kWrite);
@@ -50,9 +50,9 @@ void initiator(Core& c, const std::vector<uint64_t>& counts, unsigned nr_cpus, b
     c.barrier("ready");  // the others touched the slice
     Flush f;
     f.pages = n;
-    const uint64_t ipis0 = c.stats().ipis_sent.value();
-    const uint64_t tlbi0 = c.stats().tlbi_sent.value();
-    const uint64_t dsb0 = c.stats().dsb_wait_cycles.value();
+    const uint64_t ipis0 = c.core().stats().ipis_sent.value();
+    const uint64_t tlbi0 = c.core().stats().tlbi_sent.value();
+    const uint64_t dsb0 = c.core().stats().dsb_wait_cycles.value();
     uint64_t one0 = 0, all0 = 0;
     if (!arm) {
       one0 = sys.x86()->vmstats().nr_tlb_local_flush_one.value();
@@ -68,9 +68,9 @@ void initiator(Core& c, const std::vector<uint64_t>& counts, unsigned nr_cpus, b
     c.munmap(at, n * kPageSize);
     f.tables_freed = c.process_mm().nr_pgtables() < tables0;
     c.barrier("unmapped");  // every handler ran
-    f.ipis = c.stats().ipis_sent.value() - ipis0;
-    f.tlbi = c.stats().tlbi_sent.value() - tlbi0;
-    f.dsb_cycles = c.stats().dsb_wait_cycles.value() - dsb0;
+    f.ipis = c.core().stats().ipis_sent.value() - ipis0;
+    f.tlbi = c.core().stats().tlbi_sent.value() - tlbi0;
+    f.dsb_cycles = c.core().stats().dsb_wait_cycles.value() - dsb0;
     if (!arm) {
       f.local_one = sys.x86()->vmstats().nr_tlb_local_flush_one.value() - one0;
       f.local_all = sys.x86()->vmstats().nr_tlb_local_flush_all.value() - all0;
@@ -87,7 +87,7 @@ void initiator(Core& c, const std::vector<uint64_t>& counts, unsigned nr_cpus, b
 }
 
 /// Program of a CPU running the same mm: before each flush it touches the slice.
-void runner(Core& c, const std::vector<uint64_t>& counts) {
+void runner(TaskThread& c, const std::vector<uint64_t>& counts) {
   for (size_t i = 0; i < counts.size(); ++i) {
     c.barrier("ready");
     c.barrier("unmapped");
@@ -135,14 +135,14 @@ void run_counts(bool arm, std::map<std::string, uint64_t>* summary = nullptr) {
   harness::Harness h(g_opt, procs);
   const unsigned participants = 1 + lay.running.size() + lay.lazy.size() + lay.other.size();
   for (const char* b : {"ready", "unmapped", "next"}) h.sys().define_barrier(b, participants);
-  h.core(0).set_program([&](Core& c) { initiator(c, counts, n, arm); });
-  for (unsigned c : lay.running) h.core(c).set_program([&](Core& core) { runner(core, counts); });
+  h.program(0, [&](TaskThread& c) { initiator(c, counts, n, arm); });
+  for (unsigned c : lay.running) h.program(c, [&](TaskThread& core) { runner(core, counts); });
   for (unsigned c : lay.lazy)
-    h.core(c).set_program([&](Core& core) {
+    h.program(c, [&](TaskThread& core) {
       core.go_lazy();
       runner(core, counts);
     });
-  for (unsigned c : lay.other) h.core(c).set_program([&](Core& core) { runner(core, counts); });
+  for (unsigned c : lay.other) h.program(c, [&](TaskThread& core) { runner(core, counts); });
   h.run();
   ASSERT_EQ(g_flushes.size(), counts.size());
   for (const Flush& f : g_flushes) {
@@ -206,15 +206,15 @@ void dvm_serialise() {
   h.sys().define_barrier("go", n);
   std::vector<uint64_t> queued(n);
   for (unsigned i = 0; i < n; ++i)
-    h.core(i).set_program([&queued, i](Core& c) {
+    h.program(i, [&queued, i](TaskThread& c) {
       const VirtAddr va = c.mmap(64 * kPageSize);
       for (unsigned p = 0; p < 64; ++p) c.touch(va + p * kPageSize, Access::kWrite);
       c.barrier("go");
-      const uint64_t q0 = c.stats().dvm_queue_cycles;
+      const uint64_t q0 = c.core().stats().dvm_queue_cycles;
       c.kernel_call([&](mm::ExecContext& ctx) {  // 1 TLBI VALE1IS + DSB ISH each
         c.system().kernel().flush_tlb_page(ctx, c.process_mm(), va + 8 * kPageSize);
       });
-      queued[i] = c.stats().dvm_queue_cycles - q0;
+      queued[i] = c.core().stats().dvm_queue_cycles - q0;
     });
   h.run();
   const uint64_t service = h.machine().arm64.tlbi_dsb_cycles();

@@ -9,6 +9,7 @@
 namespace tlbsim {
 
 struct LockModel::Waiter {
+  Waiter(TaskThread* t, mm::LockMode m, mm::LockClass c) : task(t), mode(m), cls(c) {}
   TaskThread* task;
   mm::LockMode mode;
   mm::LockClass cls;
@@ -80,7 +81,7 @@ void LockModel::acquire(TaskThread& t, mm::KernelLock& l, mm::LockMode mode) {
   }
   if (remote) ++st.line_transfers;  // the hand-over brings the line (grant_waiters)
   ++st.contended;
-  Waiter w{&t, mode, l.lock_class()};
+  Waiter w(&t, mode, l.lock_class());
   queue_of(l).waiters.push_back(&w);
   l.add_waiter();
   m_all.push_back(&w);

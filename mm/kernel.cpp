@@ -30,6 +30,10 @@ Kernel::Kernel(const KernelProfile& profile, PhysMem& pm, ArchMmu& arch, StatGro
   m_tlb_ubc.resize(arch.nr_cpus());
   m_rmap.set_lru(&m_lru);
   m_lru.set_batch_size(profile.folio_batch_size());
+  // Per-CPU lists sized once: a CPU waiting for the zone or LRU lock lets others
+  // run, so those vectors must never reallocate under a reference.
+  m_pm.set_nr_cpus(arch.nr_cpus());
+  m_lru.set_nr_cpus(arch.nr_cpus());
 }
 
 Kernel::~Kernel() = default;

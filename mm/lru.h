@@ -21,6 +21,12 @@ namespace tlbsim::mm {
 
 class Lru {
  public:
+  /// Sizes the per-CPU batches (before any task runs).
+  void set_nr_cpus(unsigned n) {
+    if (m_add_batch.size() < n) m_add_batch.resize(n, 0);
+    if (m_free_batch.size() < n) m_free_batch.resize(n, 0);
+  }
+
   explicit Lru(PhysMem& pm)
       : m_pm(pm), m_prev(pm.nr_frames(), 0), m_next(pm.nr_frames(), 0) {}
 

@@ -40,6 +40,10 @@ class PhysMem {
  public:
   /// `bytes` of memory (rounded down to frames).
   PhysMem(uint64_t bytes, unsigned max_order);
+  /// Sizes the per-CPU page lists (before any task runs).
+  void set_nr_cpus(unsigned n) {
+    if (m_pcp.size() < n) m_pcp.resize(n, {});
+  }
 
   uint64_t nr_frames() const { return m_pages.size(); }
   Page& page(Pfn pfn) { return m_pages[pfn.value()]; }
@@ -130,7 +134,7 @@ class PhysMem {
   uint64_t m_nr_large = 0;
   FrameObserver* m_observer = nullptr;
   /// Pages on each CPU's per-CPU lists, by pcp list (order 0..3, PMD order).
-  std::vector<std::array<uint64_t, 5>> m_pcp;
+  std::vector<std::array<uint64_t, 5>> m_pcp;  // per CPU (sized by set_nr_cpus)
   uint64_t& pcp_count(unsigned cpu, unsigned order) {
     if (m_pcp.size() <= cpu) m_pcp.resize(cpu + 1, {});
     return m_pcp[cpu][order <= 3 ? order : 4];

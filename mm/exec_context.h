@@ -120,6 +120,11 @@ class ExecHooks {
   /// batch): charge the work counted so far and synchronise if due. With no
   /// spinlock held it is also a preemption point (cond_resched()).
   virtual void progress(ExecContext& ctx) = 0;
+  /// Kernel code is about to read state that other CPUs change without a lock it
+  /// holds (mm_cpumask, another CPU's loaded mm or lazy state): charge the work
+  /// so far and bring this CPU's clock to the others', so it reads that state as
+  /// of now, not as of a time it ran ahead to.
+  virtual void sync_with_cpus(ExecContext& ctx) = 0;
   /// Takes `lock` for kernel code on ctx: now if it is free, else after waiting
   /// (spinning or sleeping as its class says). Returns with it held.
   virtual void lock_acquire(ExecContext& ctx, KernelLock& lock, LockMode mode) = 0;
@@ -175,6 +180,10 @@ struct ExecContext {
   /// A natural synchronisation point (see ExecHooks::progress).
   void progress() {
     if (hooks) hooks->progress(*this);
+  }
+  /// See ExecHooks::sync_with_cpus.
+  void sync_with_cpus() {
+    if (hooks) hooks->sync_with_cpus(*this);
   }
 
   // --- locks (mm/lock.h) ---------------------------------------------------------

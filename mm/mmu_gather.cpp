@@ -185,6 +185,7 @@ void MmuGather::tlb_end_vma(const Vma& vma) {
 void MmuGather::tlb_finish_mmu() {
   // Mirrors mm/mmu_gather.c:tlb_finish_mmu().
   if (m_mm.tlb_flush_pending > 1) {  // mm_tlb_flush_nested
+    ++m_kernel.vmstat().tlb_flush_nested;
     m_fullmm = true;
     reset_range();
     m_freed_tables = true;

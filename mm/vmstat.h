@@ -57,6 +57,7 @@ struct VmStat : StatGroup {
   Scalar thp_split_pmd{this, "thp_split_pmd", "count", "PMD mappings split (THP_SPLIT_PMD)."};
   Scalar thp_deferred_split_page{this, "thp_deferred_split_page", "count", "Folios queued for deferred split."};
   Scalar rmap_calls{this, "rmap_calls", "count", "Calls into the folio rmap family (add, dup, remove)."};
+  Scalar tlb_flush_nested{this, "tlb_flush_nested", "count", "tlb_finish_mmu() that found another gather of the mm in flight (mm_tlb_flush_nested) and flushed the whole mm."};
   Scalar pt_reclaimed{this, "pt_reclaimed", "count", "Empty PTE tables freed by MADV_DONTNEED (CONFIG_PT_RECLAIM)."};
   Scalar lazyfree_folios{this, "lazyfree_folios", "count", "Folios MADV_FREE marked lazy-free."};
   Scalar oom{this, "oom", "count", "Faults that failed for lack of memory (VM_FAULT_OOM)."};

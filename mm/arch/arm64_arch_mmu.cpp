@@ -36,6 +36,7 @@ void Arm64ArchMmuBase::init_new_context(Mm& mm) {
   // first switch; the difference is invisible to TLB contents).
   bool rollover = false;
   mm.set_asid(m_asids.alloc(&rollover));
+  ++m_vmstats.asid_allocations;
   if (rollover) {
     ++m_vmstats.asid_rollovers;
     m_rollover_flush_pending = true;
@@ -60,6 +61,7 @@ void Arm64ArchMmuBase::switch_mm(ExecContext& ctx, Mm& next) {
   next.cpumask().set(ctx.cpu);
   if (m_loaded[ctx.cpu] == &next) return;
   m_loaded[ctx.cpu] = &next;
+  ++m_vmstats.ttbr_switches;
   cpu_switch_mm(ctx, next);
 }
 

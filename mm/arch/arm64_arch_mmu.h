@@ -42,7 +42,9 @@ struct Arm64TlbVmStats : StatGroup {
   Scalar contpte_unfolds{this, "contpte_unfolds", "count", "Blocks unfolded by contpte_convert."};
   Scalar contpte_blocks_set{this, "contpte_blocks_set", "count",
                             "Blocks written with PTE_CONT by set_ptes(nr >= 16)."};
+  Scalar asid_allocations{this, "asid_allocations", "count", "ASIDs handed to new mms (new_context())."};
   Scalar asid_rollovers{this, "asid_rollovers", "count", "ASID generation rollovers."};
+  Scalar ttbr_switches{this, "ttbr_switches", "count", "switch_mm() that loaded another mm's ASID and tables into TTBR0."};
 };
 
 struct Arm64ArchConfig {

@@ -32,6 +32,8 @@ void X86ArchMmuBase::switch_mm(ExecContext& ctx, Mm& next) {
   x86::SwitchAction a = x86::switch_mm_irqs_off(m_cpu[ctx.cpu], next, m_cfg.pcid);
   if (a.same_mm && !a.flush) return;
   if (a.flush) ++m_vmstats.context_switch_flushes;
+  if (a.new_asid) ++m_vmstats.pcid_new_asid;
+  if (a.evicted) ++m_vmstats.pcid_slot_reuse;
   load_cr3(ctx, a);
 }
 
@@ -45,6 +47,8 @@ x86::FlushAction X86ArchMmuBase::flush_tlb_func_on(unsigned cpu, const x86::Flus
   const uint64_t mm_gen = st.loaded_mm ? st.loaded_mm->tlb_gen() : 0;
   if (!initiator) ++m_vmstats.nr_tlb_remote_flush_received;
   x86::FlushAction a = x86::flush_tlb_func(st, info, mm_gen);
+  if (a.kind == x86::FlushAction::Kind::kUpToDate) ++m_vmstats.flush_up_to_date;
+  if (a.coalesced) ++m_vmstats.flush_coalesced_full;
   if (a.kind == x86::FlushAction::Kind::kNotLoaded && info.mm) {
     const_cast<Mm*>(info.mm)->cpumask().clear(cpu);
     ++m_vmstats.cpumask_trims;
@@ -59,6 +63,7 @@ x86::FlushAction X86ArchMmuBase::flush_tlb_func_on(unsigned cpu, const x86::Flus
 void X86ArchMmuBase::flush_tlb_mm_range(ExecContext& ctx, Mm& mm, uint64_t start, uint64_t end,
                                         unsigned stride_shift, bool freed_tables) {
   // Mirrors arch/x86/mm/tlb.c:flush_tlb_mm_range().
+  ctx.sync_with_cpus();  // reads mm_cpumask and the other CPUs' lazy state below
   const uint64_t new_gen = mm.inc_tlb_gen();
   const x86::FlushTlbInfo info = x86::get_flush_tlb_info(
       &mm, start, end, stride_shift, freed_tables, new_gen, ctx.cpu, m_cfg.flush_ceiling);
@@ -123,6 +128,7 @@ void X86ArchMmuBase::flush_pmd_tlb_range(ExecContext& ctx, Mm& mm, VirtAddr star
 bool X86ArchMmuBase::arch_tlbbatch_should_defer(ExecContext& ctx, Mm& mm) {
   // Mirrors arch/x86/include/asm/tlbflush.h:arch_tlbbatch_should_defer(): only
   // remote flushes are worth batching.
+  ctx.sync_with_cpus();
   return mm.cpumask().any_other_than(ctx.cpu);
 }
 
@@ -131,6 +137,7 @@ void X86ArchMmuBase::arch_tlbbatch_add_pending(ExecContext& ctx, Mm& mm, VirtAdd
   // Mirrors arch_tlbbatch_add_pending(): inc_mm_tlb_gen + OR the mm's cpumask into
   // the batch. No TLB maintenance yet.
   (void)start, (void)end;
+  ctx.sync_with_cpus();
   mm.inc_tlb_gen();
   m_batch[ctx.cpu] |= mm.cpumask();
 }
@@ -139,6 +146,7 @@ void X86ArchMmuBase::arch_tlbbatch_flush(ExecContext& ctx) {
   // Mirrors arch/x86/mm/tlb.c:arch_tlbbatch_flush(): mm = NULL, full flush,
   // TLB_GENERATION_INVALID; IPIs to the non-lazy CPUs of the union cpumask, each
   // flushing fully only if its loaded mm's generation moved.
+  ctx.sync_with_cpus();
   CpuMask& batch = m_batch[ctx.cpu];
   const unsigned self = ctx.cpu;
   const x86::FlushTlbInfo info = x86::get_flush_tlb_info(nullptr, 0, x86::kTlbFlushAll, 0, false,

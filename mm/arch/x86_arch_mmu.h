@@ -29,6 +29,10 @@ struct X86TlbVmStats : StatGroup {
   Scalar ipis_skipped_not_loaded{this, "ipis_skipped_not_loaded", "count", "CPUs in mm_cpumask skipped because they run another mm."};
   Scalar cpumask_trims{this, "cpumask_trims", "count", "Handlers that found the mm not loaded and left mm_cpumask."};
   Scalar context_switch_flushes{this, "context_switch_flushes", "count", "switch_mm() that had to flush (CR3 without NOFLUSH)."};
+  Scalar flush_up_to_date{this, "flush_up_to_date", "count", "flush_tlb_func() that found its generation already flushed by a later request (no flush)."};
+  Scalar flush_coalesced_full{this, "flush_coalesced_full", "count", "flush_tlb_func() asked for a range that flushed everything: another flush of the mm moved tlb_gen on meanwhile."};
+  Scalar pcid_new_asid{this, "pcid_new_asid", "count", "choose_new_asid() found no PCID slot of the mm on this CPU and took the next of the 6 (TLB_NR_DYN_ASIDS)."};
+  Scalar pcid_slot_reuse{this, "pcid_slot_reuse", "count", "... and that slot still held another live mm's context: its entries are flushed, that mm loses its slot."};
 };
 
 struct X86ArchConfig {

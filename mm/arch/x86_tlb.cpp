@@ -67,6 +67,7 @@ FlushAction flush_tlb_func(CpuTlbState& cpu, const FlushTlbInfo& info, uint64_t 
     a.nr_invlpg = info.nr_steps();
   } else {
     a.kind = FlushAction::Kind::kFull;
+    a.coalesced = !info.full();
   }
   slot.tlb_gen = mm_tlb_gen;
   return a;
@@ -111,6 +112,8 @@ SwitchAction switch_mm_irqs_off(CpuTlbState& cpu, Mm& next, bool pcid_enabled) {
     asid = 0;
     cpu.next_asid = 1;
   }
+  s.new_asid = true;
+  s.evicted = cpu.ctxs[asid].ctx_id != 0;
   cpu.ctxs[asid] = {next.ctx_id(), next.tlb_gen()};
   cpu.loaded_asid = asid;
   cpu.loaded_mm = &next;

@@ -70,6 +70,7 @@ struct FlushAction {
     kFull,        // flush the loaded PCID (CR3 reload)
   };
   Kind kind = Kind::kUpToDate;
+  bool coalesced = false;  // kFull although the request was a range: tlb_gen moved on meanwhile
   uint64_t nr_invlpg = 0;
   uint16_t pcid = 0;  // PCID that the action applies to
 };
@@ -83,6 +84,8 @@ struct SwitchAction {
   uint16_t asid = 0;
   bool flush = false;  // CR3 write without NOFLUSH: the new PCID's entries are dropped
   bool same_mm = false;
+  bool new_asid = false;  // choose_new_asid() found no slot of next: took cpu.next_asid
+  bool evicted = false;   // ... and that slot held another mm's context, now lost
 };
 
 /// switch_mm_irqs_off() / choose_new_asid() with PCIDs. The caller sets the CPU's

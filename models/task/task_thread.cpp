@@ -35,6 +35,7 @@ mm::Mm& TaskThread::process_mm() { return m_sys.process_mm(m_process); }
 
 void TaskThread::spawn() {
   sc_core::sc_spawn_options opts;
+  opts.set_stack_size(kStackBytes);
   sc_core::sc_spawn([this] { main(); }, ("task" + std::to_string(pid())).c_str(), &opts);
 }
 
@@ -288,6 +289,12 @@ void TaskThread::progress(mm::ExecContext&) {
   charge_kernel();
   sync_if_due();
   if (!m_ctx.spin_depth) maybe_preempt();  // cond_resched()
+}
+
+void TaskThread::sync_with_cpus(mm::ExecContext&) {
+  take_stolen();
+  charge_kernel();
+  sync();
 }
 
 void TaskThread::lock_acquire(mm::ExecContext&, mm::KernelLock& lock, mm::LockMode mode) {

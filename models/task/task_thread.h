@@ -56,6 +56,10 @@ struct TaskStats : StatGroup {
 
 class TaskThread final : public mm::ExecHooks {
  public:
+  /// Stack of a task's SystemC thread (a coroutine: nothing grows it, an overflow
+  /// corrupts the heap). Kernel paths nest deeply (fault → reclaim → rmap walk,
+  /// fork → dup_mmap); 1 MiB each is reserved, and touched only as deep as used.
+  static constexpr size_t kStackBytes = size_t{1} << 20;
   TaskThread(System& sys, mm::Task& task, unsigned process, StatGroup* stats_parent);
   ~TaskThread() override;
   TaskThread(const TaskThread&) = delete;
@@ -129,6 +133,7 @@ class TaskThread final : public mm::ExecHooks {
   void mem_lines(mm::ExecContext& ctx, mm::MemRefKind kind, uint64_t first, uint64_t nr,
                  bool write) override;
   void progress(mm::ExecContext& ctx) override;
+  void sync_with_cpus(mm::ExecContext& ctx) override;
   void lock_acquire(mm::ExecContext& ctx, mm::KernelLock& lock, mm::LockMode mode) override;
   bool lock_try(mm::ExecContext& ctx, mm::KernelLock& lock, mm::LockMode mode) override;
   void lock_release(mm::ExecContext& ctx, mm::KernelLock& lock, mm::LockMode mode) override;

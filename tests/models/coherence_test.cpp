@@ -36,6 +36,7 @@ constexpr uint64_t kPages = 16;
 
 void free_before_flush(harness::Harness& h) {
   h.sys().define_barrier("mapped", 2);
+  h.sys().define_barrier("cached", 2);
   h.sys().define_barrier("end", 2);
   static VirtAddr va;
   static bool unmapped = false;
@@ -43,6 +44,7 @@ void free_before_flush(harness::Harness& h) {
     va = c.mmap(kPages * kPageSize);
     for (uint64_t i = 0; i < kPages; ++i) c.touch(va + i * kPageSize, Access::kWrite);
     c.barrier("mapped");
+    c.barrier("cached");  // CPU1's TLB holds every page
     c.advance(500);
     c.munmap(va, kPages * kPageSize);
     unmapped = true;
@@ -51,6 +53,7 @@ void free_before_flush(harness::Harness& h) {
   h.program(1, [](TaskThread& c) {
     c.barrier("mapped");
     for (uint64_t i = 0; i < kPages; ++i) c.touch(va + i * kPageSize, Access::kRead);
+    c.barrier("cached");
     // Keep using the mapping while CPU0 unmaps it; bounded, never faults.
     for (unsigned round = 0; round < 20000 && !unmapped; ++round)
       for (uint64_t i = 0; i < kPages; ++i) c.probe(va + i * kPageSize, Access::kRead);

@@ -60,6 +60,7 @@ bool op_supported(OpKind k) {
     case OpKind::kReplay:
     case OpKind::kReclaim:
     case OpKind::kMovePages:
+    case OpKind::kMigrate:
       return true;
     default:
       return false;
@@ -244,7 +245,7 @@ struct Scope {
   bool in_region = false;
   std::string base_dir;                 // for files the workload names
   uint64_t task_size = kTaskSizeX86;    // end of the user address space
-  std::vector<std::pair<uint64_t, std::string>>* fork_cpus;  // CPU, pointer of each fork
+  std::vector<std::pair<uint64_t, std::string>>* op_cpus;  // CPU, pointer of each fork/migrate
 };
 
 /// The window keys of munmap, mprotect, madvise, move_pages and touch: `offset`
@@ -301,7 +302,7 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
                                       "\" is part of the workload language but this version "
                                       "cannot execute it; supported ops: mmap, touch, access, "
                                       "munmap, mprotect, madvise, fork, exit, wait, barrier, "
-                                      "sleep, region, replay, reclaim, move_pages");
+                                      "sleep, migrate, region, replay, reclaim, move_pages");
   // The mapping an op names, and its size as its mmap declared it.
   auto require_mapping = [&]() -> uint64_t {
     op.mapping = r.str("mapping", "", true);
@@ -425,10 +426,13 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
                               "(a size), both > 0");
       break;
     case OpKind::kFork: {
-      if (!r.get("cpu")) throw InputError(ptr, "missing required key \"cpu\": the CPU the child runs on");
-      const uint64_t cpu = r.uint("cpu", 0);
-      op.cpu = static_cast<int>(std::min<uint64_t>(cpu, INT32_MAX));  // range-checked below
-      scope.fork_cpus->emplace_back(cpu, r.ptr("cpu"));
+      // "cpu" pins the child (sched_setaffinity in the child); without it the
+      // scheduler places it (wake_up_new_task) and may move it.
+      if (r.get("cpu")) {
+        const uint64_t cpu = r.uint("cpu", 0);
+        op.cpu = static_cast<int>(std::min<uint64_t>(cpu, INT32_MAX));  // range-checked below
+        scope.op_cpus->emplace_back(cpu, r.ptr("cpu"));
+      }
       const Json* body = r.get("ops");
       Scope child = scope;  // the child inherits the mappings made so far
       if (body) {
@@ -447,7 +451,18 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
       break;
     case OpKind::kSleep:
       op.cycles = r.uint("cycles", 0, 0, kMaxOpCycles);
+      // "block": nanosleep(), the CPU runs another task or idles; "spin": a busy
+      // loop in user mode that keeps the CPU.
+      op.spin = r.choice("wait", "block", {"block", "spin"}) == "spin";
       break;
+    case OpKind::kMigrate: {
+      // sched_setaffinity(0, {cpu}): the calling thread moves to that CPU.
+      if (!r.get("cpu")) throw InputError(ptr, "missing required key \"cpu\": the CPU to move to");
+      const uint64_t cpu = r.uint("cpu", 0);
+      op.cpu = static_cast<int>(std::min<uint64_t>(cpu, INT32_MAX));  // range-checked below
+      scope.op_cpus->emplace_back(cpu, r.ptr("cpu"));
+      break;
+    }
     case OpKind::kReplay: {
       const Json* maps = r.get("mappings");
       if (!maps || !maps->is_array() || maps->empty())
@@ -701,8 +716,7 @@ Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_
   if (!procs->is_array() || procs->empty())
     throw InputError(r.ptr("processes"), "expected a non-empty array of processes");
   std::set<std::string> barriers;
-  std::map<uint64_t, std::string> cpu_owner;
-  std::vector<std::pair<uint64_t, std::string>> fork_cpus;
+  std::vector<std::pair<uint64_t, std::string>> op_cpus;
   const std::string cpus_text = std::to_string(nr_cpus);
   for (size_t pi = 0; pi < procs->size(); ++pi) {
     const std::string pptr = r.ptr("processes") + "/" + std::to_string(pi);
@@ -719,24 +733,23 @@ Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_
     scope.barriers = &barriers;
     scope.base_dir = base_dir;
     scope.task_size = task_size;
-    scope.fork_cpus = &fork_cpus;
+    scope.op_cpus = &op_cpus;
     for (size_t ti = 0; ti < threads->size(); ++ti) {
       const std::string tptr = pr.ptr("threads") + "/" + std::to_string(ti);
       ObjectReader tr((*threads)[ti], tptr, "a thread");
       Thread t;
       t.name = tr.name("name", false, "t" + std::to_string(ti));
-      // Range-checked as 64 bits before it narrows: 2^32 is not CPU 0.
-      const uint64_t cpu = tr.uint("cpu", ti);
-      if (cpu >= nr_cpus)
-        throw InputError(tr.ptr("cpu"), "expected a CPU number below " + cpus_text +
-                                            " (the machine has " + cpus_text + " CPUs), got " +
-                                            std::to_string(cpu));
-      t.cpu = static_cast<unsigned>(cpu);
-      if (cpu_owner.count(t.cpu))
-        throw InputError(tr.ptr("cpu"), "not supported yet: two threads pinned to CPU " +
-                                            std::to_string(t.cpu) + " (also " + cpu_owner[t.cpu] +
-                                            "); the scheduler runs one thread per CPU");
-      cpu_owner[t.cpu] = p.name + "/" + t.name;
+      // "cpu" pins the thread; without it the scheduler places it. Any number of
+      // threads may share a CPU. Range-checked as 64 bits before it narrows: 2^32
+      // is not CPU 0.
+      if (tr.get("cpu")) {
+        const uint64_t cpu = tr.uint("cpu", 0);
+        if (cpu >= nr_cpus)
+          throw InputError(tr.ptr("cpu"), "expected a CPU number below " + cpus_text +
+                                              " (the machine has " + cpus_text + " CPUs), got " +
+                                              std::to_string(cpu));
+        t.cpu = static_cast<int>(cpu);
+      }
       const Json* ops = tr.get("ops");
       if (!ops) throw InputError(tptr, "missing required key \"ops\"");
       t.ops = read_ops(*ops, tr.ptr("ops"), scope);
@@ -746,15 +759,10 @@ Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_
     pr.finish();
     w.processes.push_back(std::move(p));
   }
-  for (const auto& [cpu, fptr] : fork_cpus) {
+  for (const auto& [cpu, fptr] : op_cpus)
     if (cpu >= nr_cpus)
       throw InputError(fptr, "expected a CPU number below " + cpus_text + " (the machine has " +
                                  cpus_text + " CPUs), got " + std::to_string(cpu));
-    if (cpu_owner.count(cpu))
-      throw InputError(fptr, "CPU " + std::to_string(cpu) + " already runs " +
-                                 quote_excerpt(cpu_owner[cpu]) +
-                                 "; a forked child needs a CPU no workload thread is pinned to");
-  }
   r.finish();
   check_barriers(w, barriers);
   return w;

@@ -57,11 +57,35 @@ TEST(WorkloadReader, BadSizeAndUnknownMapping) {
   EXPECT_EQ(e.where(), "/workload/processes/0/threads/0/ops/0/mapping");
 }
 
-TEST(WorkloadReader, CpuOutOfRangeAndDoublePinning) {
+TEST(WorkloadReader, CpuOutOfRangeAndSharedCpus) {
   EXPECT_EQ(error_of(R"({"processes":[{"threads":[{"cpu":5,"ops":[]}]}]})").where(),
             "/workload/processes/0/threads/0/cpu");
-  InputError e = error_of(R"({"processes":[{"threads":[{"cpu":0,"ops":[]},{"cpu":0,"ops":[]}]}]})");
-  EXPECT_NE(e.message().find("not supported yet"), std::string::npos);
+  // Threads may share a CPU (the scheduler time-slices them); without "cpu" the
+  // scheduler places them; a fork may name a busy CPU or none.
+  Workload w = read_workload(Json::parse(R"({"processes":[
+      {"threads":[{"cpu":0,"ops":[]},{"cpu":0,"ops":[{"op":"fork","cpu":0},{"op":"fork"}]}]},
+      {"threads":[{"ops":[]}]}]})"), "/workload", 2);
+  EXPECT_EQ(w.processes[0].threads[1].cpu, 0);
+  EXPECT_EQ(w.processes[0].threads[1].ops[0].cpu, 0);
+  EXPECT_EQ(w.processes[0].threads[1].ops[1].cpu, -1);
+  EXPECT_EQ(w.processes[1].threads[0].cpu, -1);
+}
+
+TEST(WorkloadReader, MigrateAndSleepWait) {
+  Workload w = read_workload(Json::parse(R"({"processes":[{"threads":[{"ops":[
+      {"op":"migrate","cpu":1},{"op":"sleep","cycles":10},{"op":"sleep","cycles":10,"wait":"spin"}]}]}]})"),
+                             "/workload", 2);
+  const auto& ops = w.processes[0].threads[0].ops;
+  EXPECT_EQ(ops[0].kind, OpKind::kMigrate);
+  EXPECT_EQ(ops[0].cpu, 1);
+  EXPECT_FALSE(ops[1].spin);
+  EXPECT_TRUE(ops[2].spin);
+  EXPECT_EQ(error_of(R"({"processes":[{"threads":[{"ops":[{"op":"migrate","cpu":2}]}]}]})").where(),
+            "/workload/processes/0/threads/0/ops/0/cpu");
+  EXPECT_NE(error_of(R"({"processes":[{"threads":[{"ops":[{"op":"migrate"}]}]}]})")
+                .message().find("missing required key \"cpu\""), std::string::npos);
+  EXPECT_EQ(error_of(R"({"processes":[{"threads":[{"ops":[{"op":"sleep","cycles":1,"wait":"nap"}]}]}]})").where(),
+            "/workload/processes/0/threads/0/ops/0/wait");
 }
 
 // Regression (issue 16 item 1): substitution recursed once per level and copied the

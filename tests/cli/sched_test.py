@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""Scheduling, locks and concurrent flushes through the command line (issue 10).
+
+  sched_test.py TLBSIM ROOT [CASE...]
+
+Each case runs tlbsim on a workload (tests/data/sched/ or tools/gen-workload) and
+asserts counts from stats.json; the oracle of each is in its comment. Simulated
+cycles are deterministic, so cycle relations are asserted too; nothing here
+depends on host time.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+TLBSIM, ROOT = sys.argv[1], sys.argv[2]
+ONLY = set(sys.argv[3:])
+TMP = tempfile.mkdtemp(prefix="tlbsim-sched-")
+failures = []
+checks = 0
+
+
+def check(ok, case, what):
+    global checks
+    checks += 1
+    if not ok:
+        failures.append(f"{case}: {what}")
+        print(f"FAIL {case}: {what}")
+
+
+def gen(name, *args):
+    path = os.path.join(TMP, name + ".json")
+    subprocess.run([os.path.join(ROOT, "tools/gen-workload"), *args, "-o", path], check=True)
+    return path
+
+
+def run(case, machine, workload, kernel="linux-6.15", sets=(), trace=None):
+    """Runs one experiment; returns {stat path: value}."""
+    exp = os.path.join(TMP, case + ".exp.json")
+    with open(workload) as f:
+        w = json.load(f)
+    with open(exp, "w") as f:
+        json.dump({"machine": machine, "kernel": kernel, "workload": w}, f)
+    out = os.path.join(TMP, case)
+    cmd = [TLBSIM, "run", exp, "--out", out, "--quiet"]
+    for s in sets:
+        cmd += ["--set", s]
+    if trace:
+        cmd += ["--trace", trace]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"{case}: tlbsim failed ({p.returncode}): {p.stderr.strip()}")
+    with open(os.path.join(out, "stats.json")) as f:
+        doc = json.load(f)
+    flat = {}
+
+    def walk(node, path):
+        if isinstance(node, dict) and "value" in node and not isinstance(node["value"], dict):
+            flat[path] = node["value"]
+            return
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{path}.{k}" if path else k)
+
+    walk(doc.get("stats", doc), "")
+    return flat
+
+
+def get(stats, path):
+    if path not in stats:
+        raise KeyError(f"no statistic {path}")
+    return stats[path]
+
+
+def total(stats, suffix):
+    """Sum of a per-CPU counter (system.cpu[N].<suffix>)."""
+    return sum(v for k, v in stats.items() if k.startswith("system.cpu[") and k.endswith("]." + suffix))
+
+
+def case(fn):
+    if not ONLY or fn.__name__ in ONLY:
+        try:
+            fn()
+        except Exception as e:  # a failed run is a failed case, the others still run
+            failures.append(f"{fn.__name__}: {e}")
+            print(f"FAIL {fn.__name__}: {e}")
+    return fn
+
+
+@case
+def lazy_futex():
+    # A thread asleep in a futex leaves its CPU lazy (enter_lazy_tlb): a flush
+    # without freed page tables skips it, one with freed tables reaches it
+    # (should_flush_tlb(), v6.15). CPU2 runs the mm and gets both.
+    w = os.path.join(ROOT, "tests/data/sched/lazy_futex.json")
+    s = run("lazy_futex", "x86_small", w, sets=["machine.cpus=3"])
+    nf = get(s, "system.regions.region[no-freed].ipis_sent")
+    fr = get(s, "system.regions.region[freed].ipis_sent")
+    check(nf == 1, "lazy_futex", f"munmap of one page (tables kept) sends 1 IPI (CPU2 only), got {nf}")
+    check(fr == 2, "lazy_futex", f"munmap that frees a PTE table sends 2 IPIs (CPU2 and lazy CPU1), got {fr}")
+    check(get(s, "system.x86_tlbflush.ipis_skipped_lazy") >= 1, "lazy_futex", "the lazy CPU was skipped")
+    check(get(s, "system.coherence.stale_tlb_violations") == 0, "lazy_futex", "no stale TLB entry")
+
+
+@case
+def nested_gather():
+    # munmap's tlb_finish_mmu() while another gather of the mm is live: the whole
+    # mm is flushed (mm_tlb_flush_nested, mm/mmu_gather.c). linux-6.18: the
+    # MADV_DONTNEED holds only its VMA's lock, so it overlaps the munmap.
+    w = os.path.join(ROOT, "tests/data/sched/nested.json")
+    for m in ("x86_small", "arm64_small"):
+        s = run("nested." + m, m, w, kernel="linux-6.18", sets=["machine.cpus=3"])
+        n = get(s, "system.kernel.vmstat.tlb_flush_nested")
+        check(n >= 1, "nested." + m, f"tlb_flush_nested >= 1, got {n}")
+        if m == "x86_small":
+            # 8 pages would be 8 INVLPGs on each CPU (below the 33-page ceiling); the
+            # nested finish makes it a full flush on the initiator.
+            full = get(s, "system.regions.region[munmap].full_flushes")
+            check(full >= 1, "nested." + m, f"munmap's flush is full (full_flushes >= 1), got {full}")
+        check(get(s, "system.coherence.stale_tlb_violations") == 0, "nested." + m, "no stale TLB entry")
+
+
+@case
+def tlb_gen_coalescing():
+    # Concurrent COW faults of one mm flush one page each (ptep_clear_flush); a
+    # handler that runs after a later flush raised tlb_gen flushes everything and
+    # the later handler finds its generation done (flush_tlb_func(), v6.15).
+    w = gen("cow4", "anon-cow", "--threads", "4", "--pattern", "rand", "--size-per-thread", "1MiB",
+            "--pin", "--child-cpu", "4")
+    s = run("coalescing", "x86_small", w, sets=["machine.cpus=5"])
+    full = get(s, "system.x86_tlbflush.flush_coalesced_full")
+    done = get(s, "system.x86_tlbflush.flush_up_to_date")
+    check(full > 0, "coalescing", f"range flushes turned full by a newer tlb_gen > 0, got {full}")
+    check(done > 0, "coalescing", f"handlers that found their generation flushed > 0, got {done}")
+    check(get(s, "system.locks.mmap_lock.contended") == 0, "coalescing",
+          "COW faults under per-VMA locks never wait for mmap_lock")
+    check(get(s, "system.coherence.stale_tlb_violations") == 0, "coalescing", "no stale TLB entry")
+
+
+@case
+def round_robin():
+    # 8 processes pinned to CPU 0 take turns by time slice: every switch between
+    # them is switch_mm. x86: 8 mms > TLB_NR_DYN_ASIDS (6) PCID slots, so slots are
+    # reused and the evicted mm's entries flushed; arm64: ASIDs are global, one per
+    # mm. The coherence checker sees every access: no cross-process stale entry.
+    w = gen("rr8", "round-robin", "--processes", "8", "--size", "256KiB", "--repeat", "64")
+    for m in ("x86_small", "arm64_small"):
+        s = run("rr." + m, m, w, sets=["machine.sched.slice_cycles=100000"])
+        cs = get(s, "system.cpu[0].context_switches")
+        check(cs >= 16, "rr." + m, f"CPU0 switched at least twice per process, got {cs}")
+        check(get(s, "system.cpu[1].context_switches") == 0, "rr." + m, "CPU1 never ran them")
+        invol = sum(v for k, v in s.items() if k.endswith(".involuntary_switches"))
+        check(invol > 0, "rr." + m, f"time-slice preemptions > 0, got {invol}")
+        if m == "x86_small":
+            new = get(s, "system.x86_tlbflush.pcid_new_asid")
+            reuse = get(s, "system.x86_tlbflush.pcid_slot_reuse")
+            check(new > 8, "rr." + m, f"8 mms on 6 PCID slots need more than 8 slot assignments, got {new}")
+            check(reuse == new - 6, "rr." + m, f"every assignment after the 6th evicts a live mm: "
+                  f"reuse {reuse} == new {new} - 6")
+        else:
+            check(get(s, "system.arm64_tlbflush.asid_allocations") == 8, "rr." + m, "one ASID per mm")
+            check(get(s, "system.arm64_tlbflush.ttbr_switches") >= 16, "rr." + m, "TTBR0 written per switch")
+        check(get(s, "system.coherence.stale_tlb_violations") == 0, "rr." + m, "no stale TLB entry")
+
+
+@case
+def oversubscribed():
+    # 128 threads of one process on 64 CPUs (x86_server): they share CPUs, switch
+    # within one mm (no CR3 write), and one PCID slot per CPU that ran the mm.
+    w = gen("cow128", "anon-cow", "--threads", "128", "--pattern", "seq", "--size-per-thread", "64KiB")
+    s = run("oversubscribed", "x86_server", w)
+    cs = total(s, "context_switches")
+    check(cs >= 128, "oversubscribed", f"context switches >= 128, got {cs}")
+    new = get(s, "system.x86_tlbflush.pcid_new_asid")
+    check(0 < new <= 64 + 64, "oversubscribed", f"PCID slots: one per CPU per mm (parent, child), got {new}")
+    check(get(s, "system.x86_tlbflush.pcid_slot_reuse") == 0, "oversubscribed", "two mms never evict a slot")
+    exits = sum(1 for k, v in s.items() if k.endswith(".exit_cycles") and v > 0)
+    check(exits == 129, "oversubscribed", f"128 threads and the child exited, got {exits}")
+    check(get(s, "system.coherence.stale_tlb_violations") == 0, "oversubscribed", "no stale TLB entry")
+
+
+@case
+def quantum_storm():
+    # The derived quantum against quantum 0 on a 16-thread shootdown storm: the
+    # same counts, cycles within 1 %.
+    w = gen("storm16", "storm", "--threads", "16", "--pin")
+    for m in ("x86_server", "arm64_server"):
+        a = run("q0." + m, m, w, sets=["machine.quantum_cycles=0"])
+        b = run("qd." + m, m, w)
+        counts = [k for k in a if k.endswith(("ipis_sent", "ipis_received", "tlbi_sent", "faults",
+                                              "invlpg", "full_flushes", "pgfault", "nr_tlb_remote_flush"))]
+        diff = [k for k in counts if a[k] != b.get(k)]
+        check(not diff, "quantum." + m, f"counts identical, differ: {diff[:5]}")
+        ca = get(a, "system.regions.region[storm].cycles")
+        cb = get(b, "system.regions.region[storm].cycles")
+        check(abs(cb - ca) <= 0.01 * ca, "quantum." + m, f"storm cycles within 1%: {ca} vs {cb}")
+        print(f"quantum.{m}: storm cycles quantum 0 {ca}, default {cb} ({100.0 * (cb - ca) / ca:+.3f}%)")
+
+
+@case
+def ipi_serial():
+    # Four flush IPIs reach CPU0 at the same instant: one interrupt (one entry and
+    # exit), the four flush_tlb_func() calls back to back; the first pays the entry.
+    w = os.path.join(ROOT, "tests/data/sched/ipi_serial.json")
+    trace = os.path.join(TMP, "ipi_serial.trace.json")
+    s = run("ipi_serial", "x86_small", w, kernel="linux-6.18", sets=["machine.cpus=5"], trace=trace)
+    # 4 from the madvise calls in one interrupt, then one more when the last thread's
+    # exit_mmap() frees the page tables and reaches CPU0, lazy by then.
+    check(get(s, "system.cpu[0].ipis_received") == 5, "ipi_serial",
+          f"CPU0 handled 4 + 1 IPIs, got {get(s, 'system.cpu[0].ipis_received')}")
+    check(get(s, "system.cpu[0].interrupts") == 2, "ipi_serial",
+          f"in 1 + 1 interrupts, got {get(s, 'system.cpu[0].interrupts')}")
+    with open(trace) as f:
+        t = json.load(f)
+    events = t["traceEvents"] if isinstance(t, dict) else t
+    ghz = 2.5  # x86_small
+    cyc = lambda us: round(float(us) * ghz * 1000)
+    h = sorted(((cyc(e["ts"]), cyc(e["dur"])) for e in events
+                if e.get("cat") == "ipi" and e.get("ph") == "X" and e.get("tid") == 0))[:4]
+    sends = sorted(cyc(e["ts"]) for e in events if e.get("ph") == "s")
+    check(sends[:4] == [sends[0]] * 4, "ipi_serial", f"the first 4 IPIs were sent at once: {sends[:4]}")
+    check(len(h) == 4, "ipi_serial", f"4 handler spans on CPU0, got {len(h)}")
+    if len(h) == 4:
+        gaps = [h[i + 1][0] - (h[i][0] + h[i][1]) for i in range(3)]
+        check(all(abs(g) <= 1 for g in gaps), "ipi_serial", f"handlers back to back, gaps {gaps}")
+        irq, handler = 1500, 200  # x86.irq_entry_exit_cycles, x86.handler_cycles (defaults)
+        check(h[0][1] >= irq + handler, "ipi_serial", f"the first pays the interrupt entry: {h[0][1]}")
+        check(all(handler <= d < irq for _, d in h[1:]), "ipi_serial",
+              f"the others only their handler: {[d for _, d in h[1:]]}")
+        end = h[3][0] + h[3][1] - h[0][0]
+        work = sum(d for _, d in h) - irq - 4 * handler
+        check(end == irq + 4 * handler + work, "ipi_serial",
+              f"last ends {end} = entry {irq} + 4 x {handler} + flush work {work} after delivery")
+        print(f"ipi_serial: spans {h}; last ends {end} cycles after delivery")
+
+
+@case
+def child_stolen():
+    # arm64: CPU1 snoops 8 broadcast TLBIs while idle; a child forked onto it later
+    # does not pay for them (same region cycles as without any bystander stall).
+    w = os.path.join(ROOT, "tests/data/sched/child_stolen.json")
+    a = run("child_stolen", "arm64_small", w)
+    b = run("child_stolen.nostall", "arm64_small", w, sets=["machine.arm64.victim_stall_cycles=0"])
+    idle = get(a, "system.cpu[1].irq_idle_cycles")
+    check(idle >= 8 * 1000, "child_stolen", f"CPU1 paid >= 8 snoops in idle time, got {idle}")
+    ca, cb = get(a, "system.regions.region[child].cycles"), get(b, "system.regions.region[child].cycles")
+    check(ca == cb, "child_stolen", f"the child's region is the same with and without the idle snoops: {ca} vs {cb}")
+
+
+print(f"{checks - len(failures)} passed, {len(failures)} failed")
+sys.exit(1 if failures else 0)

@@ -97,6 +97,7 @@ def lazy_futex():
     s = run("lazy_futex", "x86_small", w, sets=["machine.cpus=3"])
     nf = get(s, "system.regions.region[no-freed].ipis_sent")
     fr = get(s, "system.regions.region[freed].ipis_sent")
+    print(f"lazy_futex: IPIs no-freed {nf}, freed {fr}, skipped lazy {get(s, 'system.x86_tlbflush.ipis_skipped_lazy')}")
     check(nf == 1, "lazy_futex", f"munmap of one page (tables kept) sends 1 IPI (CPU2 only), got {nf}")
     check(fr == 2, "lazy_futex", f"munmap that frees a PTE table sends 2 IPIs (CPU2 and lazy CPU1), got {fr}")
     check(get(s, "system.x86_tlbflush.ipis_skipped_lazy") >= 1, "lazy_futex", "the lazy CPU was skipped")
@@ -112,6 +113,8 @@ def nested_gather():
     for m in ("x86_small", "arm64_small"):
         s = run("nested." + m, m, w, kernel="linux-6.18", sets=["machine.cpus=3"])
         n = get(s, "system.kernel.vmstat.tlb_flush_nested")
+        print(f"nested.{m}: tlb_flush_nested {n}, munmap region full flushes "
+              f"{s.get('system.regions.region[munmap].full_flushes')}, TLBIs {s.get('system.regions.region[munmap].tlbis')}")
         check(n >= 1, "nested." + m, f"tlb_flush_nested >= 1, got {n}")
         if m == "x86_small":
             # 8 pages would be 8 INVLPGs on each CPU (below the 33-page ceiling); the
@@ -131,6 +134,8 @@ def tlb_gen_coalescing():
     s = run("coalescing", "x86_small", w, sets=["machine.cpus=5"])
     full = get(s, "system.x86_tlbflush.flush_coalesced_full")
     done = get(s, "system.x86_tlbflush.flush_up_to_date")
+    print(f"coalescing: remote flushes {get(s, 'system.x86_tlbflush.nr_tlb_remote_flush')}, handlers "
+          f"{get(s, 'system.x86_tlbflush.nr_tlb_remote_flush_received')}, coalesced full {full}, up to date {done}")
     check(full > 0, "coalescing", f"range flushes turned full by a newer tlb_gen > 0, got {full}")
     check(done > 0, "coalescing", f"handlers that found their generation flushed > 0, got {done}")
     check(get(s, "system.locks.mmap_lock.contended") == 0, "coalescing",
@@ -148,6 +153,10 @@ def round_robin():
     for m in ("x86_small", "arm64_small"):
         s = run("rr." + m, m, w, sets=["machine.sched.slice_cycles=100000"])
         cs = get(s, "system.cpu[0].context_switches")
+        print(f"rr.{m}: CPU0 context switches {cs}, " + ", ".join(
+            f"{k.split('.')[-1]} {v}" for k, v in sorted(s.items())
+            if k.split('.')[-1] in ("pcid_new_asid", "pcid_slot_reuse", "context_switch_flushes",
+                                    "asid_allocations", "ttbr_switches", "switch_mm", "preemptions")))
         check(cs >= 16, "rr." + m, f"CPU0 switched at least twice per process, got {cs}")
         check(get(s, "system.cpu[1].context_switches") == 0, "rr." + m, "CPU1 never ran them")
         invol = sum(v for k, v in s.items() if k.endswith(".involuntary_switches"))
@@ -171,6 +180,9 @@ def oversubscribed():
     w = gen("cow128", "anon-cow", "--threads", "128", "--pattern", "seq", "--size-per-thread", "64KiB")
     s = run("oversubscribed", "x86_server", w)
     cs = total(s, "context_switches")
+    print(f"oversubscribed: context switches {cs}, pcid_new_asid {get(s, 'system.x86_tlbflush.pcid_new_asid')}, "
+          f"preemptions {get(s, 'system.sched.preemptions')}, migrations "
+          f"{sum(v for k, v in s.items() if k.endswith('.migrations'))}")
     check(cs >= 128, "oversubscribed", f"context switches >= 128, got {cs}")
     new = get(s, "system.x86_tlbflush.pcid_new_asid")
     check(0 < new <= 64 + 64, "oversubscribed", f"PCID slots: one per CPU per mm (parent, child), got {new}")
@@ -245,6 +257,7 @@ def child_stolen():
     idle = get(a, "system.cpu[1].irq_idle_cycles")
     check(idle >= 8 * 1000, "child_stolen", f"CPU1 paid >= 8 snoops in idle time, got {idle}")
     ca, cb = get(a, "system.regions.region[child].cycles"), get(b, "system.regions.region[child].cycles")
+    print(f"child_stolen: CPU1 idle handler cycles {idle}; child region {ca} vs {cb} without stalls")
     check(ca == cb, "child_stolen", f"the child's region is the same with and without the idle snoops: {ca} vs {cb}")
 
 

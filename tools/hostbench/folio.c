@@ -211,7 +211,17 @@ static char *map_populate(int ci, size_t size, meas_t *m, opres_t *r, bool stats
 }
 
 // A child pinned to CPU 0 that blocks until the pipe is written or closed.
+static pid_t fork_child_raw(int pfd[2]);
+// The measured mapping is the one fork_child's callers just populated: everything else
+// of the harness stays order-0 so the child's exit cannot leave a harness folio
+// partially mapped (one split_deferred per fork at 16K and 64K otherwise).
+static char *g_measured;
+static size_t g_measured_len;
 static pid_t fork_child(int pfd[2]) {
+  own_memory_nohugepage(g_measured, g_measured_len);
+  return fork_child_raw(pfd);
+}
+static pid_t fork_child_raw(int pfd[2]) {
   pid_t pid = fork();
   if (pid == 0) {
     close(pfd[1]);
@@ -409,6 +419,7 @@ static void run_config(int ci, int rep) {
 
   // fork_exit: fork, child_exit, cow_reuse
   p = map_populate(ci, size, &m, NULL, false, NULL);
+  g_measured = p, g_measured_len = size;
   xpipe(pfd);
   op_begin(&m, st);
   pid = fork_child(pfd);
@@ -426,6 +437,7 @@ static void run_config(int ci, int rep) {
 
   // fork_munmap
   p = map_populate(ci, size, &m, NULL, false, NULL);
+  g_measured = p, g_measured_len = size;
   xpipe(pfd);
   pid = fork_child(pfd);
   close(pfd[0]);
@@ -439,6 +451,7 @@ static void run_config(int ci, int rep) {
 
   // fork_cow
   p = map_populate(ci, size, &m, NULL, false, NULL);
+  g_measured = p, g_measured_len = size;
   xpipe(pfd);
   pid = fork_child(pfd);
   close(pfd[0]);

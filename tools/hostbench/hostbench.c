@@ -254,6 +254,7 @@ int main(int argc, char **argv) {
       bad_arg("--out path too long; expected a shorter file name");
   }
   thp_preflight();  // exits 2 with one line, nothing changed
+  own_memory_nohugepage(NULL, 0);  // before any THP policy is armed
   if (g_params.fam_folio || g_params.fam_primitives) {  // fork_cow holds the parent's and the child's copy
     char mem[8192];
     int64_t avail = 0;

@@ -41,6 +41,11 @@ ssize_t read_small(const char *path, char *buf, size_t cap);
 void *big_alloc(size_t bytes);  // private anon mmap, MADV_NOHUGEPAGE, zero-filled
 void big_free(void *p, size_t bytes);
 void pin_self(int cpu);
+// MADV_NOHUGEPAGE on every private writable mapping of this process except
+// [keep, keep + keep_len): the harness's own stack, data, heap and buffers fault in
+// order-0 pages, so the system-wide THP counters (split_deferred) see only the
+// measured mapping, even when a forked child and the parent copy-on-write them.
+void own_memory_nohugepage(const void *keep, size_t keep_len);
 bool cpu_flag(const char *name);  // the flag is in /proc/cpuinfo's "flags" (first CPU); hostbench.c
 int64_t anon_huge_pages_bytes(void);  // AnonHugePages of /proc/self/smaps_rollup; folio.c
 char *map_aligned(size_t size);  // private anon RW mapping, 2 MiB-aligned, no madvise; folio.c

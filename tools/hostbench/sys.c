@@ -91,6 +91,23 @@ void *big_alloc(size_t bytes) {
 
 void big_free(void *p, size_t bytes) { munmap(p, bytes); }
 
+void own_memory_nohugepage(const void *keep, size_t keep_len) {
+  FILE *f = fopen("/proc/self/maps", "re");
+  if (!f) return;
+  const uintptr_t k0 = (uintptr_t)keep, k1 = k0 + keep_len;
+  char line[512];
+  while (fgets(line, sizeof line, f)) {
+    unsigned long a, b;
+    char perms[8];
+    if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) != 3) continue;
+    if (perms[0] != 'r' || perms[1] != 'w' || perms[3] != 'p') continue;
+    // The part outside the measured mapping (before it and after it).
+    if (a < k0 || !keep_len) madvise((void *)a, (keep_len && b > k0 ? k0 : b) - a, MADV_NOHUGEPAGE);
+    if (keep_len && b > k1) madvise((void *)(a > k1 ? a : k1), b - (a > k1 ? a : k1), MADV_NOHUGEPAGE);
+  }
+  fclose(f);
+}
+
 void pin_self(int cpu) {
   cpu_set_t set;
   CPU_ZERO(&set);

@@ -50,15 +50,15 @@ std::optional<Pfn> PhysMem::alloc_folio(ExecContext& ctx, unsigned order) {
   const uint64_t splits = m_buddy.nr_splits();
   std::optional<Pfn> pfn;
   if (pcp_allowed_order(order)) {
-    // rmqueue_pcplist(): an empty list is refilled under the zone lock. No
-    // reference into m_pcp is held across the lock: waiting for it lets other CPUs
-    // run, and their first use may grow m_pcp.
-    if (pcp_count(ctx.cpu, order) < nr) {
+    // rmqueue_pcplist(): an empty list is refilled under the zone lock (m_pcp is
+    // sized once, set_nr_cpus, so the reference survives the wait).
+    uint64_t& pcp = pcp_count(ctx.cpu, order);
+    if (pcp < nr) {
       ScopedLock zone(ctx, zone_lock);
-      pcp_count(ctx.cpu, order) += std::max<uint64_t>(kPcpBatch >> order, 2) << order;
+      pcp += std::max<uint64_t>(kPcpBatch >> order, 2) << order;
     }
     pfn = alloc_folio(order);
-    if (pfn) pcp_count(ctx.cpu, order) -= nr;
+    if (pfn) pcp -= nr;
   } else {
     ScopedLock zone(ctx, zone_lock);  // rmqueue_buddy()
     pfn = alloc_folio(order);
@@ -86,9 +86,10 @@ void PhysMem::free_folio(ExecContext& ctx, Pfn head, const char* what) {
   if (pcp_allowed_order(order)) {
     // free_frozen_page_commit(): past pcp->high, free_pcppages_bulk() under the
     // zone lock.
-    if ((pcp_count(ctx.cpu, order) += nr) >= kPcpHigh) {
+    uint64_t& pcp = pcp_count(ctx.cpu, order);
+    pcp += nr;
+    if (pcp >= kPcpHigh) {
       ScopedLock zone(ctx, zone_lock);
-      uint64_t& pcp = pcp_count(ctx.cpu, order);  // after the wait (see alloc_folio)
       pcp -= std::min(pcp, kPcpHigh - kPcpBatch);
     }
     free_folio(head, what);

@@ -105,6 +105,14 @@ class ArchMmu {
   /// arch_tlbbatch_flush(batch): complete every invalidation of ctx.cpu's batch;
   /// returns when done (x86: one flush_tlb_multi; arm64: one DSB ISH).
   virtual void arch_tlbbatch_flush(ExecContext& ctx) { (void)ctx; }
+  /// arch_flush_tlb_batched_pending(mm): what flush_tlb_batched_pending() does once
+  /// a batch of this mm is still pending (Linux 6.5+). The generic and x86 one is
+  /// flush_tlb_mm(mm), which the kernel then issues (and counts) itself: return
+  /// false. arm64 only waits for the TLBIs it already issued and returns true.
+  virtual bool arch_flush_tlb_batched_pending(ExecContext& ctx, Mm& mm) {
+    (void)ctx, (void)mm;
+    return false;
+  }
   /// pte_accessible(mm, pte): may a TLB hold the (old) entry? No PROT_NONE / NUMA
   /// hinting entries are modelled, so on x86 and arm64 this is "present".
   virtual bool pte_accessible(const Mm& mm, uint64_t pte) const {

@@ -62,7 +62,13 @@ class Folio {
     if (mc <= 1) return false;
     return lf().maybe_mapped_shared;
   }
-  /// folio_likely_mapped_shared() (v6.8..v6.14): large folios guessed from the first page.
+  /// folio_estimated_sharers() (v6.7..v6.9): page_mapcount() of the first page, which
+  /// for a large folio adds the entire (PMD) mapcount. Callers treat != 1 as shared.
+  int32_t estimated_sharers() const {
+    if (!test_large()) return m_head->mapcount;
+    return m_head->mapcount + lf().entire_mapcount;
+  }
+  /// folio_likely_mapped_shared() (v6.10..v6.14): large folios guessed from the first page.
   bool likely_mapped_shared() const {
     const int32_t mc = mapcount();
     if (!test_large()) return mc > 1;

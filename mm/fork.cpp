@@ -126,7 +126,6 @@ Mm* Kernel::try_dup_mmap(ExecContext& ctx, Mm& oldmm) {
   Mm& mm = mm_create(ctx);
   mmap_write_lock(ctx, mm);  // mmap_write_lock_nested(mm): nobody else sees it yet
   mm.mmap_base = oldmm.mmap_base;
-  mm.mmap_next = oldmm.mmap_next;
   ForkCopier copier(*this, ctx);
   int err = 0;
   for (auto& [start, mpnt] : oldmm.vmas()) {

@@ -173,7 +173,17 @@ std::optional<FaultResult> Kernel::do_huge_pmd_wp_page(ExecContext& ctx, VmFault
   ++m_vmstat.pgfault_wp;
   const Pfn pfn = m_codec.pfn(vmf.orig_pmd);
   Folio folio = Folio::of(m_pm, pfn);
-  if (folio.test_zero()) return do_huge_zero_wp_pmd(ctx, vmf);
+  if (folio.test_zero()) {
+    if (m_huge_zero_wp_thp) return do_huge_zero_wp_pmd(ctx, vmf);
+    // Before 6.13 (profile switch huge_zero_wp_thp): "if (is_huge_zero_pmd(orig_pmd))
+    // goto fallback" → __split_huge_pmd() into 512 zero-page PTEs, VM_FAULT_FALLBACK;
+    // the PTE fault then copies the one zero page (do_wp_page → wp_page_copy).
+    ScopedLock pmd_lock(ctx, m_pm.ptl(vmf.pmd_table));
+    if (*vmf.pmd != vmf.orig_pmd) return FaultResult::kRetry;
+    split_huge_pmd_locked(ctx, vmf.vma, vmf.pmd_table, vmf.pmd,
+                          vmf.address.align_down(kPmdSize), false);
+    return std::nullopt;
+  }
   ScopedLock pmd_lock(ctx, m_pm.ptl(vmf.pmd_table));
   if (*vmf.pmd != vmf.orig_pmd) return FaultResult::kRetry;  // !pmd_same
   Page& head = folio.head();

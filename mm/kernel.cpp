@@ -42,6 +42,10 @@ Mm& Kernel::mm_create(ExecContext& ctx) {
   ctx.count(KOp::kMmFixed);
   auto mm = std::make_unique<Mm>(m_next_mm_id++, m_next_ctx_id++, m_arch.nr_cpus());
   if (!m_pt.pgd_alloc(ctx, *mm)) throw std::runtime_error("out of memory allocating a pgd");
+  // arch_pick_mmap_layout() → mmap_base(): PAGE_ALIGN(TASK_SIZE - gap - rnd) with the
+  // stack gap clamped to MIN_GAP = 128 MiB (8 MiB stack rlimit + 1 MiB guard gap is
+  // below it) and no randomisation (ASLR off, as the host measurements run).
+  mm->mmap_base = VirtAddr(task_size() - (uint64_t{128} << 20));
   m_arch.init_new_context(*mm);
   m_mms.push_back(std::move(mm));
   return *m_mms.back();

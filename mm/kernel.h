@@ -18,6 +18,7 @@
 #include "mm/deferred_split.h"
 #include "mm/exec_context.h"
 #include "mm/filemap.h"
+#include "mm/folio.h"
 #include "mm/kernel_profile.h"
 #include "mm/lru.h"
 #include "mm/mm_struct.h"
@@ -112,6 +113,16 @@ class Kernel {
   /// values; mmap_errno() tells them apart). The mapping always ends at or below the
   /// architecture's TASK_SIZE (base/addr.h).
   uint64_t sys_mmap(ExecContext& ctx, Mm& mm, const MmapArgs& args);
+  /// TASK_SIZE of the architecture and paging mode.
+  uint64_t task_size() const;
+  /// vm_unmapped_area() top-down: the highest free range of `len` bytes at `align`
+  /// below `high_limit`.
+  std::optional<VirtAddr> unmapped_area_topdown(const Mm& mm, uint64_t len, uint64_t align,
+                                                uint64_t high_limit) const;
+  /// __thp_get_unmapped_area() for an anonymous mapping: a PMD-aligned range.
+  std::optional<VirtAddr> thp_get_unmapped_area(const Mm& mm, uint64_t len) const;
+  /// Does __get_unmapped_area() THP-align an anonymous mapping of `len` bytes?
+  bool thp_align_anon(uint64_t len) const;
   /// The errno of a sys_mmap() result, 0 for an address.
   static constexpr int mmap_errno(uint64_t r) {
     return r >= static_cast<uint64_t>(-4095) ? static_cast<int>(-static_cast<int64_t>(r)) : 0;
@@ -444,6 +455,34 @@ class Kernel {
   bool m_pt_reclaim = m_profile.pt_reclaim() && m_arch.arch() == Arch::kX86_64;
   // faults (huge_memory.cpp, filemap.cpp)
   ThpSysfs m_thp = ThpSysfs::from(m_profile);
+  // madvise's "is this folio shared?" test per release (sharers_estimate); without
+  // MM-ID the 6.15 test cannot exist, and a kernel without it used the 6.10 one.
+  enum class SharersEstimate : uint8_t { kEstimatedSharers, kLikelyMappedShared, kMaybeMappedShared };
+  SharersEstimate m_sharers =
+      m_profile.sharers_estimate() == "estimated_sharers" ? SharersEstimate::kEstimatedSharers
+      : m_profile.sharers_estimate() == "maybe_mapped_shared" && m_profile.mm_id()
+          ? SharersEstimate::kMaybeMappedShared
+          : SharersEstimate::kLikelyMappedShared;
+  /// The shared-folio test of madvise_cold_or_pageout_pte_range() and
+  /// madvise_free_pte_range(): folio_estimated_sharers() != 1 (6.7-6.9),
+  /// folio_likely_mapped_shared() (6.10-6.14), folio_maybe_mapped_shared() (6.15+).
+  bool madvise_folio_shared(Folio folio) const {
+    switch (m_sharers) {
+      case SharersEstimate::kEstimatedSharers: return folio.estimated_sharers() != 1;
+      case SharersEstimate::kLikelyMappedShared: return folio.likely_mapped_shared();
+      default: return folio.maybe_mapped_shared(true);
+    }
+  }
+  // THP alignment of anonymous mmaps (__get_unmapped_area, profile thp_anon_align).
+  enum class ThpAnonAlign : uint8_t { kNone, kLenGePmd, kPmdMultiple };
+  ThpAnonAlign m_thp_anon_align = m_profile.thp_anon_align() == "none" ? ThpAnonAlign::kNone
+                                  : m_profile.thp_anon_align() == "len_ge_pmd"
+                                      ? ThpAnonAlign::kLenGePmd
+                                      : ThpAnonAlign::kPmdMultiple;
+  // arm64 arch_flush_tlb_batched_pending() = flush_tlb_mm (Linux 6.16+).
+  bool m_arm64_batched_pending_flush_mm = m_profile.arm64_batched_pending_flush_mm();
+  // do_huge_zero_wp_pmd() on a write fault to the huge zero page (Linux 6.13+).
+  bool m_huge_zero_wp_thp = m_profile.huge_zero_wp_thp();
   // __wp_can_reuse_large_anon_folio() needs the MM-ID shared bit (Linux 6.15).
   bool m_cow_reuse_large = m_profile.cow_reuse_large() && m_profile.mm_id();
   // deferred_split_folio(folio, false) at PMD THP faults (Linux 6.12+, shrink_underused).

@@ -62,11 +62,17 @@ struct ThpParams : ParamSet {
 };
 
 struct KernelProfile : ParamSet {
-  KernelProfile() : ParamSet("Kernel profile: switches reproducing one Linux generation.") {}
+  KernelProfile() : ParamSet("Kernel profile: switches reproducing one Linux generation.") {
+    sharers_estimate.one_of({"estimated_sharers", "likely_mapped_shared", "maybe_mapped_shared"});
+    thp_anon_align.one_of({"none", "len_ge_pmd", "pmd_multiple"});
+  }
 
   Param<std::string> name{this, "name", "linux-6.15", "", "Name of the profile."};
   Param<std::string> version{this, "version", "6.15", "",
-                             "Linux version the profile models (informational)."};
+                             "Linux version the profile models (MAJOR.MINOR, 6.7..6.18): "
+                             "every behaviour switch takes its default from the release "
+                             "that changed it (docs/kernel-profiles.md); keys set next to it "
+                             "override those defaults one by one."};
   Param<bool> rmap_batching{this, "rmap_batching", true, "",
                             "Batched folio rmap calls for PTE runs of one folio "
                             "(folio_*_rmap_ptes; Linux 6.8/6.9 rmap overhaul). Off: one "
@@ -86,10 +92,35 @@ struct KernelProfile : ParamSet {
                               "(Linux 6.15, via MM-ID). Off: copy."};
   Param<bool> deferred_split_partial_only{
       this, "deferred_split_partial_only", true, "",
-      "Linux 6.12 deferred split: partly unmapped folios are queued with "
-      "PG_partially_mapped, and PMD THPs are also queued at fault time for the "
-      "underused-THP shrinker (thp.shrink_underused). Off (older kernels): nothing is "
-      "queued at fault time."};
+      "__folio_remove_rmap() queues a large anon folio for deferred split only while it "
+      "stays partially mapped (Linux 6.10: partially_mapped = nr && atomic_read(mapped)). "
+      "Off (6.7-6.9): any PTE-level removal queues it, also the one that unmaps it "
+      "entirely."};
+  Param<std::string> sharers_estimate{
+      this, "sharers_estimate", "maybe_mapped_shared", "",
+      "How MADV_COLD/PAGEOUT/FREE and reclaim's madvise walk decide that a large folio "
+      "is shared (and skip it): estimated_sharers (6.7-6.9, the first page's mapcount), "
+      "likely_mapped_shared (6.10-6.14, folio_likely_mapped_shared()), "
+      "maybe_mapped_shared (6.15+, MM-ID)."};
+  Param<std::string> thp_anon_align{
+      this, "thp_anon_align", "pmd_multiple", "",
+      "THP alignment of anonymous private mmaps without a hint (__get_unmapped_area → "
+      "thp_get_unmapped_area_vmflags): len_ge_pmd aligns every mapping of at least "
+      "2 MiB to a PMD boundary, pmd_multiple only lengths that are multiples of 2 MiB, "
+      "none never."};
+  Param<bool> arm64_batched_pending_flush_mm{
+      this, "arm64_batched_pending_flush_mm", false, "",
+      "arm64 arch_flush_tlb_batched_pending() flushes the mm (TLBI ASIDE1IS + DSB; Linux "
+      "6.16, Ryan Roberts, 'Close theoretical race where stale TLB entry remains valid'). "
+      "Off (6.5-6.15): dsb(ish) only, the TLBIs having gone out at unmap."};
+  Param<bool> huge_zero_wp_thp{
+      this, "huge_zero_wp_thp", true, "",
+      "A write fault on the huge zero page allocates a PMD THP (do_huge_zero_wp_pmd(), "
+      "Linux 6.13). Off: split the zero PMD and fall back to a PTE fault."};
+  Param<bool> x86_lazy_cpumask{
+      this, "x86_lazy_cpumask", true, "",
+      "x86 keeps a CPU in the previous mm's mm_cpumask at switch_mm (Linux 6.14, Rik van "
+      "Riel: the bit is trimmed later). Off: switch_mm_irqs_off() clears it."};
   Param<bool> flush_range_freed_tables{
       this, "flush_range_freed_tables", true, "",
       "x86 flush_tlb_range() passes freed_tables = true, so lazy CPUs get IPIs (early-2025 "
@@ -152,12 +183,9 @@ struct KernelProfile : ParamSet {
       "(debugfs fault_around_bytes; rounded down to a power of two, 4KiB..2MiB).",
       {min_value(Bytes{4 << 10}), max_value(Bytes{2 << 20})}};
 
-  void validate(const std::string& pointer) const override {
-    if (no_page_mapcount() && !mm_id())
-      throw InputError(pointer + "/no_page_mapcount",
-                       "no_page_mapcount requires mm_id (CONFIG_NO_PAGE_MAPCOUNT depends on "
-                       "CONFIG_MM_ID), got mm_id = false");
-  }
+  /// Checks the combination: no_page_mapcount needs mm_id, the version is modelled,
+  /// and nothing is set that the version cannot have (kernel_versions.cpp).
+  void validate(const std::string& pointer) const override;
 };
 
 /// The sysfs THP state as Linux keeps it (huge_anon_orders_always/_inherit/_madvise

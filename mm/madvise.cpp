@@ -62,8 +62,7 @@ uint64_t Kernel::madvise_free_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pmd,
       nr = folio_pte_batch(pfn, ptep, pte, max_nr);
       // A large folio only partly inside the range would need a split (skipped here,
       // as Linux skips it when the split fails); shared folios are left alone.
-      if (pfn != folio.pfn() || nr != folio.nr_pages() ||
-          folio.maybe_mapped_shared(m_rmap.config().mm_id)) {
+      if (pfn != folio.pfn() || nr != folio.nr_pages() || madvise_folio_shared(folio)) {
         addr += uint64_t{nr} * kPageSize;
         continue;
       }

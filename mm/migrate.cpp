@@ -77,14 +77,16 @@ void Kernel::try_to_unmap_flush_dirty(ExecContext& ctx) {
 
 void Kernel::flush_tlb_batched_pending(ExecContext& ctx, Mm& mm) {
   // Mirrors mm/rmap.c:flush_tlb_batched_pending(): try_to_unmap_flush() does not
-  // know the mms it flushed, so the first PTE modifier after a batch pays one
-  // flush_tlb_mm.
+  // know the mms it flushed, so the first PTE modifier after a batch pays
+  // arch_flush_tlb_batched_pending(): flush_tlb_mm on x86, dsb(ish) on arm64 6.5-6.15.
   const uint32_t batch = mm.tlb_flush_batched;
   const uint32_t pending = batch & kBatchPendingMask;
   const uint32_t flushed = batch >> kBatchFlushedShift;
   if (pending == flushed) return;
   ++m_flush_stats.batched_pending_flushes;
-  flush_tlb_mm(ctx, mm);
+  // arm64 from 6.16 (arm64_batched_pending_flush_mm) flushes the mm as x86 does.
+  if (m_arm64_batched_pending_flush_mm || !m_arch.arch_flush_tlb_batched_pending(ctx, mm))
+    flush_tlb_mm(ctx, mm);
   ctx.count(KOp::kAtomic);
   mm.tlb_flush_batched = pending | (pending << kBatchFlushedShift);
 }

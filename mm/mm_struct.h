@@ -72,10 +72,9 @@ class Mm {
     --it;
     return it->second->contains(a) ? it->second.get() : nullptr;
   }
-  /// Next free address for mmap without a hint (top-down allocation is not modelled;
-  /// mappings are placed bottom-up from mmap_base, aligned as requested).
-  VirtAddr mmap_base = VirtAddr(0x7f0000000000ull);
-  VirtAddr mmap_next = VirtAddr(0x7f0000000000ull);
+  /// mm->mmap_base: mmap without a hint places mappings top-down below it
+  /// (vm_unmapped_area(), VM_UNMAPPED_AREA_TOPDOWN). Set by Kernel::mm_create().
+  VirtAddr mmap_base = VirtAddr(0x7ffff7fff000ull);
 
   bool dead = false;  // exit_mmap ran
   /// MMF_HAS_PINNED: some page of this mm was ever pinned with FOLL_PIN (sticky;

@@ -163,6 +163,64 @@ namespace {
 constexpr uint64_t mmap_error(int e) { return static_cast<uint64_t>(-static_cast<int64_t>(e)); }
 }  // namespace
 
+uint64_t Kernel::task_size() const {
+  return m_arch.arch() == Arch::kArm64 ? kTaskSizeArm64
+         : m_arch.pgtable_levels() == 5 ? kTaskSizeX86La57
+                                        : kTaskSizeX86;
+}
+
+std::optional<VirtAddr> Kernel::unmapped_area_topdown(const Mm& mm, uint64_t len, uint64_t align,
+                                                      uint64_t high_limit) const {
+  // Mirrors mm/vma.c:unmapped_area_topdown(): walk the gaps between VMAs from
+  // high_limit down; the first (highest) gap [gap_start, gap_end) that holds len at
+  // `align` wins, the mapping placed at its top. The low limit is mmap_min_addr
+  // (64 KiB, the x86-64 and arm64 default of CONFIG_DEFAULT_MMAP_MIN_ADDR).
+  constexpr uint64_t kLowLimit = 64 << 10;
+  if (len > high_limit || high_limit - len < kLowLimit) return std::nullopt;
+  uint64_t gap_end = high_limit;
+  auto it = mm.vmas().lower_bound(gap_end);  // the first VMA starting at or above it
+  for (;;) {
+    uint64_t gap_start = kLowLimit;
+    const Vma* below = nullptr;
+    if (it != mm.vmas().begin()) {
+      below = std::prev(it)->second.get();
+      gap_start = std::max(gap_start, below->end().value());
+    }
+    if (gap_start < gap_end && gap_end - gap_start >= len) {
+      const uint64_t cand = (gap_end - len) & ~(align - 1);
+      if (cand >= gap_start) return VirtAddr(cand);
+    }
+    if (!below) return std::nullopt;
+    gap_end = std::min(gap_end, below->start().value());
+    if (gap_end < kLowLimit + len) return std::nullopt;
+    --it;
+  }
+}
+
+std::optional<VirtAddr> Kernel::thp_get_unmapped_area(const Mm& mm, uint64_t len) const {
+  // Mirrors mm/huge_memory.c:__thp_get_unmapped_area() for an anonymous mapping
+  // (off = 0, no hint): search for len + PMD_SIZE, then place the mapping at the
+  // first PMD boundary inside; top-down, an already aligned area gives its upper
+  // part ("if (test_bit(MMF_TOPDOWN, ...) && !off_sub) return ret + size").
+  if (len < kPmdSize || len + kPmdSize < len) return std::nullopt;
+  auto ret = unmapped_area_topdown(mm, len + kPmdSize, kPageSize, mm.mmap_base.value());
+  if (!ret) return std::nullopt;
+  const uint64_t off_sub = (0 - ret->value()) & (kPmdSize - 1);
+  if (off_sub == 0) return VirtAddr(ret->value() + kPmdSize);
+  return VirtAddr(ret->value() + off_sub);
+}
+
+bool Kernel::thp_align_anon(uint64_t len) const {
+  // __get_unmapped_area() (profile switch thp_anon_align): "len_ge_pmd" THP-aligns
+  // every anonymous private mapping the padded search can align (len >= PMD_SIZE);
+  // "pmd_multiple" only lengths that are a multiple of PMD_SIZE; "none" never.
+  switch (m_thp_anon_align) {
+    case ThpAnonAlign::kLenGePmd: return len >= kPmdSize;
+    case ThpAnonAlign::kPmdMultiple: return (len & (kPmdSize - 1)) == 0;
+    default: return false;
+  }
+}
+
 uint64_t Kernel::sys_mmap(ExecContext& ctx, Mm& mm, const MmapArgs& a) {
   // Mirrors mm/mmap.c:do_mmap() for anonymous mappings, with the argument checks of
   // do_mmap() and __get_unmapped_area() / arch_get_unmapped_area().
@@ -180,9 +238,7 @@ uint64_t Kernel::sys_mmap(ExecContext& ctx, Mm& mm, const MmapArgs& a) {
   // pgoff + (len >> PAGE_SHIFT) < pgoff: the file range wraps.
   const uint64_t pgoff = a.file_offset >> kPageShift;
   if (a.file >= 0 && pgoff + (len >> kPageShift) < pgoff) return mmap_error(EOVERFLOW);
-  const uint64_t task_size = m_arch.arch() == Arch::kArm64 ? kTaskSizeArm64
-                             : m_arch.pgtable_levels() == 5 ? kTaskSizeX86La57
-                                                            : kTaskSizeX86;
+  const uint64_t task_size = this->task_size();
   if (len > task_size) return mmap_error(ENOMEM);
   // vm_mmap_pgoff(): mmap_lock for write; MAP_POPULATE after it is dropped.
   MmapLockGuard lock(ctx, mm, LockMode::kExclusive);
@@ -196,29 +252,23 @@ uint64_t Kernel::sys_mmap(ExecContext& ctx, Mm& mm, const MmapArgs& a) {
     int r = do_munmap(ctx, mm, start, len, /*downgrade=*/false);  // MAP_FIXED replaces it
     if (r) return mmap_error(-r);
   } else {
-    // The search (bottom-up from mmap_next, simpler than Linux's top-down
-    // vm_unmapped_area()) fails with -ENOMEM when no gap below TASK_SIZE fits.
+    // __get_unmapped_area() → arch_get_unmapped_area_topdown() → vm_unmapped_area():
+    // the highest gap below mmap_base that holds len at the requested alignment;
+    // no gap is left between mappings. Large anonymous mappings are THP-aligned
+    // first (thp_get_unmapped_area_vmflags) where the version does it.
     const uint64_t align = std::max<uint64_t>(a.align, kPageSize);
     if (align > task_size || (align & (align - 1))) return mmap_error(ENOMEM);
-    auto fits = [&](VirtAddr s) { return s.value() <= task_size - len; };
-    start = mm.mmap_next.align_up(align);
-    if (start < mm.mmap_next || !fits(start)) return mmap_error(ENOMEM);
-    // Skip past existing VMAs that overlap.
-    for (;;) {
-      auto it = mm.vmas().lower_bound(start.value());
-      bool clash = false;
-      if (it != mm.vmas().begin() && std::prev(it)->second->end() > start) {
-        start = std::prev(it)->second->end().align_up(align);
-        clash = true;
-      } else if (it != mm.vmas().end() && it->second->start() < start + len) {
-        start = it->second->end().align_up(align);
-        clash = true;
-      }
-      if (start.value() == 0 || !fits(start)) return mmap_error(ENOMEM);
-      if (!clash) break;
-    }
-    // Leave a guard gap so unrelated mappings never share page tables by accident.
-    mm.mmap_next = (start + len).align_up(kPmdSize) + kPmdSize;
+    std::optional<VirtAddr> found;
+    if (a.file < 0 && !a.shared && align < kPmdSize && thp_align_anon(len))
+      found = thp_get_unmapped_area(mm, len);
+    if (!found) found = unmapped_area_topdown(mm, len, align, mm.mmap_base.value());
+    // arch_get_unmapped_area_topdown(): "A failed mmap() very likely causes
+    // application failure, so fall back to the bottom-up function here". The
+    // fallback here searches [mmap_base, TASK_SIZE) top-down as well (Linux:
+    // bottom-up from mmap_legacy_base; reached only when everything below is full).
+    if (!found) found = unmapped_area_topdown(mm, len, align, task_size);
+    if (!found) return mmap_error(ENOMEM);
+    start = *found;
   }
   uint64_t flags = kVmMayWrite | a.extra_vm_flags;
   if (a.read) flags |= kVmRead;

@@ -36,10 +36,15 @@ class FrameObserver {
   virtual void on_frames_allocated(Pfn pfn, uint64_t nr) = 0;
 };
 
+/// MAX_PAGE_ORDER (include/linux/mmzone.h; MAX_ORDER before 6.8): the largest buddy
+/// order, CONFIG_ARCH_FORCE_MAX_ORDER's default of 10 (4 MiB) on x86-64 and on arm64
+/// with 4 KiB pages.
+inline constexpr unsigned kMaxPageOrder = 10;
+
 class PhysMem {
  public:
   /// `bytes` of memory (rounded down to frames).
-  PhysMem(uint64_t bytes, unsigned max_order);
+  PhysMem(uint64_t bytes, unsigned max_order = kMaxPageOrder);
   /// Sizes the per-CPU page lists (before any task runs).
   void set_nr_cpus(unsigned n) {
     if (m_pcp.size() < n) m_pcp.resize(n, {});

@@ -299,7 +299,11 @@ void Rmap::folio_remove_rmap(ExecContext& ctx, Folio folio, Pfn page, uint64_t n
         const int32_t v = lf.nr_pages_mapped -= static_cast<int32_t>(last);
         if (v < kEntirelyMapped) nr = last;
       }
-      partially_mapped = nr > 0 && lf.nr_pages_mapped != 0;
+      // 6.10+: queue only while some page stays mapped (partially_mapped = nr &&
+      // atomic_read(mapped)). 6.7-6.9 (page_remove_rmap() / the 6.8 __folio_remove_rmap()):
+      // any PTE-level removal that unmapped a page queues the folio, also the one
+      // that unmaps it entirely ("if (!compound || nr < nr_pmdmapped)").
+      partially_mapped = nr > 0 && (lf.nr_pages_mapped != 0 || !m_cfg.deferred_split_partial_only);
     }
   } else {
     ctx.count(KOp::kAtomic, 2);

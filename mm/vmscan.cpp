@@ -342,7 +342,7 @@ void Kernel::madvise_cold_or_pageout_range(MmuGather& tlb, Vma& vma, VirtAddr st
         const uint64_t pte = k.m_arch.ptep_get(ptep);
         if (!k.m_codec.present(pte) || k.m_codec.pfn(pte) == k.m_zero_pfn) continue;
         Folio folio = Folio::of(k.m_pm, k.m_codec.pfn(pte));
-        if (folio.maybe_mapped_shared(k.m_rmap.config().mm_id)) continue;
+        if (k.madvise_folio_shared(folio)) continue;
         if (k.m_codec.young(pte)) {
           k.m_arch.ptep_get_and_clear(ctx, mm, addr, ptep);
           k.m_arch.set_ptes(ctx, mm, addr, ptep, k.m_codec.mkold(pte), 1);

@@ -48,7 +48,7 @@ System::System(const MachineParams& machine, const mm::KernelProfile& profile,
   // for our users; warnings and errors still show.
   sc_core::sc_report_handler::set_actions(sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
   const unsigned n = machine.cpus();
-  m_pm = std::make_unique<mm::PhysMem>(machine.memory().value, 18);
+  m_pm = std::make_unique<mm::PhysMem>(machine.memory().value);
   if (machine.coherence_check()) {
     m_checker = std::make_unique<CoherenceChecker>(m_pm->nr_frames(), machine.coherence_fail_fast(),
                                                    &m_stats);
@@ -76,10 +76,8 @@ System::System(const MachineParams& machine, const mm::KernelProfile& profile,
     mm::X86ArchConfig cfg;
     cfg.nr_cpus = n;
     cfg.pgtable_levels = machine.pgtable_levels();
-    cfg.flush_ceiling = profile.x86_flush_ceiling();
     cfg.pcid = machine.pcid();
-    cfg.flush_range_freed_tables = profile.flush_range_freed_tables();
-    cfg.debug_skip_lazy_freed_tables = profile.debug_skip_lazy_freed_tables();
+    cfg.apply(profile);
     auto a = std::make_unique<X86SystemMmu>(cfg, machine.x86, *this, &m_stats);
     m_x86 = a.get();
     m_arch = std::move(a);

@@ -178,6 +178,15 @@ void Arm64ArchMmuBase::arch_tlbbatch_flush(ExecContext& ctx) {
   dsb_ish(ctx);
 }
 
+bool Arm64ArchMmuBase::arch_flush_tlb_batched_pending(ExecContext& ctx, Mm& mm) {
+  // Mirrors arch/arm64/include/asm/tlbflush.h:arch_flush_tlb_batched_pending()
+  // (Linux 6.5+): the TLBIs went out at arch_tlbbatch_add_pending(); only dsb(ish).
+  (void)mm;
+  ++m_vmstats.dsb_ish;
+  dsb_ish(ctx);
+  return true;
+}
+
 // --- contpte ------------------------------------------------------------------------
 
 void Arm64ArchMmuBase::contpte_convert(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t* ptep,

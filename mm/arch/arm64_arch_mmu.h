@@ -89,6 +89,7 @@ class Arm64ArchMmuBase : public ArchMmu {
   bool arch_tlbbatch_should_defer(ExecContext& ctx, Mm& mm) override;
   void arch_tlbbatch_add_pending(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end) override;
   void arch_tlbbatch_flush(ExecContext& ctx) override;
+  bool arch_flush_tlb_batched_pending(ExecContext& ctx, Mm& mm) override;
 
   /// __flush_tlb_range(vma, start, end, stride, last_level, tlb_level).
   void flush_tlb_range_arm64(ExecContext& ctx, Mm& mm, uint64_t start, uint64_t end,

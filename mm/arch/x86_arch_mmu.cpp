@@ -28,6 +28,12 @@ void X86ArchMmuBase::destroy_context(Mm& mm) {
 void X86ArchMmuBase::switch_mm(ExecContext& ctx, Mm& next) {
   // Mirrors arch/x86/mm/tlb.c:switch_mm_irqs_off(): join mm_cpumask first, then
   // read tlb_gen and pick the ASID.
+  // Before 6.14 (x86_lazy_cpumask off) the CPU also leaves the previous mm's
+  // mm_cpumask when it loads another mm ("Stop remote flushes for the previous mm":
+  // cpumask_clear_cpu(cpu, mm_cpumask(real_prev))); since "x86/mm/tlb: Update
+  // mm_cpumask lazily" the bit stays until a flush finds the mm not loaded.
+  Mm* prev = m_cpu[ctx.cpu].loaded_mm;
+  if (!m_cfg.lazy_cpumask && prev && prev != &next) prev->cpumask().clear(ctx.cpu);
   next.cpumask().set(ctx.cpu);
   x86::SwitchAction a = x86::switch_mm_irqs_off(m_cpu[ctx.cpu], next, m_cfg.pcid);
   if (a.same_mm && !a.flush) return;
@@ -46,6 +52,7 @@ x86::FlushAction X86ArchMmuBase::flush_tlb_func_on(unsigned cpu, const x86::Flus
   x86::CpuTlbState& st = m_cpu[cpu];
   const uint64_t mm_gen = st.loaded_mm ? st.loaded_mm->tlb_gen() : 0;
   if (!initiator) ++m_vmstats.nr_tlb_remote_flush_received;
+  Mm* const was_loaded = st.loaded_mm;
   x86::FlushAction a = x86::flush_tlb_func(st, info, mm_gen);
   if (a.kind == x86::FlushAction::Kind::kUpToDate) ++m_vmstats.flush_up_to_date;
   if (a.coalesced) ++m_vmstats.flush_coalesced_full;
@@ -53,6 +60,10 @@ x86::FlushAction X86ArchMmuBase::flush_tlb_func_on(unsigned cpu, const x86::Flus
     const_cast<Mm*>(info.mm)->cpumask().clear(cpu);
     ++m_vmstats.cpumask_trims;
   }
+  // A lazy CPU leaving for init_mm: before 6.14 switch_mm_irqs_off() takes it out of
+  // the mm's cpumask at once (x86_lazy_cpumask off).
+  if (a.kind == x86::FlushAction::Kind::kLazySwitch && was_loaded && !m_cfg.lazy_cpumask)
+    was_loaded->cpumask().clear(cpu);
   if (initiator) {
     if (a.kind == x86::FlushAction::Kind::kPartial) m_vmstats.nr_tlb_local_flush_one += a.nr_invlpg;
     if (a.kind == x86::FlushAction::Kind::kFull) ++m_vmstats.nr_tlb_local_flush_all;

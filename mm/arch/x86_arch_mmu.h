@@ -15,6 +15,7 @@
 #include "base/stats.h"
 #include "mm/arch/x86_tlb.h"
 #include "mm/arch_mmu.h"
+#include "mm/kernel_profile.h"
 
 namespace tlbsim::mm {
 
@@ -41,7 +42,17 @@ struct X86ArchConfig {
   unsigned flush_ceiling = x86::kDefaultFlushCeiling;
   bool pcid = true;
   bool flush_range_freed_tables = true;      // v6.14+ flush_tlb_range
+  bool lazy_cpumask = true;                   // v6.14+: switch_mm keeps prev's cpumask bit
   bool debug_skip_lazy_freed_tables = false;  // BROKEN ON PURPOSE (tests)
+
+  /// The kernel profile's x86 switches (flush ceiling, freed_tables, lazy cpumask,
+  /// the broken-on-purpose lazy switch).
+  void apply(const KernelProfile& p) {
+    flush_ceiling = p.x86_flush_ceiling();
+    flush_range_freed_tables = p.flush_range_freed_tables();
+    lazy_cpumask = p.x86_lazy_cpumask();
+    debug_skip_lazy_freed_tables = p.debug_skip_lazy_freed_tables();
+  }
 };
 
 class X86ArchMmuBase : public ArchMmu {

@@ -31,8 +31,14 @@ struct FlushTlbInfo {
   uint64_t new_tlb_gen = 0;  // 0 = TLB_GENERATION_INVALID
   unsigned initiating_cpu = 0;
   bool full() const { return end == kTlbFlushAll; }
-  /// Stride steps of a partial flush (INVLPGs per CPU).
-  uint64_t nr_steps() const { return full() ? 0 : (end - start) >> stride_shift; }
+  /// Stride steps of a partial flush (INVLPGs per CPU): flush_tlb_func()'s loop
+  /// `for (addr = start; addr < end; addr += 1 << stride_shift)`, so a range shorter
+  /// than one stride still takes one INVLPG (a munmap that frees only a PTE table:
+  /// a 4 KiB range at PMD stride).
+  uint64_t nr_steps() const {
+    if (full() || end <= start) return 0;
+    return ((end - start - 1) >> stride_shift) + 1;
+  }
 };
 
 /// Per-CPU struct tlb_state (+ is_lazy of tlb_state_shared).

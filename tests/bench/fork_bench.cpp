@@ -38,7 +38,7 @@ struct Machine {
       profile.cow_reuse_large.set(false);
     }
     stats = std::make_unique<StatGroup>("");
-    pm = std::make_unique<PhysMem>(kGiB + (kGiB >> 2), 18);
+    pm = std::make_unique<PhysMem>(kGiB + (kGiB >> 2));
     X86ArchConfig cfg;
     cfg.nr_cpus = 1;
     arch = std::make_unique<InstantArch>(cfg, stats.get());

@@ -22,7 +22,7 @@ struct Machine {
     X86ArchConfig cfg;
     cfg.nr_cpus = 1;
     arch = std::make_unique<InstantArch>(cfg, &stats);
-    pm = std::make_unique<PhysMem>(3ull << 30, 18);
+    pm = std::make_unique<PhysMem>(3ull << 30);
     kernel = std::make_unique<Kernel>(profile, *pm, *arch, &stats);
     mm = &kernel->mm_create(ctx);
     arch->switch_mm(ctx, *mm);

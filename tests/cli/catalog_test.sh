@@ -44,7 +44,7 @@ for m in x86_small arm64_small; do
   run "cow.$m" $m $k 4KiB cow '{"size": "2MiB"}'
   run "cow.$m.2m" $m $k 2MiB cow '{"size": "4MiB"}'
   run "cow-reuse.$m" $m $k 4KiB cow-reuse '{"size": "2MiB"}'
-  run "cow-reuse.$m.64k.linux-6.7" $m linux-6.7 64KiB cow-reuse '{"size": "2MiB"}'
+  run "cow-reuse.$m.64k.linux-6.8" $m linux-6.8 64KiB cow-reuse '{"size": "2MiB"}'
   run "cow-reuse.$m.64k.linux-6.15" $m linux-6.15 64KiB cow-reuse '{"size": "2MiB"}'
   run "dontneed.$m" $m $k 4KiB dontneed '{"size": "2MiB"}'
   run "pte-remap.$m" $m $k 4KiB pte-remap '{}'
@@ -177,7 +177,7 @@ def cow_reuse(r):
     r.eq("pgalloc", r.vm("pgalloc"), P)
 
 
-def cow_reuse_64k_copy(r):  # linux-6.7: a PTE-mapped large folio is never reused
+def cow_reuse_64k_copy(r):  # linux-6.8: a PTE-mapped large folio is never reused (copied until 6.15)
     r.eq("cow_copy", r.vm("cow_copy"), P)
     r.eq("cow_reuse", r.vm("cow_reuse"), 0)
     r.eq("region[reuse].faults", r.region("reuse", "faults"), P)
@@ -276,7 +276,7 @@ checks = {
     "fork": fork, "fork-child-exit": fork_child_exit,
     "fork-child-exit.2m": lambda r: fork_child_exit(r, 2 * P),
     "cow": cow, "cow.2m": lambda r: cow(r, 2 * P),
-    "cow-reuse": cow_reuse, "cow-reuse.64k.linux-6.7": cow_reuse_64k_copy,
+    "cow-reuse": cow_reuse, "cow-reuse.64k.linux-6.8": cow_reuse_64k_copy,
     "cow-reuse.64k.linux-6.15": cow_reuse_64k_reuse,
     "dontneed": dontneed,
     "pte-remap": lambda r: pte_remap(r, 64 << 8), "pte-remap.64k": lambda r: pte_remap(r, 64 << 4),

@@ -17,6 +17,7 @@
 
 #include "base/file_util.h"
 #include "base/params.h"
+#include "mm/kernel_versions.h"
 #include "mm/folio.h"
 #include "models/system.h"
 
@@ -96,6 +97,10 @@ class Harness {
     m_machine.validate("/machine");
     Json k = read_json_file(src + "/configs/kernels/" + o.kernel + ".json");
     k.merge_patch(o.kernel_patch);
+    if (k.contains("version")) {
+      m_profile.version.set(k["version"].get<std::string>());
+      mm::apply_version_defaults(m_profile);  // the release's switches, then the file's
+    }
     m_profile.load(k, "/kernel");
     m_profile.validate("/kernel");
     m_workload.name = "harness";

@@ -32,7 +32,7 @@ struct Machine {
     if (j.contains("arm64")) j["arm64"]["contig_as_one_entry"] = contig;
     mp.load(j, "/machine");
     mem = std::make_unique<CacheHierarchy>(mp.cache, std::vector<unsigned>{0});
-    pm = std::make_unique<mm::PhysMem>(512ull << 20, 18);
+    pm = std::make_unique<mm::PhysMem>(512ull << 20);
     arm = mp.arch() == "arm64";
     if (arm) {
       mm::Arm64ArchConfig cfg;

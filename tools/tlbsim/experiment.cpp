@@ -7,11 +7,13 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <type_traits>
 
 #include "base/error.h"
 #include "base/file_util.h"
 #include "base/json_text.h"
 #include "base/size.h"
+#include "mm/kernel_versions.h"
 #include "models/tlb/tlb.h"
 #include "models/tlb/tlb_config.h"
 #include "workloads/workload_reader.h"
@@ -95,6 +97,10 @@ std::pair<std::vector<std::string>, Json> parse_set(const std::string& s) {
                                              quote_excerpt(s), "--set");
   const std::string text = s.substr(eq + 1);
   check_json_bounds(text, "--set " + s.substr(0, eq + 1) + "...");
+  // A kernel version is text: 6.10 read as a number would be 6.1.
+  if (path.size() == 2 && path[0] == "kernel" && path[1] == "version" && !text.empty() &&
+      text.front() != '"')
+    return {path, Json(text)};
   Json v;
   try {
     v = Json::parse(text);
@@ -144,6 +150,18 @@ std::string load_layered(Set& set, const Json& doc, const std::string& key, cons
   }
   const fs::path preset_file = find_named(dir, preset, what, ptr, file);
   const Json pj = read_json_file(preset_file);
+  if constexpr (std::is_same_v<Set, mm::KernelProfile>) {
+    // A profile is a version: every switch starts at that release's value
+    // (mm/kernel_versions.cpp); the preset's and the experiment's keys override it.
+    // The version the experiment names wins over the preset's.
+    const Json* v = overrides.contains("version") ? &overrides["version"]
+                    : pj.contains("version")      ? &pj["version"]
+                                                  : nullptr;
+    if (v && v->is_string()) {
+      set.version.set(v->get<std::string>());
+      mm::apply_version_defaults(set);
+    }
+  }
   try {
     set.load(pj, "");
   } catch (const InputError& e) {
@@ -452,7 +470,13 @@ std::unique_ptr<Experiment> load_experiment(const fs::path& file,
                                       "machine preset", "x86_small", fname);
     ex->kernel_profile = load_layered(*ex->kernel, doc, "kernel", paths.root / "configs/kernels",
                                       "kernel profile", "linux-6.15", fname);
-    if (auto it = doc.find("folio_size"); it != doc.end()) apply_folio_size(*ex, *it, fname);
+    if (auto it = doc.find("folio_size"); it != doc.end()) {
+      apply_folio_size(*ex, *it, fname);
+      // A folio size the kernel's version cannot have (anonymous mTHP before 6.8).
+      std::string where;
+      const std::string why = mm::version_conflict(*ex->kernel, &where);
+      if (!why.empty()) throw InputError("/folio_size", why, fname);
+    }
     // Workload: inline object, or a catalog name.
     auto wit = doc.find("workload");
     if (wit == doc.end()) throw InputError("/", "missing required key \"workload\"", fname);

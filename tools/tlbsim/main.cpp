@@ -13,6 +13,7 @@
 #include "base/json_text.h"
 #include "base/log.h"
 #include "base/size.h"
+#include "mm/kernel_versions.h"
 #include "models/system.h"
 #include "tools/tlbsim/experiment.h"
 #include "tools/tlbsim/report.h"
@@ -60,6 +61,22 @@ int cmd_params(bool markdown) {
     std::cout << " (" << r.type << (r.range.empty() ? "" : ", " + r.range) << ")\n    " << r.doc;
     if (!r.choices.empty()) std::cout << " One of: " << join_choices(r.choices) << ".";
     std::cout << "\n";
+  }
+  return 0;
+}
+
+/// `tlbsim kernels`: the release behind every behaviour switch (mm/kernel_versions.cpp).
+int cmd_kernels(bool markdown) {
+  if (markdown) {
+    std::cout << mm::kernel_versions_markdown();
+    return 0;
+  }
+  for (const auto& sw : mm::kernel_version_table()) {
+    std::cout << "kernel." << sw.key << "\n";
+    for (const auto& st : sw.steps)
+      std::cout << "  " << mm::format_kernel_version(st.since)
+                << (&st == &sw.steps.front() ? ":  " : "+: ") << st.value << "  (" << st.source
+                << ")\n";
   }
   return 0;
 }
@@ -224,6 +241,9 @@ int sc_main(int argc, char* argv[]) {
                        "Refuse runs estimated to need more host memory than SIZE");
   auto* params = app.add_subcommand("params", "List every parameter with default, unit and doc");
   params->add_flag("--markdown", markdown, "Print a Markdown table");
+  auto* kernels = app.add_subcommand(
+      "kernels", "List every kernel behaviour switch with the release that changed it");
+  kernels->add_flag("--markdown", markdown, "Print the Markdown table of docs/kernel-profiles.md");
   CompareOptions cmp;
   auto* compare = app.add_subcommand("compare", "Print two or more runs side by side with ratios");
   compare->add_option("runs", cmp.runs, "Result directories or stats.json files")->required();
@@ -290,6 +310,7 @@ int sc_main(int argc, char* argv[]) {
       log::enable_debug(cats);
     }
     if (*params) return cmd_params(markdown);
+    if (*kernels) return cmd_kernels(markdown);
     if (*compare) {
       cmp.format = csv ? "csv" : md ? "markdown" : "text";
       return run_compare(cmp);

@@ -76,7 +76,7 @@ class Arm64Kernel : public ::testing::Test {
   void build(bool range, bool broken_unfold = false) {
     profile.debug_no_contpte_unfold_flush.set(broken_unfold);
     stats = std::make_unique<StatGroup>("");
-    pm = std::make_unique<PhysMem>(256ull << 20, 18);
+    pm = std::make_unique<PhysMem>(256ull << 20);
     Arm64ArchConfig cfg;
     cfg.nr_cpus = 2;
     cfg.range_tlbi = range;

@@ -161,6 +161,29 @@ TEST_F(ThpFault, HugeZeroPageReadThenWriteAllocatesATHP) {
   EXPECT_EQ(vmstat().thp_zero_page_alloc.value(), 1u);
 }
 
+// Before 6.13 (huge_zero_wp_thp off; mm/huge_memory.c:do_huge_pmd_wp_page() of 6.12:
+// "if (is_huge_zero_pmd(orig_pmd)) goto fallback"): the write splits the huge zero
+// PMD into 512 zero-page PTEs (__split_huge_zero_page_pmd: one flush of the 2 MiB
+// entry) and the PTE fault copies one page; no THP is allocated.
+TEST_F(ThpFault, HugeZeroPageWriteBefore613SplitsAndCopiesOnePage) {
+  profile.huge_zero_wp_thp.set(false);
+  build_thp();
+  Mm& mm = process({0});
+  const VirtAddr a = map_anon(mm, kPmdSize);
+  ASSERT_EQ(fault(mm, a + 0x5000, false), FaultResult::kOk);
+  ASSERT_TRUE(codec().huge(pmd(mm, a)));
+  arch->clear_events();
+  ASSERT_EQ(fault(mm, a + 0x5000, true), FaultResult::kOk);
+  EXPECT_FALSE(codec().huge(pmd(mm, a)));
+  EXPECT_EQ(vmstat().thp_fault_alloc.value(), 0u);
+  EXPECT_EQ(vmstat().thp_split_pmd.value(), 1u);
+  Folio f = folio_at(mm, a + 0x5000);
+  EXPECT_EQ(f.order(), 0u);
+  EXPECT_FALSE(f.test_zero());
+  EXPECT_EQ(mm.rss(kMmAnonPages), 1);
+  EXPECT_EQ(codec().pfn(pte(mm, a)), kernel->zero_pfn()) << "the other 511 PTEs map the zero page";
+}
+
 // use_zero_page off: a read fault allocates a real THP.
 TEST_F(ThpFault, ReadFaultWithoutHugeZeroPageAllocatesATHP) {
   profile.thp.use_zero_page.set(false);

@@ -22,7 +22,7 @@ class ForkArm64 : public ::testing::Test {
     profile.thp.enabled.set("never");
     profile.thp.hugepages_64kB.set("always");
     stats = std::make_unique<StatGroup>("");
-    pm = std::make_unique<PhysMem>(256ull << 20, 18);
+    pm = std::make_unique<PhysMem>(256ull << 20);
     Arm64ArchConfig cfg;
     cfg.nr_cpus = 2;
     cfg.phys = pm.get();

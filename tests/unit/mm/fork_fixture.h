@@ -17,6 +17,7 @@ class ForkFixture : public KernelFixture {
   VirtAddr anon_area(Mm& mm, uint64_t len, uint64_t extra_vm_flags = 0) {
     MmapArgs a;
     a.len = len + kPageSize;
+    a.align = kPmdSize;  // an aligned area (top-down placement aligns only 2 MiB multiples)
     a.extra_vm_flags = extra_vm_flags;
     const int64_t r = kernel->sys_mmap(ctx[0], mm, a);
     EXPECT_GT(r, 0);

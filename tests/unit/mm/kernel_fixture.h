@@ -22,13 +22,11 @@ class KernelFixture : public ::testing::Test {
  protected:
   void build(const KernelFixtureConfig& c = {}) {
     stats = std::make_unique<StatGroup>("");
-    pm = std::make_unique<PhysMem>(c.memory, 18);
+    pm = std::make_unique<PhysMem>(c.memory);
     X86ArchConfig cfg;
     cfg.nr_cpus = c.cpus;
     cfg.pgtable_levels = c.pgtable_levels;
-    cfg.flush_ceiling = profile.x86_flush_ceiling();
-    cfg.flush_range_freed_tables = profile.flush_range_freed_tables();
-    cfg.debug_skip_lazy_freed_tables = profile.debug_skip_lazy_freed_tables();
+    cfg.apply(profile);
     arch = std::make_unique<InstantArch>(cfg, stats.get());
     pm->set_observer(arch.get());
     kernel = std::make_unique<Kernel>(profile, *pm, *arch, stats.get());
@@ -43,10 +41,14 @@ class KernelFixture : public ::testing::Test {
     for (unsigned c : cpus) arch->switch_mm(ctx[c], mm);
     return mm;
   }
-  VirtAddr mmap(Mm& mm, uint64_t len, bool populate = false) {
+  /// An anonymous mapping; aligned to 2 MiB unless asked otherwise, so folios of
+  /// every size fit from its start (Linux places it top-down below mmap_base at
+  /// page alignment: pass kPageSize to get that).
+  VirtAddr mmap(Mm& mm, uint64_t len, bool populate = false, uint64_t align = kPmdSize) {
     MmapArgs a;
     a.len = len;
     a.populate = populate;
+    a.align = align;
     const int64_t r = kernel->sys_mmap(ctx[0], mm, a);
     EXPECT_GT(r, 0);
     check();

@@ -278,3 +278,90 @@ TEST_F(Kernel_, MmapWithFiveLevelsReachesTheLa57TaskSize) {
 
 }  // namespace
 }  // namespace tlbsim::mm::testing
+
+namespace tlbsim::mm::testing {
+namespace {
+
+// mm/vma.c:unmapped_area_topdown() below mm->mmap_base (TASK_SIZE − 128 MiB without
+// ASLR): mappings follow each other down with no gap, so two small mappings share
+// one PTE table, and munmap of one frees no page table.
+TEST_F(Kernel_, AdjacentMappingsShareAPteTable) {
+  Mm& mm = process({0});
+  const VirtAddr a = mmap(mm, 2 * kPageSize, false, kPageSize);
+  EXPECT_EQ(a.value(), kTaskSizeX86 - (uint64_t{128} << 20) - 2 * kPageSize);
+  MmapArgs ro;
+  ro.len = 2 * kPageSize;
+  ro.write = false;  // other flags: its own VMA (no merge)
+  const VirtAddr b(kernel->sys_mmap(ctx[0], mm, ro));
+  EXPECT_EQ(b + 2 * kPageSize, a) << "no gap between mappings";
+  EXPECT_EQ(mm.vmas().size(), 2u);
+  touch(mm, a);
+  touch(mm, b, false);
+  const int64_t tables = mm.nr_pgtables();
+  munmap(mm, a, 2 * kPageSize);
+  EXPECT_EQ(mm.nr_pgtables(), tables) << "b still uses the PTE table";
+  EXPECT_EQ(mm.vmas().size(), 1u);
+  // A third mapping with b's flags takes the highest gap — where a was, right
+  // above b — and merges with b.
+  const VirtAddr c(kernel->sys_mmap(ctx[0], mm, ro));
+  EXPECT_EQ(c, a);
+  EXPECT_EQ(mm.vmas().size(), 1u) << "vma_merge_new_range() extends b";
+}
+
+// __get_unmapped_area() → __thp_get_unmapped_area(): an anonymous mapping whose
+// length is a multiple of 2 MiB starts on a PMD boundary (6.12+: "mm, mmap: limit
+// THP alignment of anonymous mappings to PMD-aligned sizes"); 3 MiB does not on
+// 6.12+, and does on 6.8–6.11 (every mapping of at least PMD_SIZE).
+TEST_F(Kernel_, LargeAnonymousMappingsAreThpAligned) {
+  Mm& mm = process({0});
+  const VirtAddr small = mmap(mm, 2 * kPageSize, false, kPageSize);
+  const VirtAddr big = mmap(mm, 4 * kPmdSize, false, kPageSize);
+  EXPECT_TRUE(big.is_aligned(kPmdSize));
+  EXPECT_LT(big + 4 * kPmdSize, small + 1) << "below the first mapping";
+  const VirtAddr odd = mmap(mm, 3 * (kPmdSize / 2), false, kPageSize);
+  EXPECT_FALSE(odd.is_aligned(kPmdSize));
+  EXPECT_EQ(odd + 3 * (kPmdSize / 2), big) << "no gap";
+  profile.thp_anon_align.set("len_ge_pmd");
+  build();
+  Mm& mm2 = process({0});
+  (void)mmap(mm2, 2 * kPageSize, false, kPageSize);
+  EXPECT_TRUE(mmap(mm2, 3 * (kPmdSize / 2), false, kPageSize).is_aligned(kPmdSize));
+  profile.thp_anon_align.set("none");
+  build();
+  Mm& mm3 = process({0});
+  (void)mmap(mm3, 2 * kPageSize, false, kPageSize);
+  EXPECT_FALSE(mmap(mm3, 4 * kPmdSize, false, kPageSize).is_aligned(kPmdSize));
+}
+
+// arch/x86/mm/tlb.c:flush_tlb_func(): the partial-flush loop runs "while (addr <
+// f->end)", so a munmap that only frees a PTE table — tlb->start/end one page
+// (pte_free_tlb → tlb_flush_pmd_range(tlb, addr, PAGE_SIZE)), stride PMD_SHIFT —
+// still takes one INVLPG on each CPU it flushes (freed_tables: the lazy-free rules
+// do not skip them).
+TEST_F(Kernel_, MunmapFreeingOnlyAPteTableIssuesOneInvlpgPerCpu) {
+  Mm& mm = process({0, 1});
+  // A mapping above keeps the PMD table (free_pgtables' ceiling): freeing that too
+  // would widen the range to the PUD boundary (free_pmd_range: start &= PUD_MASK)
+  // and make it a full flush, as in Linux.
+  const VirtAddr x = mmap(mm, 2 * kPmdSize, false, kPageSize);  // THP-aligned
+  touch(mm, x);
+  const VirtAddr a = mmap(mm, 2 * kPageSize);  // the 2 MiB above x, alone in it
+  ASSERT_EQ(a, x + 2 * kPmdSize);
+  touch(mm, a);
+  ASSERT_EQ(kernel->sys_madvise(ctx[0], mm, a, 2 * kPageSize, Advice::kDontneed), 0);
+  const int64_t tables = mm.nr_pgtables();
+  arch->clear_events();
+  munmap(mm, a, 2 * kPageSize);
+  EXPECT_LT(mm.nr_pgtables(), tables) << "the PTE table went";
+  EXPECT_EQ(count(Kind::kIpi), 1u);
+  EXPECT_EQ(count(Kind::kLocalPartial), 2u) << "initiator and CPU1";
+  for (auto& e : arch->events()) {
+    if (e.kind == Kind::kLocalPartial) {
+      EXPECT_EQ(e.count, 1u);
+    }
+  }
+  EXPECT_EQ(count(Kind::kLocalFull), 0u);
+}
+
+}  // namespace
+}  // namespace tlbsim::mm::testing

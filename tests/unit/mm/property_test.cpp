@@ -27,6 +27,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "mm/kernel_versions.h"
 #include "mm/folio.h"
 #include "mm/instant_arch.h"
 #include "mm/invariants.h"
@@ -54,23 +55,16 @@ constexpr uint64_t kFilePages = 256;
 /// (and 64 KiB mTHP), so partial unmaps split PMDs.
 void apply_profile(KernelProfile& p, const std::string& profile) {
   const std::string name = profile.substr(0, profile.find('+'));
-  const bool v6_7 = name == "linux-6.7", v6_15 = name == "linux-6.15";
   p.name.set(name);
   p.version.set(name.substr(6));
-  p.rmap_batching.set(!v6_7);
-  p.zap_batching.set(!v6_7);
-  p.fork_batching.set(!v6_7);
-  p.mm_id.set(v6_15);
-  p.no_page_mapcount.set(false);
-  p.cow_reuse_large.set(v6_15);
-  p.deferred_split_partial_only.set(v6_15);
-  p.flush_range_freed_tables.set(v6_15);
-  p.x86_flush_ceiling.set(33);
+  apply_version_defaults(p);  // mm/kernel_versions.cpp: the switches of that release
+  const bool mthp_exists = *parse_kernel_version(p.version()) >= 608;
   if (profile.ends_with("+thp")) {
-    // PMD THPs as well: partial unmaps split PMDs, the shrinker splits folios.
+    // PMD THPs as well: partial unmaps split PMDs, the shrinker splits folios
+    // (and 64 KiB mTHP from 6.8 on).
     p.thp.enabled.set("always");
     p.thp.hugepages_2048kB.set("inherit");
-    p.thp.hugepages_64kB.set("always");
+    if (mthp_exists) p.thp.hugepages_64kB.set("always");
   }
   if (profile.ends_with("+mthp")) {
     p.thp.enabled.set("never");
@@ -79,6 +73,7 @@ void apply_profile(KernelProfile& p, const std::string& profile) {
                        &p.thp.hugepages_1024kB})
       size->set("always");
   }
+  p.validate_all("");
 }
 
 uint64_t env_or(const char* name, uint64_t fallback) {
@@ -97,11 +92,10 @@ class PropertyRun {
   PropertyRun(const std::string& profile, uint64_t seed) : m_rng(seed) {
     apply_profile(m_profile, profile);
     m_stats = std::make_unique<StatGroup>("");
-    m_pm = std::make_unique<PhysMem>(64ull << 20, 18);
+    m_pm = std::make_unique<PhysMem>(64ull << 20);
     X86ArchConfig cfg;
     cfg.nr_cpus = kCpus;
-    cfg.flush_ceiling = m_profile.x86_flush_ceiling();
-    cfg.flush_range_freed_tables = m_profile.flush_range_freed_tables();
+    cfg.apply(m_profile);
     m_arch = std::make_unique<InstantArch>(cfg, m_stats.get());
     m_k = std::make_unique<Kernel>(m_profile, *m_pm, *m_arch, m_stats.get());
     for (unsigned i = 0; i < kCpus; ++i) m_ctx.emplace_back(i);
@@ -529,7 +523,8 @@ TEST_P(KernelProperty, RandomOperationSequencesKeepEveryInvariant) {
 INSTANTIATE_TEST_SUITE_P(Profiles, KernelProperty,
                          ::testing::Values("linux-6.7", "linux-6.9", "linux-6.15",
                                            "linux-6.15+mthp", "linux-6.15+thp",
-                                           "linux-6.7+thp"),
+                                           "linux-6.7+thp", "linux-6.8+mthp",
+                                           "linux-6.12+mthp"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            std::string n = info.param;
                            for (char& ch : n)

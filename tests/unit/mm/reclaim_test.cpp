@@ -305,7 +305,7 @@ class ReclaimArm64 : public ::testing::Test {
   void build(bool contpte_64k = false) {
     if (contpte_64k) profile.thp.hugepages_64kB.set("always");
     stats = std::make_unique<StatGroup>("");
-    pm = std::make_unique<PhysMem>(256ull << 20, 18);
+    pm = std::make_unique<PhysMem>(256ull << 20);
     Arm64ArchConfig cfg;
     cfg.nr_cpus = 4;
     cfg.phys = pm.get();
@@ -354,6 +354,48 @@ TEST_F(ReclaimArm64, T23_TlbiPerPageAndOneDsb) {
   EXPECT_EQ(arch->count(Arm64ArchEvent::Kind::kTlbi), 100u);
   EXPECT_EQ(arch->count(Arm64ArchEvent::Kind::kDsb), 1u);
   EXPECT_EQ(mm->rss(kMmSwapEnts), 100);
+}
+
+// T24 on arm64: the first munmap after the batch finds its mm's batch pending and
+// calls arch_flush_tlb_batched_pending(), which on arm64 (Linux 6.5+,
+// arch/arm64/include/asm/tlbflush.h) is only dsb(ish): the TLBIs went out at
+// arch_tlbbatch_add_pending(). So: 1 DSB from it, no TLBI ASIDE1IS, and the munmap's
+// own 1-page flush (1 TLBI VALE1IS + its DSB).
+TEST_F(ReclaimArm64, T24_BatchedPendingIsOnlyADsb) {
+  build();
+  const VirtAddr a = map(100 * kPageSize);
+  const VirtAddr b = map(4 * kPageSize);
+  for (unsigned i = 0; i < 100; ++i) fault(a + i * kPageSize, true);
+  for (unsigned i = 0; i < 4; ++i) fault(b + i * kPageSize, true);
+  ASSERT_EQ(kernel->reclaim(ctx[3], 100), 100u);  // the oldest: a's pages
+  arch->clear_events();
+  ASSERT_EQ(kernel->sys_munmap(ctx[0], *mm, b, kPageSize), 0);
+  EXPECT_EQ(check_invariants(*kernel), "");
+  EXPECT_EQ(kernel->flush_stats().batched_pending_flushes.value(), 1u);
+  EXPECT_EQ(arch->count_tlbi(arm64::TlbiKind::kAside1is), 0u);
+  EXPECT_EQ(arch->count_tlbi(arm64::TlbiKind::kVale1is), 1u);
+  EXPECT_EQ(arch->count(Arm64ArchEvent::Kind::kDsb), 2u);
+  arch->clear_events();
+  ASSERT_EQ(kernel->sys_munmap(ctx[0], *mm, b + kPageSize, kPageSize), 0);
+  EXPECT_EQ(kernel->flush_stats().batched_pending_flushes.value(), 1u);
+  EXPECT_EQ(arch->count(Arm64ArchEvent::Kind::kDsb), 1u);
+}
+
+// From 6.16 ("arm64/mm: Close theoretical race where stale TLB entry remains valid")
+// arch_flush_tlb_batched_pending() is flush_tlb_mm(): one TLBI ASIDE1IS.
+TEST_F(ReclaimArm64, T24_BatchedPendingFlushesTheMmFrom616) {
+  profile.arm64_batched_pending_flush_mm.set(true);
+  build();
+  const VirtAddr a = map(100 * kPageSize);
+  const VirtAddr b = map(4 * kPageSize);
+  for (unsigned i = 0; i < 100; ++i) fault(a + i * kPageSize, true);
+  for (unsigned i = 0; i < 4; ++i) fault(b + i * kPageSize, true);
+  ASSERT_EQ(kernel->reclaim(ctx[3], 100), 100u);
+  arch->clear_events();
+  ASSERT_EQ(kernel->sys_munmap(ctx[0], *mm, b, kPageSize), 0);
+  EXPECT_EQ(kernel->flush_stats().batched_pending_flushes.value(), 1u);
+  EXPECT_EQ(arch->count_tlbi(arm64::TlbiKind::kAside1is), 1u);
+  EXPECT_EQ(arch->count_tlbi(arm64::TlbiKind::kVale1is), 1u);
 }
 
 // T11 on arm64 (wp_page_reuse → ptep_set_access_flags): a write to one page of an

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Scheduling, locks and concurrent flushes through the command line (issue 10).
+"""Scheduling, locks and concurrent flushes (issue 10) and kernel-version behaviours
+(issue 11) through the command line.
 
   sched_test.py TLBSIM ROOT [CASE...]
 
@@ -102,6 +103,62 @@ def lazy_futex():
     check(fr == 2, "lazy_futex", f"munmap that frees a PTE table sends 2 IPIs (CPU2 and lazy CPU1), got {fr}")
     check(get(s, "system.x86_tlbflush.ipis_skipped_lazy") >= 1, "lazy_futex", "the lazy CPU was skipped")
     check(get(s, "system.coherence.stale_tlb_violations") == 0, "lazy_futex", "no stale TLB entry")
+
+
+# --- kernel versions (issue 11) --------------------------------------------------
+
+
+@case
+def dontneed_pt_reclaim():
+    # MADV_DONTNEED of a whole 2 MiB-aligned PTE table on x86: CONFIG_PT_RECLAIM
+    # (Qi Zheng, v6.14) frees the table and flushes with freed_tables, so the lazy
+    # CPU1 is IPI'd (2 IPIs) on linux-6.15 and 6.18; linux-6.12 has no PT_RECLAIM
+    # (1 IPI, the lazy CPU skipped).
+    w = os.path.join(ROOT, "tests/data/versions/dontneed_pt_reclaim.json")
+    for kernel, want in (("linux-6.12", 1), ("linux-6.15", 2), ("linux-6.18", 2)):
+        s = run("dontneed_pt_reclaim." + kernel, "x86_small", w, kernel=kernel, sets=["machine.cpus=3"])
+        ipis = get(s, "system.regions.region[dontneed].ipis_sent")
+        print(f"dontneed_pt_reclaim {kernel}: IPIs {ipis}")
+        check(ipis == want, "dontneed_pt_reclaim", f"{kernel}: {want} IPIs, got {ipis}")
+        check(get(s, "system.coherence.stale_tlb_violations") == 0, "dontneed_pt_reclaim", "no stale TLB entry")
+
+
+@case
+def pageout_exclusive_mthp():
+    # MADV_PAGEOUT of 1 MiB of exclusive 64 KiB folios: every release reclaims all
+    # 256 pages (6.9 folio_estimated_sharers(): page 0 mapcount 1; 6.10-6.14
+    # folio_likely_mapped_shared(); 6.15+ folio_maybe_mapped_shared()). Before the
+    # per-release test, 6.9 called the MM-ID one without MM-ID and reclaimed 0.
+    w = {"processes": [{"threads": [{"cpu": 0, "ops": [
+        {"op": "mmap", "name": "m", "size": "1MiB"},
+        {"op": "touch", "mapping": "m", "access": "write"},
+        {"op": "madvise", "mapping": "m", "advice": "pageout"}]}]}]}
+    path = os.path.join(TMP, "pageout.workload.json")
+    with open(path, "w") as f:
+        json.dump(w, f)
+    for kernel in ("linux-6.8", "linux-6.9", "linux-6.12", "linux-6.15"):
+        s = run("pageout." + kernel, "x86_small", path, kernel=kernel, sets=["folio_size=64KiB"])
+        steal = get(s, "system.kernel.vmstat.pgsteal")
+        print(f"pageout_exclusive_mthp {kernel}: pgsteal {steal}")
+        check(steal == 256, "pageout_exclusive_mthp", f"{kernel}: 256 pages reclaimed, got {steal}")
+
+
+@case
+def mthp_needs_68():
+    # Anonymous mTHP arrived in 6.8: a 64 KiB folio size on linux-6.7 is refused
+    # (exit 2, naming the rule); on linux-6.8 it runs.
+    exp = os.path.join(TMP, "mthp67.json")
+    with open(exp, "w") as f:
+        json.dump({"machine": "x86_small", "kernel": "linux-6.7", "folio_size": "64KiB",
+                   "workload": "munmap"}, f)
+    p = subprocess.run([TLBSIM, "run", exp, "--out", os.path.join(TMP, "mthp67"), "--quiet"],
+                       capture_output=True, text=True)
+    print(f"mthp_needs_68: linux-6.7 exit {p.returncode}: {p.stderr.strip()}")
+    check(p.returncode == 2 and "needs Linux 6.8+" in p.stderr and "/folio_size" in p.stderr,
+          "mthp_needs_68", f"linux-6.7 + 64KiB: exit 2 naming the rule, got {p.returncode} {p.stderr!r}")
+    p = subprocess.run([TLBSIM, "run", exp, "--out", os.path.join(TMP, "mthp68"), "--quiet",
+                        "--set", "kernel=linux-6.8"], capture_output=True, text=True)
+    check(p.returncode == 0, "mthp_needs_68", f"linux-6.8 + 64KiB runs, got {p.returncode} {p.stderr!r}")
 
 
 @case

@@ -333,6 +333,27 @@ TEST_F(Kernel_, LargeAnonymousMappingsAreThpAligned) {
   EXPECT_FALSE(mmap(mm3, 4 * kPmdSize, false, kPageSize).is_aligned(kPmdSize));
 }
 
+// arch/x86/mm/tlb.c:switch_mm_irqs_off(): before 6.14 a CPU leaves the previous mm's
+// mm_cpumask when it loads another mm ("Stop remote flushes for the previous mm"),
+// so a later munmap of that mm sends it no IPI; from 6.14 ("x86/mm/tlb: Update
+// mm_cpumask lazily") the bit stays, and the flush trims it without an IPI
+// (should_flush_tlb(): the CPU runs another mm).
+TEST_F(Kernel_, SwitchMmLeavesThePreviousCpumaskBefore614) {
+  for (bool lazy_cpumask : {false, true}) {
+    profile.x86_lazy_cpumask.set(lazy_cpumask);
+    build();
+    Mm& a = process({0, 1});
+    const VirtAddr va = mmap(a, 4 * kPageSize);
+    populate(a, va, 4 * kPageSize);
+    Mm& b = process({});
+    arch->switch_mm(ctx[1], b);
+    EXPECT_EQ(a.cpumask().test(1), lazy_cpumask) << lazy_cpumask;
+    arch->clear_events();
+    munmap(a, va, kPageSize);
+    EXPECT_EQ(count(Kind::kIpi), 0u) << lazy_cpumask;
+  }
+}
+
 // arch/x86/mm/tlb.c:flush_tlb_func(): the partial-flush loop runs "while (addr <
 // f->end)", so a munmap that only frees a PTE table — tlb->start/end one page
 // (pte_free_tlb → tlb_flush_pmd_range(tlb, addr, PAGE_SIZE)), stride PMD_SHIFT —

@@ -150,7 +150,7 @@ Mm* Kernel::try_dup_mmap(ExecContext& ctx, Mm& oldmm) {
   mmap_write_unlock(ctx, mm);
   // The single end-of-fork flush: makes the parent's write protection visible,
   // still under the parent's mmap_lock (its VMAs write-locked).
-  flush_tlb_mm(ctx, oldmm);
+  if (!m_debug_fork_skip_flush) flush_tlb_mm(ctx, oldmm);  // BROKEN ON PURPOSE if set
   mmap_write_unlock(ctx, oldmm);
   if (err) {
     // fork() fails with −ENOMEM; mmput() tears down what was copied so far.

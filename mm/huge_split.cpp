@@ -131,6 +131,7 @@ void Kernel::split_huge_zero_page_pmd(ExecContext& ctx, Vma& vma, Pfn pmd_table,
 // --- folio split ---------------------------------------------------------------------------
 
 int Kernel::split_folio(ExecContext& ctx, Folio folio) {
+  RmapUnmapScope in_flight(*this);
   // Mirrors mm/huge_memory.c:split_folio() → __folio_split() to order 0 for an
   // anonymous folio outside the swap cache (extra_pins = 0).
   if (!folio.test_large() || !folio.test_anon() || folio.test_zero()) return -EINVAL;
@@ -195,6 +196,7 @@ int Kernel::split_folio(ExecContext& ctx, Folio folio) {
 }
 
 uint64_t Kernel::deferred_split_scan(ExecContext& ctx, uint64_t nr_to_scan) {
+  RmapUnmapScope in_flight(*this);
   // Mirrors mm/huge_memory.c:deferred_split_scan(): under split_queue_lock, move up
   // to nr_to_scan folios to a private list (each with a reference); then, unlocked,
   // split the partially mapped ones that folio_trylock() gets.

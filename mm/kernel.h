@@ -293,12 +293,25 @@ class Kernel {
   Pfn zero_pfn() const { return m_zero_pfn; }
   bool zap_batching() const { return m_zap_batching; }
   bool debug_free_before_flush() const { return m_debug_free_before_flush; }
+  /// Kernel paths in progress that change other mms' PTEs through the rmap (reclaim,
+  /// migration, folio split) and flush them before they return: until then another
+  /// mm's TLBs may legitimately grant rights its PTEs no longer do (the permission
+  /// checker asks; Linux has no such counter).
+  unsigned rmap_unmaps_in_flight() const { return m_rmap_unmaps_in_flight; }
 
   /// Drops `nr` references of a folio; frees it when the last one goes
   /// (folio_put_refs → __folio_put → free_unref_folios).
   void folio_put_refs(ExecContext& ctx, Pfn head, int32_t nr, const char* what);
 
  private:
+  /// Marks a path counted by rmap_unmaps_in_flight() for its lifetime.
+  struct RmapUnmapScope {
+    explicit RmapUnmapScope(Kernel& k) : k(k) { ++k.m_rmap_unmaps_in_flight; }
+    ~RmapUnmapScope() { --k.m_rmap_unmaps_in_flight; }
+    RmapUnmapScope(const RmapUnmapScope&) = delete;
+    RmapUnmapScope& operator=(const RmapUnmapScope&) = delete;
+    Kernel& k;
+  };
   friend class MmuGather;
   // fork (fork.cpp)
   friend class ForkCopier;
@@ -367,6 +380,14 @@ class Kernel {
   void zap_page_range_single(ExecContext& ctx, Vma& vma, VirtAddr start, VirtAddr end);
   /// madvise_walk_vmas(): `advice` over the VMAs of [addr, end), locks held.
   int madvise_vma_range(ExecContext& ctx, Mm& mm, VirtAddr addr, VirtAddr end, Advice advice);
+  /// The split step of madvise_cold_or_pageout_pte_range() and madvise_free_pte_range()
+  /// for a large folio met under the PTL `*ptl` of the PTE table under `pmd`:
+  /// folio_trylock() (-EAGAIN if busy, PTL kept), then with a reference and the PTL
+  /// dropped split_folio(), folio_unlock/folio_put, and pte_offset_map_lock() again
+  /// (*ptl = nullptr when the PMD holds no PTE table any more). Returns split_folio()'s
+  /// result.
+  int madvise_split_folio(ExecContext& ctx, Mm& mm, Folio folio, uint64_t* pmd,
+                          KernelLock*& ptl, Pfn& table);
   uint64_t madvise_free_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pmd, VirtAddr start,
                                   VirtAddr end);
   uint64_t madvise_free_range(MmuGather& tlb, Vma& vma, VirtAddr start, VirtAddr end);
@@ -450,9 +471,14 @@ class Kernel {
   bool m_zap_batching;
   bool m_rmap_batching;
   bool m_debug_free_before_flush;
+  unsigned m_rmap_unmaps_in_flight = 0;
   bool m_batched_reclaim_flush = m_profile.batched_reclaim_flush();
   bool m_pte_accessible_skip = m_profile.pte_accessible_skip();
   bool m_pt_reclaim = m_profile.pt_reclaim() && m_arch.arch() == Arch::kX86_64;
+  bool m_madvise_split_partial_only = m_profile.madvise_split_partial_only();
+  bool m_debug_fork_skip_flush = m_profile.debug_fork_skip_flush();
+  bool m_debug_mprotect_skip_flush = m_profile.debug_mprotect_skip_flush();
+  bool m_debug_cow_skip_flush = m_profile.debug_cow_skip_flush();
   // faults (huge_memory.cpp, filemap.cpp)
   ThpSysfs m_thp = ThpSysfs::from(m_profile);
   // madvise's "is this folio shared?" test per release (sharers_estimate); without

@@ -102,6 +102,13 @@ struct KernelProfile : ParamSet {
       "is shared (and skip it): estimated_sharers (6.7-6.9, the first page's mapcount), "
       "likely_mapped_shared (6.10-6.14, folio_likely_mapped_shared()), "
       "maybe_mapped_shared (6.15+, MM-ID)."};
+  Param<bool> madvise_split_partial_only{
+      this, "madvise_split_partial_only", true, "",
+      "MADV_COLD/PAGEOUT/FREE split a PTE-mapped large folio only when the range covers "
+      "part of it, and handle a wholly covered one as one folio (Linux 6.10: Ryan Roberts, "
+      "'avoid split during MADV_PAGEOUT and MADV_COLD'; Lance Yang, 'optimize lazyfreeing "
+      "with mTHP in madvise_free'). Off (6.7-6.9): every PTE-mapped large folio is split "
+      "first."};
   Param<std::string> thp_anon_align{
       this, "thp_anon_align", "pmd_multiple", "",
       "THP alignment of anonymous private mmaps without a hint (__get_unmapped_area → "
@@ -137,6 +144,19 @@ struct KernelProfile : ParamSet {
       this, "debug_free_before_flush", false, "",
       "BROKEN ON PURPOSE (tests only): free gathered pages before the TLB flush. The TLB "
       "coherence checker must catch it."};
+  Param<bool> debug_fork_skip_flush{
+      this, "debug_fork_skip_flush", false, "",
+      "BROKEN ON PURPOSE (tests only): dup_mmap() write-protects the parent's PTEs but skips "
+      "its flush_tlb_mm(oldmm). The permission checker must catch the parent's next store."};
+  Param<bool> debug_mprotect_skip_flush{
+      this, "debug_mprotect_skip_flush", false, "",
+      "BROKEN ON PURPOSE (tests only): change_protection() records no flush in the "
+      "mmu_gather. The permission checker must catch a store after mprotect(PROT_READ)."};
+  Param<bool> debug_cow_skip_flush{
+      this, "debug_cow_skip_flush", false, "",
+      "BROKEN ON PURPOSE (tests only): wp_page_copy() clears the old PTE without the flush "
+      "of ptep_clear_flush(). The permission checker must catch another CPU still reading "
+      "the old page."};
   Param<bool> debug_skip_lazy_freed_tables{
       this, "debug_skip_lazy_freed_tables", false, "",
       "BROKEN ON PURPOSE (tests only): do not IPI lazy CPUs even when page tables were "

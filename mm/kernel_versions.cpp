@@ -65,6 +65,14 @@ const std::vector<VersionedSwitch>& kernel_version_table() {
          "David Hildenbrand, \"mm: convert folio_likely_mapped_shared() to "
          "folio_maybe_mapped_shared()\" in \"mm: MM owner tracking for large folios\" "
          "(v6.15), with CONFIG_MM_ID"}}},
+      {"madvise_split_partial_only",
+       {{kOld, "false",
+         "madvise_cold_or_pageout_pte_range() and madvise_free_pte_range() split every "
+         "PTE-mapped large folio they meet (a shared one ends the PTE table's walk)"},
+        {610, "true",
+         "Ryan Roberts, \"mm: madvise: avoid split during MADV_PAGEOUT and MADV_COLD\", and "
+         "Lance Yang, \"mm/madvise: optimize lazyfreeing with mTHP in madvise_free\" (v6.10): "
+         "folio_pte_batch(), split only when nr < folio_nr_pages()"}}},
       {"deferred_split_partial_only",
        {{kOld, "false",
          "page_remove_rmap() (6.7: PMD-sized anon THPs) and __folio_remove_rmap() (6.8, "

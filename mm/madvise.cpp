@@ -23,6 +23,24 @@ void Kernel::zap_page_range_single(ExecContext& ctx, Vma& vma, VirtAddr start, V
   tlb.tlb_finish_mmu();
 }
 
+int Kernel::madvise_split_folio(ExecContext& ctx, Mm& mm, Folio folio, uint64_t* pmd,
+                                KernelLock*& ptl, Pfn& table) {
+  // mm/madvise.c (both PTE walks): folio_trylock() under the PTL, folio_get(),
+  // pte_unmap_unlock(), split_folio(), folio_unlock(), folio_put(), then
+  // pte_offset_map_lock() and flush_tlb_batched_pending() again.
+  if (!folio_trylock(ctx, folio)) return -EAGAIN;
+  folio.ref_add(1);
+  ctx.count(KOp::kAtomic);
+  ctx.unlock(*ptl);
+  const Pfn head = folio.pfn();
+  const int err = split_folio(ctx, folio);
+  folio_unlock(ctx, Folio(m_pm, head));
+  folio_put_refs(ctx, head, 1, "madvise split");
+  ptl = pte_offset_map_lock(ctx, m_pm, m_codec, pmd, &table);
+  if (ptl) flush_tlb_batched_pending(ctx, mm);
+  return err;
+}
+
 uint64_t Kernel::madvise_free_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pmd, VirtAddr start,
                                         VirtAddr end) {
   // Mirrors mm/madvise.c:madvise_free_pte_range(): exclusively mapped anon folios are
@@ -35,10 +53,9 @@ uint64_t Kernel::madvise_free_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pmd,
   if (!ptl) return 0;
   (void)vma;
   flush_tlb_batched_pending(ctx, mm);
-  uint64_t* pte_table = m_pm.table(table).data();
   uint64_t marked = 0;
   for (VirtAddr addr = start; addr < end;) {
-    uint64_t* ptep = &pte_table[level_index(addr, 1)];
+    uint64_t* ptep = &m_pm.table(table).data()[level_index(addr, 1)];
     ctx.count(KOp::kPteRead);
     const uint64_t pte = m_arch.ptep_get(ptep);
     if (m_codec.is_swap_entry(pte)) {
@@ -60,9 +77,26 @@ uint64_t Kernel::madvise_free_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pmd,
     if (folio.test_large()) {
       const unsigned max_nr = static_cast<unsigned>((end - addr) >> kPageShift);
       nr = folio_pte_batch(pfn, ptep, pte, max_nr);
-      // A large folio only partly inside the range would need a split (skipped here,
-      // as Linux skips it when the split fails); shared folios are left alone.
-      if (pfn != folio.pfn() || nr != folio.nr_pages() || madvise_folio_shared(folio)) {
+      // 6.10+: a folio the range covers only partly is split (unless shared, or its
+      // lock is busy), a wholly covered exclusive one is lazyfreed whole; 6.7-6.9
+      // split every PTE-mapped large folio and stopped the PTE table at a shared or
+      // busy one or a failed split (madvise_split_partial_only).
+      const bool partial = pfn != folio.pfn() || nr != folio.nr_pages();
+      if (partial || !m_madvise_split_partial_only) {
+        const bool stop_on_failure = !m_madvise_split_partial_only;
+        if (madvise_folio_shared(folio)) {
+          if (stop_on_failure) break;
+          addr += uint64_t{nr} * kPageSize;
+          continue;
+        }
+        const int err = madvise_split_folio(ctx, mm, folio, pmd, ptl, table);
+        if (!ptl) return marked;  // the PTE table went away meanwhile
+        if (err == 0) continue;   // look at the same address again: small folios now
+        if (stop_on_failure) break;
+        addr += uint64_t{nr} * kPageSize;
+        continue;
+      }
+      if (madvise_folio_shared(folio)) {
         addr += uint64_t{nr} * kPageSize;
         continue;
       }

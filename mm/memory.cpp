@@ -451,7 +451,8 @@ FaultResult Kernel::wp_page_copy(ExecContext& ctx, VmFault& vmf, Folio old_folio
     CauseScope cause(ctx, FlushCause::kCow);
     const uint64_t old = m_arch.ptep_get_and_clear(ctx, mm, addr, pte);
     ctx.count(KOp::kPteXchg);
-    if (m_codec.present(old)) flush_tlb_page(ctx, mm, addr);
+    // BROKEN ON PURPOSE when debug_cow_skip_flush: the old translation stays cached.
+    if (m_codec.present(old) && !m_debug_cow_skip_flush) flush_tlb_page(ctx, mm, addr);
   }
   m_rmap.folio_add_new_anon_rmap(ctx, new_folio, vma, addr, kRmapExclusive);
   m_arch.set_ptes(ctx, mm, addr, pte, entry, 1);  // set_pte_at

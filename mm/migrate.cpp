@@ -193,6 +193,7 @@ constexpr uint64_t kMaxBatchedMigration = 512;
 }  // namespace
 
 int64_t Kernel::move_pages(ExecContext& ctx, Mm& mm, VirtAddr start, uint64_t len) {
+  RmapUnmapScope in_flight(*this);
   // Mirrors mm/migrate.c:do_pages_move() → add_folio_for_migration() (isolate each
   // folio once) → migrate_pages() → migrate_pages_batch() in batches of up to
   // NR_MAX_BATCHED_MIGRATION pages: every folio of a batch is unmapped with

@@ -17,24 +17,22 @@ namespace tlbsim::mm {
 
 namespace {
 
-/// pte_needs_flush(old, new): x86 arch/x86/include/asm/tlbflush.h; arm64: any
-/// non-software bit differs.
+/// pte_needs_flush(old, new): x86's own (arch/x86/include/asm/tlbflush.h: a changed
+/// frame, a cleared DIRTY or PRESENT, any change of the bits a TLB caches); every
+/// other architecture, arm64 included through Linux 6.18, takes the generic one in
+/// include/linux/pgtable.h, which always answers true (arm64 has its own from 6.19).
 bool pte_needs_flush(const PteCodec& c, uint64_t oldpte, uint64_t newpte) {
+  if (c.arch() != Arch::kX86_64) return true;
   if (!c.present(oldpte)) return false;
   if (c.pfn(oldpte) != c.pfn(newpte)) return true;
-  if (c.arch() == Arch::kX86_64) {
-    using namespace x86_bits;
-    const uint64_t diff = oldpte ^ newpte;
-    // Cleared DIRTY or PRESENT needs a flush (ACCESSED is ignored for PTEs).
-    if ((diff & oldpte) & (kDirty | kPresent)) return true;
-    // Any change of RW, USER, PWT, PCD, PSE, GLOBAL, PAT, PKEY, NX.
-    constexpr uint64_t kFlushOnChange =
-        kRw | kUser | kPwt | kPcd | kPse | kGlobal | (1ull << 12) | (0xFull << 59) | kNx;
-    return diff & kFlushOnChange;
-  }
-  using namespace arm64_bits;
-  constexpr uint64_t kSoftware = kSwDirty | kSpecial | (0xFull << 56);
-  return ((oldpte ^ newpte) & ~kSoftware) != 0;
+  using namespace x86_bits;
+  const uint64_t diff = oldpte ^ newpte;
+  // Cleared DIRTY or PRESENT needs a flush (ACCESSED is ignored for PTEs).
+  if ((diff & oldpte) & (kDirty | kPresent)) return true;
+  // Any change of RW, USER, PWT, PCD, PSE, GLOBAL, PAT, PKEY, NX.
+  constexpr uint64_t kFlushOnChange =
+      kRw | kUser | kPwt | kPcd | kPse | kGlobal | (1ull << 12) | (0xFull << 59) | kNx;
+  return diff & kFlushOnChange;
 }
 
 }  // namespace
@@ -72,13 +70,14 @@ uint64_t Kernel::change_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pmd, VirtA
       if (folio.test_anon() && folio.page_of(pfn).test(kPgAnonExclusive))
         newpte = m_codec.mkwrite(newpte);
     }
-    if (newpte == oldpte) continue;
-    // ptep_modify_prot_start() / ptep_modify_prot_commit().
+    // ptep_modify_prot_start() / ptep_modify_prot_commit() on every present PTE,
+    // changed or not (change_pte_range(), Linux 6.7-6.18).
     m_arch.ptep_get_and_clear(ctx, mm, addr, ptep);
     m_arch.set_ptes(ctx, mm, addr, ptep, newpte, 1);
     ctx.count(KOp::kPteXchg);  // ptep_modify_prot_start: xchg
     ctx.count(KOp::kPteWrite);  // ptep_modify_prot_commit: set_pte
-    if (pte_needs_flush(m_codec, oldpte, newpte)) tlb.tlb_flush_pte_range(addr, kPageSize);
+    if (pte_needs_flush(m_codec, oldpte, newpte) && !m_debug_mprotect_skip_flush)
+      tlb.tlb_flush_pte_range(addr, kPageSize);  // BROKEN ON PURPOSE if the debug switch is set
     ++pages;
   }
   ctx.pte_lines(table, level_index(start, 1), static_cast<unsigned>((end - start) >> kPageShift),
@@ -111,7 +110,8 @@ uint64_t Kernel::change_huge_pmd(MmuGather& tlb, Vma& vma, Pfn pmd_table, uint64
   *pmd = newpmd;
   ctx.count(KOp::kPteXchg);   // pmdp_invalidate_ad
   ctx.count(KOp::kPteWrite);  // set_pmd_at
-  tlb.tlb_remove_pmd_tlb_entry(addr.align_down(kPmdSize));  // tlb_flush_pmd_range
+  if (!m_debug_mprotect_skip_flush)  // BROKEN ON PURPOSE if set
+    tlb.tlb_remove_pmd_tlb_entry(addr.align_down(kPmdSize));  // tlb_flush_pmd_range
   (void)vma;
   return uint64_t{1} << kPmdOrder;
 }

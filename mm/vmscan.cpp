@@ -37,6 +37,7 @@ constexpr uint64_t kSwapClusterMax = 32;
 // --- isolation and the batch ------------------------------------------------------------
 
 uint64_t Kernel::reclaim(ExecContext& ctx, uint64_t nr_pages) {
+  RmapUnmapScope in_flight(*this);
   // Mirrors shrink_node(): the shrinkers first (shrink_slab → the thp-deferred_split
   // shrinker splits partially mapped folios, one SHRINK_BATCH), then shrink_lruvec →
   // shrink_inactive_list: isolate_lru_folios() from the tail, shrink_folio_list().
@@ -69,6 +70,7 @@ uint64_t Kernel::reclaim_pages(ExecContext& ctx, std::vector<Pfn>& folios) {
 }
 
 uint64_t Kernel::shrink_folio_list(ExecContext& ctx, std::vector<Pfn>& folios) {
+  RmapUnmapScope in_flight(*this);
   // Mirrors mm/vmscan.c:shrink_folio_list(). `folios` grows when a large anon folio
   // is split (split_folio_to_list puts the pieces on the list).
   std::vector<Pfn> free_list, keep;
@@ -283,10 +285,10 @@ void Kernel::madvise_cold_or_pageout_range(MmuGather& tlb, Vma& vma, VirtAddr st
                                            VirtAddr end, bool pageout,
                                            std::vector<Pfn>& isolated) {
   // Mirrors mm/madvise.c:madvise_cold_or_pageout_pte_range(): private (not maybe
-  // shared) folios whose first page lies in the range have their PTEs made old
-  // (tlb_remove_tlb_entry) and are deactivated (cold) or isolated for
-  // reclaim_pages (pageout). A PMD-mapped THP only partly in the range is split
-  // first; a whole one is handled as one folio.
+  // shared) folios in the range have their PTEs made old (tlb_remove_tlb_entry)
+  // and are deactivated (cold) or isolated for reclaim_pages (pageout). A
+  // PMD-mapped THP only partly in the range is split first (its PMD); PTE-mapped
+  // large folios are split as the release did (madvise_split_partial_only).
   struct ColdOrPageout {
     Kernel& k;
     MmuGather& tlb;
@@ -335,25 +337,56 @@ void Kernel::madvise_cold_or_pageout_range(MmuGather& tlb, Vma& vma, VirtAddr st
       KernelLock* ptl = pte_offset_map_lock(ctx, k.m_pm, k.m_codec, pmd, &table);
       if (!ptl) return;
       k.flush_tlb_batched_pending(ctx, mm);
-      uint64_t* pt = k.m_pm.table(table).data();
-      for (VirtAddr addr = from; addr < next; addr += kPageSize) {
-        uint64_t* ptep = &pt[level_index(addr, 1)];
+      for (VirtAddr addr = from; addr < next;) {
+        uint64_t* ptep = &k.m_pm.table(table).data()[level_index(addr, 1)];
         ctx.count(KOp::kPteRead);
         const uint64_t pte = k.m_arch.ptep_get(ptep);
-        if (!k.m_codec.present(pte) || k.m_codec.pfn(pte) == k.m_zero_pfn) continue;
-        Folio folio = Folio::of(k.m_pm, k.m_codec.pfn(pte));
-        if (k.madvise_folio_shared(folio)) continue;
-        if (k.m_codec.young(pte)) {
-          k.m_arch.ptep_get_and_clear(ctx, mm, addr, ptep);
-          k.m_arch.set_ptes(ctx, mm, addr, ptep, k.m_codec.mkold(pte), 1);
+        if (!k.m_codec.present(pte) || k.m_codec.pfn(pte) == k.m_zero_pfn) {
+          addr += kPageSize;
+          continue;
+        }
+        const Pfn pfn = k.m_codec.pfn(pte);
+        Folio folio = Folio::of(k.m_pm, pfn);
+        unsigned nr = 1;
+        if (folio.test_large()) {
+          nr = k.folio_pte_batch(pfn, ptep, pte,
+                                 static_cast<unsigned>((next - addr) >> kPageShift));
+          // 6.10+ (madvise_split_partial_only): split a folio the range covers only
+          // partly, unless shared or busy; a wholly covered one is handled whole.
+          // 6.7-6.9: split every PTE-mapped large folio; a shared or busy one, or a
+          // failed split, ends this PTE table's walk.
+          const bool partial = pfn != folio.pfn() || nr != folio.nr_pages();
+          if (partial || !k.m_madvise_split_partial_only) {
+            const bool stop_on_failure = !k.m_madvise_split_partial_only;
+            if (k.madvise_folio_shared(folio)) {
+              if (stop_on_failure) break;
+              addr += uint64_t{nr} * kPageSize;
+              continue;
+            }
+            const int err = k.madvise_split_folio(ctx, mm, folio, pmd, ptl, table);
+            if (!ptl) return;        // the PTE table went away meanwhile
+            if (err == 0) continue;  // the same address again: small folios now
+            if (stop_on_failure) break;
+            addr += uint64_t{nr} * kPageSize;
+            continue;
+          }
+        }
+        if (k.madvise_folio_shared(folio)) {
+          addr += uint64_t{nr} * kPageSize;
+          continue;
+        }
+        for (unsigned i = 0; i < nr; ++i) {
+          const VirtAddr a = addr + i * kPageSize;
+          const uint64_t old = ptep[i];
+          if (!k.m_codec.young(old)) continue;
+          k.m_arch.ptep_get_and_clear(ctx, mm, a, &ptep[i]);
+          k.m_arch.set_ptes(ctx, mm, a, &ptep[i], k.m_codec.mkold(old), 1);
           ctx.count(KOp::kPteXchg);
           ctx.count(KOp::kPteWrite);
-          tlb.tlb_remove_tlb_entries(addr, 1);
+          tlb.tlb_remove_tlb_entries(a, 1);
         }
-        // Once per folio: at its first page inside the range.
-        const uint64_t idx = folio.page_index(k.m_codec.pfn(pte));
-        if (idx != 0 && addr.value() - idx * kPageSize >= start.value()) continue;
         take(folio);
+        addr += uint64_t{nr} * kPageSize;
       }
       ctx.pte_lines(table, level_index(from, 1), static_cast<unsigned>((next - from) >> kPageShift),
                     false);

@@ -6,11 +6,25 @@
 // path that freed it. Walk-cache entries are checked the same way (a walk that
 // continues from a cached pointer to a freed page table), and the arm64 model asks
 // at every contpte break-before-make whether a TLB still holds the block.
+//
+// Permissions: a frame that stays allocated can still be reached through a stale
+// entry (fork's write protection, mprotect, a COW replacement, an unmap of a page
+// another mm keeps). With permission checking on, every TLB hit that lets an access
+// through is compared with the current page-table entry, read from the simulated
+// frames as the walker would: not present, another frame, a store through a
+// read-only PTE or a fetch through a no-exec one is a permission violation — unless
+// a kernel call that may still be changing that mapping has not returned yet (the
+// task's own mm, or a reclaim / migration / split anywhere): Linux lets such a call
+// flush at its end, so a hit in the window is hardware-allowed staleness and only
+// counted. A TLB entry granting *less* than its PTE (x86 does not flush permission
+// upgrades; a spurious fault re-walks) is never a violation.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "mm/pte.h"
 
 #include "base/stats.h"
 #include "mm/phys_mem.h"
@@ -25,6 +39,18 @@ struct StaleTlbViolation {
   uint64_t pfn;
   std::string freed_by;
   StaleKind kind = StaleKind::kTlb;
+};
+
+/// What the permission check needs to know about the kernel side (models/system.cpp).
+class KernelActivity {
+ public:
+  virtual ~KernelActivity() = default;
+  /// Whether a kernel call that may still be changing the translations used by the
+  /// task on `cpu` is in progress (the task's mm, or an rmap-wide unmap).
+  virtual bool call_in_flight(unsigned cpu) = 0;
+  /// Who accessed and what the kernel did last: "task t0 (pid 1) on cpu 0; last
+  /// kernel call on its mm: mprotect by t0".
+  virtual std::string describe(unsigned cpu) = 0;
 };
 
 class CoherenceChecker final : public mm::FrameObserver {
@@ -50,10 +76,30 @@ class CoherenceChecker final : public mm::FrameObserver {
   }
   void report(unsigned cpu, VirtAddr va, Pfn pfn, StaleKind kind);
 
+  /// Turns the permission check on: page tables are read from `pm` in `arch`'s
+  /// format (`levels` deep), the kernel's state from `activity`.
+  void enable_permissions(mm::PhysMem& pm, mm::Arch arch, unsigned levels,
+                          KernelActivity& activity) {
+    m_pm = &pm;
+    m_codec = mm::PteCodec(arch);
+    m_levels = levels;
+    m_activity = &activity;
+  }
+  bool permissions_enabled() const { return m_activity != nullptr; }
+  /// The core MMUs' permission hook (models/cpu/core_mmu.h PermissionHook).
+  static void on_hit(void* self, unsigned cpu, VirtAddr va, Access kind, const TlbEntry& e,
+                     Pfn root) {
+    static_cast<CoherenceChecker*>(self)->check_permission(cpu, va, kind, e, root);
+  }
+  void check_permission(unsigned cpu, VirtAddr va, Access kind, const TlbEntry& e, Pfn root);
+  uint64_t permission_violations() const { return m_permission_violations; }
+
   uint64_t violations() const { return m_violations; }
   const std::vector<StaleTlbViolation>& first_violations() const { return m_first; }
 
  private:
+  void record(StaleTlbViolation v);
+
   std::vector<uint32_t> m_gen;
   std::vector<const char*> m_freed_by;
   bool m_fail_fast;
@@ -63,6 +109,12 @@ class CoherenceChecker final : public mm::FrameObserver {
   uint64_t m_bbm_violations = 0;
   uint64_t m_freed_before_invalidate = 0;
   uint64_t m_frames_freed = 0;
+  uint64_t m_permission_violations = 0;
+  uint64_t m_permission_in_flight = 0;
+  mm::PhysMem* m_pm = nullptr;
+  mm::PteCodec m_codec{mm::Arch::kX86_64};
+  unsigned m_levels = 4;
+  KernelActivity* m_activity = nullptr;
   StatGroup m_stats;
   CounterRef m_violations_stat{&m_stats, "stale_tlb_violations", "count",
                                "Stale translations used (all kinds below).",
@@ -76,6 +128,15 @@ class CoherenceChecker final : public mm::FrameObserver {
   CounterRef m_fbi_stat{&m_stats, "freed_before_invalidate_violations", "count",
                         "By-VA invalidations that found an entry whose frame was already freed.",
                         &m_freed_before_invalidate};
+  CounterRef m_perm_stat{&m_stats, "permission_violations", "count",
+                         "TLB hits that allowed an access the current PTE does not (not present, "
+                         "another frame, read-only, no-exec) after the kernel call that changed "
+                         "it had returned.",
+                         &m_permission_violations};
+  CounterRef m_perm_window_stat{&m_stats, "permission_in_flight", "count",
+                                "The same mismatch while a kernel call that may still flush it "
+                                "had not returned (allowed; not counted above).",
+                                &m_permission_in_flight};
   CounterRef m_freed_stat{&m_stats, "frames_freed", "frames", "Frames returned to the allocator.",
                           &m_frames_freed};
 };

@@ -284,6 +284,11 @@ struct MachineParams : ParamSet {
                                 {min_value<int64_t>(-1)}};
   Param<bool> coherence_check{this, "coherence_check", true, "",
                               "Check every TLB hit against frame reuse (stale-TLB violations)."};
+  Param<bool> coherence_permissions{
+      this, "coherence_permissions", true, "",
+      "With coherence_check: also compare every TLB hit with the current PTE (present, same "
+      "frame, write and exec rights) once the kernel call that changed it has returned "
+      "(permission violations)."};
   Param<bool> coherence_fail_fast{this, "coherence_fail_fast", false, "",
                                   "Stop the run at the first stale-TLB violation."};
 

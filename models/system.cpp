@@ -89,6 +89,11 @@ System::System(const MachineParams& machine, const mm::KernelProfile& profile,
   sc.newidle_balance = machine.sched.newidle_balance();
   m_sched = std::make_unique<mm::Scheduler>(sc, *m_arch, &m_stats);
   m_locks = std::make_unique<LockModel>(*this, &m_stats);
+  if (m_checker && machine.coherence_permissions()) {
+    m_activity = std::make_unique<Activity>(*this);
+    m_checker->enable_permissions(*m_pm, machine.arch() == "arm64" ? mm::Arch::kArm64 : mm::Arch::kX86_64,
+                                  machine.pgtable_levels(), *m_activity);
+  }
   for (unsigned i = 0; i < n; ++i)
     m_cores.push_back(std::make_unique<Core>(("cpu" + std::to_string(i)).c_str(), i, *this, &m_stats));
 
@@ -137,6 +142,34 @@ TaskThread& System::create_thread(unsigned process, int cpu, const std::string& 
   TaskThread& t = *m_threads.back();
   t.spawn();
   return t;
+}
+
+bool System::Activity::call_in_flight(unsigned cpu) {
+  // No user task on the CPU, or one whose CPU runs a kernel thread (lazy TLB): no
+  // user access to judge. Otherwise: an rmap-wide unmap anywhere, or any task of the
+  // accessing task's process (threads share its mm) inside a kernel call.
+  const mm::Task& cur = m_sys.m_sched->curr(cpu);
+  if (cur.is_idle || !cur.model) return true;
+  const TaskThread& t = *static_cast<const TaskThread*>(cur.model);
+  if (t.lazy() || m_sys.m_kernel->rmap_unmaps_in_flight()) return true;
+  for (const auto& th : m_sys.m_threads)
+    if (th->process() == t.process() && th->in_kernel()) return true;
+  return false;
+}
+
+std::string System::Activity::describe(unsigned cpu) {
+  const mm::Task& cur = m_sys.m_sched->curr(cpu);
+  if (!cur.model) return "no task on cpu " + std::to_string(cpu);
+  const TaskThread& t = *static_cast<const TaskThread*>(cur.model);
+  std::string s = "task " + cur.name + " (pid " + std::to_string(cur.pid) + ") on cpu " +
+                  std::to_string(cpu);
+  if (!t.current_op().empty()) s += " at op " + t.current_op();
+  s += "; last kernel call of each task of its process:";
+  for (const auto& th : m_sys.m_threads) {
+    if (th->process() != t.process()) continue;
+    s += " " + th->task().name + ": " + (th->last_kernel_call() ? th->last_kernel_call() : "none");
+  }
+  return s;
 }
 
 TaskThread& System::thread_on(unsigned cpu) {

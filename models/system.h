@@ -177,6 +177,17 @@ class System {
   std::array<uint64_t, static_cast<size_t>(mm::KOp::kCount)> m_costs;
   std::unique_ptr<mm::PhysMem> m_pm;
   std::unique_ptr<CoherenceChecker> m_checker;
+  /// The kernel side of the permission check: which calls are still in progress.
+  class Activity final : public KernelActivity {
+   public:
+    explicit Activity(System& sys) : m_sys(sys) {}
+    bool call_in_flight(unsigned cpu) override;
+    std::string describe(unsigned cpu) override;
+
+   private:
+    System& m_sys;
+  };
+  std::unique_ptr<Activity> m_activity;
   std::unique_ptr<Topology> m_topology;
   uint64_t m_quantum = 0;
   std::unique_ptr<CacheHierarchy> m_mem;

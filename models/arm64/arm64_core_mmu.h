@@ -40,13 +40,12 @@ class Arm64CoreMmu : public CoreMmuCounters {
   /// Translates `va` for an access of `kind` under `asid`, walking from TTBR0 =
   /// `root` on a miss. A fault leaves the TLBs without an entry for `va`.
   [[gnu::always_inline]] XlatResult translate(VirtAddr va, Access kind, uint16_t asid, Pfn root) {
-    const bool write = kind == Access::kWrite;
-    if (const TlbEntry* e = m_l1d.lookup(va, asid)) return hit(*e, va, kind, write, asid, root, 0);
+    if (const TlbEntry* e = m_l1d.lookup(va, asid)) return hit(*e, va, kind, asid, root, 0);
     if (m_l2) {
       if (const TlbEntry* e = m_l2->lookup(va, asid)) {
         TlbEntry copy = *e;
         fill_l1(copy);
-        return hit(copy, va, kind, write, asid, root, m_l2_latency);
+        return hit(copy, va, kind, asid, root, m_l2_latency);
       }
     }
     return miss(va, kind, asid, root, m_l2 ? m_l2_latency : 0);
@@ -59,6 +58,11 @@ class Arm64CoreMmu : public CoreMmuCounters {
   void set_stale_hook(StaleHook hook, void* ctx) {
     m_stale_hook = hook;
     m_stale_ctx = ctx;
+  }
+  /// Called on every TLB hit that lets an access through; set by the checker.
+  void set_permission_hook(PermissionHook hook, void* ctx) {
+    m_perm_hook = hook;
+    m_perm_ctx = ctx;
   }
 
   const Tlb& l1d() const { return m_l1d; }
@@ -73,16 +77,20 @@ class Arm64CoreMmu : public CoreMmuCounters {
   bool contig_as_one_entry() const { return m_contig; }
 
  private:
-  [[gnu::always_inline]] XlatResult hit(const TlbEntry& e, VirtAddr va, Access kind, bool write,
+  [[gnu::always_inline]] XlatResult hit(const TlbEntry& e, VirtAddr va, Access kind,
                                         uint16_t asid, Pfn root, uint64_t cycles) {
     if (m_gens.gen && m_gens.gen[e.pfn.value()] != e.fill_id)
       m_stale_hook(m_stale_ctx, m_cpu, va, e.pfn_for(va), StaleKind::kTlb);
-    if (write && (!e.writable || !e.dirty)) {
-      // A store through a read-only entry faults; through a writable-clean (DBM)
-      // entry it needs the walker's dirty-state update. Both re-walk.
+    if ((kind == Access::kWrite && (!e.writable || !e.dirty)) ||
+        (kind == Access::kExec && !e.executable)) [[unlikely]] {
+      // A store through a read-only entry or an EL0 fetch through a UXN one is a
+      // permission fault (the TLB caches the permissions: Arm ARM D8.4); a store
+      // through a writable-clean (DBM) entry needs the walker's dirty-state update.
+      // All re-walk.
       invalidate_entry(va, asid);
       return miss(va, kind, asid, root, cycles);
     }
+    if (m_perm_hook) [[unlikely]] m_perm_hook(m_perm_ctx, m_cpu, va, kind, e, root);
     return XlatResult{false, false, cycles, e.translate(va).value()};
   }
   XlatResult miss(VirtAddr va, Access kind, uint16_t asid, Pfn root, uint64_t cycles);
@@ -112,6 +120,8 @@ class Arm64CoreMmu : public CoreMmuCounters {
   FrameGenerations m_gens;
   StaleHook m_stale_hook = nullptr;
   void* m_stale_ctx = nullptr;
+  PermissionHook m_perm_hook = nullptr;
+  void* m_perm_ctx = nullptr;
 
  public:
   uint64_t tlbi_received = 0;  // TLBI operations applied to this core

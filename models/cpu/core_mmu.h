@@ -41,10 +41,18 @@ enum class StaleKind : uint8_t {
   kBreakBeforeMake,        // a TLB still held a translation when its entries were rewritten
   kFreedBeforeInvalidate,  // a by-VA invalidation found an entry whose frame was already
                            // freed: the kernel freed before flushing (ordering contract)
+  kPermission,             // a TLB hit allowed an access that the current PTE does not
+                           // (not present, another frame, read-only, no-exec)
 };
 
 /// Called on every stale use; set by the coherence checker.
 using StaleHook = void (*)(void* ctx, unsigned cpu, VirtAddr va, Pfn pfn, StaleKind kind);
+
+/// The permission half of the checker: called on every TLB hit that lets an access
+/// through, with the entry used and the root the walker would start from; the
+/// checker compares the entry with the current page-table entry (nullptr: off).
+using PermissionHook = void (*)(void* ctx, unsigned cpu, VirtAddr va, Access kind,
+                                const TlbEntry& e, Pfn root);
 
 /// The drop-time check of by-VA invalidations (INVLPG, TLBI VA/range): an entry
 /// still cached when its frame was freed means the free came before the flush.
@@ -89,6 +97,7 @@ concept CoreMmu = requires(M m, const M cm, VirtAddr va, Access a, uint16_t asid
   { cm.counters() } -> std::same_as<const CoreMmuCounters&>;
   m.set_frame_generations(FrameGenerations{});
   m.set_stale_hook(StaleHook{}, nullptr);
+  m.set_permission_hook(PermissionHook{}, nullptr);
 };
 
 }  // namespace tlbsim

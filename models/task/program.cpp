@@ -49,6 +49,7 @@ void Program::run(const std::vector<Op>& ops) { exec_ops(ops); }
 void Program::exec_ops(const std::vector<Op>& ops) {
   for (const Op& op : ops) {
     if (m_exiting) return;
+    m_t.m_op = &op.pointer;  // for the permission checker's reports
     exec_op(op);
   }
 }
@@ -126,6 +127,7 @@ Program::Window Program::syscall_on_window(const Op& op, Call&& call) {
   // charge its work, record it on the timeline; errors are the workload's (exit 2).
   auto [start, len] = m_sys.mapping(m_t.process(), op.mapping, op.pointer);
   const uint64_t length = op.length ? op.length : len - op.offset;
+  TaskThread::KernelEntry entry(m_t, workload::op_name(op.kind));
   m_t.take_stolen();
   m_t.sync();
   const uint64_t t0 = m_t.now();
@@ -145,6 +147,7 @@ void Program::exec_op(const Op& op) {
   mm::ExecContext& ctx = m_t.ctx();
   switch (op.kind) {
     case OpKind::kMmap: {
+      TaskThread::KernelEntry entry(m_t, "mmap");
       m_t.take_stolen();
       m_t.sync();
       const uint64_t t0 = m_t.now();
@@ -208,6 +211,7 @@ void Program::exec_op(const Op& op) {
     case OpKind::kReclaim: {
       // Reclaim on this task (kswapd-like) until `pages` are freed and/or
       // `target_free` bytes of memory are free.
+      TaskThread::KernelEntry entry(m_t, "reclaim");
       m_t.take_stolen();
       m_t.sync();
       const uint64_t t0 = m_t.now();
@@ -225,8 +229,12 @@ void Program::exec_op(const Op& op) {
       m_t.sync();
       const uint64_t t0 = m_t.now();
       ++m_t.core().stats().syscalls;
-      mm::Mm* child = k.sys_fork(ctx, mm);
-      m_t.charge_kernel();
+      mm::Mm* child = nullptr;
+      {
+        TaskThread::KernelEntry entry(m_t, "fork");
+        child = k.sys_fork(ctx, mm);
+        m_t.charge_kernel();
+      }
       if (!child)
         throw InputError(op.pointer, "fork failed with errno " + std::to_string(ENOMEM) +
                                          " (ENOMEM): out of memory duplicating the address space");
@@ -477,9 +485,12 @@ void Program::retry_after_fault(VirtAddr va, Access kind, const std::string& poi
     if (kind == Access::kWrite) flags |= mm::kFaultWrite;
     if (kind == Access::kExec) flags |= mm::kFaultExec;
     const uint64_t t0 = m_t.now();
-    const mm::FaultResult fr =
-        m_sys.kernel().handle_mm_fault(m_t.ctx(), m_t.process_mm(), va, flags);
-    m_t.charge_kernel();
+    mm::FaultResult fr;
+    {
+      TaskThread::KernelEntry entry(m_t, kind == Access::kWrite ? "write fault" : "fault");
+      fr = m_sys.kernel().handle_mm_fault(m_t.ctx(), m_t.process_mm(), va, flags);
+      m_t.charge_kernel();
+    }
     if (m_sys.trace()) [[unlikely]]
       trace_span("fault", kind == Access::kWrite ? "write fault" : "fault", t0);
     if (fr == mm::FaultResult::kSegv) {

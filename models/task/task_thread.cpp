@@ -241,7 +241,10 @@ void TaskThread::exit_task() {
   take_stolen();
   charge_kernel();
   sync();
-  m_sys.thread_exit(*this);
+  {
+    KernelEntry entry(*this, "exit");
+    m_sys.thread_exit(*this);
+  }
   charge_kernel();
   sync();
   m_stats.exit_cycles.set(now());
@@ -315,7 +318,8 @@ void TaskThread::lock_downgrade(mm::ExecContext&, mm::KernelLock& lock) {
 
 // --- harness helpers ----------------------------------------------------------------------
 
-void TaskThread::kernel_call(const std::function<void(mm::ExecContext&)>& fn) {
+void TaskThread::kernel_call(const std::function<void(mm::ExecContext&)>& fn, const char* what) {
+  KernelEntry entry(*this, what);
   take_stolen();
   sync();
   fn(m_ctx);
@@ -324,6 +328,7 @@ void TaskThread::kernel_call(const std::function<void(mm::ExecContext&)>& fn) {
 
 VirtAddr TaskThread::mmap(uint64_t len, bool populate) {
   uint64_t r = 0;
+  KernelEntry entry(*this, "mmap");
   kernel_call([&](mm::ExecContext& ctx) {
     ++m_core->stats().syscalls;
     mm::MmapArgs a;
@@ -338,6 +343,7 @@ VirtAddr TaskThread::mmap(uint64_t len, bool populate) {
 
 void TaskThread::munmap(VirtAddr addr, uint64_t len) {
   int r = 0;
+  KernelEntry entry(*this, "munmap");
   kernel_call([&](mm::ExecContext& ctx) {
     ++m_core->stats().syscalls;
     r = m_sys.kernel().sys_munmap(ctx, process_mm(), addr, len);
@@ -370,10 +376,12 @@ void TaskThread::barrier(const std::string& name) {
 
 void TaskThread::go_lazy() {
   kernel_call([&](mm::ExecContext& ctx) { m_sys.arch().enter_lazy_tlb(ctx); });
+  m_lazy = true;
 }
 
 void TaskThread::resume_user() {
   kernel_call([&](mm::ExecContext& ctx) { m_sys.arch().switch_mm(ctx, process_mm()); });
+  m_lazy = false;
 }
 
 }  // namespace tlbsim

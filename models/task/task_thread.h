@@ -139,9 +139,38 @@ class TaskThread final : public mm::ExecHooks {
   void lock_release(mm::ExecContext& ctx, mm::KernelLock& lock, mm::LockMode mode) override;
   void lock_downgrade(mm::ExecContext& ctx, mm::KernelLock& lock) override;
 
+  // --- kernel entry, as the permission checker sees it ------------------------------
+  /// The kernel call it is in (nullptr in user mode).
+  const char* in_kernel() const { return m_in_kernel; }
+  /// The last kernel call it returned from (nullptr before the first).
+  const char* last_kernel_call() const { return m_last_call; }
+  /// Whether its CPU runs a kernel thread with its mm loaded (go_lazy): no user
+  /// accesses happen there, stale entries are legitimate until switch_mm.
+  bool lazy() const { return m_lazy; }
+  /// The JSON pointer of the workload op it runs ("" for harness programs).
+  const std::string& current_op() const { return m_op ? *m_op : kNoOp; }
+  /// Marks a kernel call (system call, fault, exit) for its lifetime.
+  class KernelEntry {
+   public:
+    KernelEntry(TaskThread& t, const char* what) : m_t(t), m_prev(t.m_in_kernel) {
+      t.m_in_kernel = what;
+    }
+    ~KernelEntry() {
+      if (!m_prev) m_t.m_last_call = m_t.m_in_kernel;
+      m_t.m_in_kernel = m_prev;
+    }
+    KernelEntry(const KernelEntry&) = delete;
+    KernelEntry& operator=(const KernelEntry&) = delete;
+
+   private:
+    TaskThread& m_t;
+    const char* m_prev;
+  };
+
   // --- harness helpers (call from a program) -----------------------------------------
   /// Runs kernel code on this task: synchronise, run `fn`, charge its primitive ops.
-  void kernel_call(const std::function<void(mm::ExecContext&)>& fn);
+  void kernel_call(const std::function<void(mm::ExecContext&)>& fn,
+                   const char* what = "harness kernel call");
   /// mmap(len) of anonymous read/write memory (populated if asked); returns the address.
   VirtAddr mmap(uint64_t len, bool populate = false);
   void munmap(VirtAddr addr, uint64_t len);
@@ -201,6 +230,11 @@ class TaskThread final : public mm::ExecHooks {
   bool m_sleeping = false;   // left its CPU asleep (not runnable)
   bool m_started = false;
   bool m_exited = false;
+  bool m_lazy = false;
+  const char* m_in_kernel = nullptr;
+  const char* m_last_call = nullptr;
+  const std::string* m_op = nullptr;
+  static inline const std::string kNoOp;
   // counters
   CoreSnapshot m_acc;        // share of earlier stints on CPUs
   CoreSnapshot m_switch_in;  // the CPU's counters when this stint began

@@ -90,6 +90,11 @@ XlatResult X86CoreMmu::miss(VirtAddr va, Access kind, uint16_t pcid, Pfn cr3, ui
       break;
     }
   }
+  // Access rights combine over the levels walked (SDM vol. 3A §4.6.1): a write needs
+  // R/W at every level, a user access U/S at every level, and XD at any level forbids
+  // a fetch. Levels served by a paging-structure cache carry Linux's _PAGE_TABLE
+  // rights (RW | USER, no NX: pmd_populate etc.), which grant everything.
+  bool rw = true, user = true, nx = false;
   for (;;) {
     // A walk may only read page-table frames; a cached pointer to a freed table
     // (reported above) ends the walk as a fault instead of reading junk.
@@ -99,6 +104,9 @@ XlatResult X86CoreMmu::miss(VirtAddr va, Access kind, uint16_t pcid, Pfn cr3, ui
     uint64_t* ep = m_pm.entry_ptr(PhysAddr(pa));
     uint64_t e = *ep;
     if (!m_codec.present(e)) break;  // not present → page fault
+    rw = rw && (e & mm::x86_bits::kRw);
+    user = user && (e & mm::x86_bits::kUser);
+    nx = nx || (e & mm::x86_bits::kNx);
     const bool leaf = level == 1 || (level <= 3 && m_codec.huge(e));
     if (!leaf) {
       if (level >= 2 && level <= 4 && m_pwc[level]) {
@@ -110,8 +118,10 @@ XlatResult X86CoreMmu::miss(VirtAddr va, Access kind, uint16_t pcid, Pfn cr3, ui
       --level;
       continue;
     }
-    // Leaf: permission check, then A/D update (locked RMW of the entry).
-    if (write && !m_codec.write(e)) break;  // write-protect fault
+    // Leaf: permission checks (a user-mode access), then A/D update (locked RMW).
+    if (!user) break;                        // supervisor page: protection fault
+    if (kind == Access::kExec && nx) break;  // XD: instruction-fetch fault
+    if (write && !rw) break;                 // write-protect fault
     uint64_t upd = m_codec.mkyoung(e);
     if (write) upd |= mm::x86_bits::kDirty;
     if (upd != e) {
@@ -124,9 +134,9 @@ XlatResult X86CoreMmu::miss(VirtAddr va, Access kind, uint16_t pcid, Pfn cr3, ui
     const uint64_t bytes = page_bytes(size);
     Pfn base = m_codec.pfn(e);
     TlbEntry te = TlbEntry::for_page(va, size, base, pcid);
-    te.writable = m_codec.write(e);
-    te.user = e & mm::x86_bits::kUser;
-    te.executable = !(e & mm::x86_bits::kNx);
+    te.writable = rw;
+    te.user = user;
+    te.executable = !nx;
     te.dirty = m_codec.dirty(e);
     te.global = e & mm::x86_bits::kGlobal;
     te.fill_id = m_gens.gen ? m_gens.gen[base.value()] : 0;

@@ -25,6 +25,7 @@ namespace tlbsim::x86 {
 // The translation types are architecture-neutral (models/cpu/core_mmu.h).
 using tlbsim::Access;
 using tlbsim::FrameGenerations;
+using tlbsim::PermissionHook;
 using tlbsim::StaleHook;
 using tlbsim::StaleKind;
 using tlbsim::XlatResult;
@@ -38,16 +39,15 @@ class X86CoreMmu : public CoreMmuCounters {
   /// Translates `va` for an access of `kind` under PCID `pcid`, walking from `cr3`
   /// on a miss. A fault leaves the TLBs without an entry for `va`.
   [[gnu::always_inline]] XlatResult translate(VirtAddr va, Access kind, uint16_t pcid, Pfn cr3) {
-    const bool write = kind == Access::kWrite;
-    if (const TlbEntry* e = m_l1d.lookup(va, pcid)) return hit(*e, va, write, pcid, cr3, 0);
+    if (const TlbEntry* e = m_l1d.lookup(va, pcid)) return hit(*e, va, kind, pcid, cr3, 0);
     if (m_l1d_2m) {
-      if (const TlbEntry* e = m_l1d_2m->lookup(va, pcid)) return hit(*e, va, write, pcid, cr3, 0);
+      if (const TlbEntry* e = m_l1d_2m->lookup(va, pcid)) return hit(*e, va, kind, pcid, cr3, 0);
     }
     if (m_stlb) {
       if (const TlbEntry* e = m_stlb->lookup(va, pcid)) {
         TlbEntry copy = *e;
         fill_l1(copy);
-        return hit(copy, va, write, pcid, cr3, m_stlb_latency);
+        return hit(copy, va, kind, pcid, cr3, m_stlb_latency);
       }
     }
     return miss(va, kind, pcid, cr3, m_stlb ? m_stlb_latency : 0);
@@ -69,6 +69,11 @@ class X86CoreMmu : public CoreMmuCounters {
     m_stale_hook = hook;
     m_stale_ctx = ctx;
   }
+  /// Called on every TLB hit that lets an access through; set by the checker.
+  void set_permission_hook(PermissionHook hook, void* ctx) {
+    m_perm_hook = hook;
+    m_perm_ctx = ctx;
+  }
 
   const Tlb& l1d() const { return m_l1d; }
   const Tlb* stlb() const { return m_stlb.get(); }
@@ -81,16 +86,20 @@ class X86CoreMmu : public CoreMmuCounters {
   }
 
  private:
-  [[gnu::always_inline]] XlatResult hit(const TlbEntry& e, VirtAddr va, bool write, uint16_t pcid, Pfn cr3,
-                 uint64_t cycles) {
+  [[gnu::always_inline]] XlatResult hit(const TlbEntry& e, VirtAddr va, Access kind,
+                                        uint16_t pcid, Pfn cr3, uint64_t cycles) {
     if (m_gens.gen && m_gens.gen[e.pfn.value()] != e.fill_id)
       m_stale_hook(m_stale_ctx, m_cpu, va, e.pfn_for(va), StaleKind::kTlb);
-    if (write && (!e.writable || !e.dirty)) {
-      // A store through a read-only entry faults (and the fault drops the entry); a
-      // store through a clean entry needs a locked walk to set D. Both re-walk.
+    if ((kind == Access::kWrite && (!e.writable || !e.dirty)) ||
+        (kind == Access::kExec && !e.executable) || !e.user) [[unlikely]] {
+      // A store through a read-only entry, a fetch through an NX one or any user
+      // access through a supervisor one faults (and the fault drops the entry); a
+      // store through a clean entry needs a locked walk to set D. All re-walk
+      // (SDM vol. 3A §4.10.4.1: a TLB entry never grants more than it cached).
       invalidate_entry(va, pcid);
-      return miss(va, Access::kWrite, pcid, cr3, cycles);
+      return miss(va, kind, pcid, cr3, cycles);
     }
+    if (m_perm_hook) [[unlikely]] m_perm_hook(m_perm_ctx, m_cpu, va, kind, e, cr3);
     return XlatResult{false, false, cycles, e.translate(va).value()};
   }
   XlatResult miss(VirtAddr va, Access kind, uint16_t pcid, Pfn cr3, uint64_t cycles);
@@ -124,6 +133,8 @@ class X86CoreMmu : public CoreMmuCounters {
   FrameGenerations m_gens;
   StaleHook m_stale_hook = nullptr;
   void* m_stale_ctx = nullptr;
+  PermissionHook m_perm_hook = nullptr;
+  void* m_perm_ctx = nullptr;
 
   StatGroup m_l1d_stats, m_l1d_2m_stats, m_stlb_stats, m_walker_stats;
   std::vector<std::unique_ptr<StatBase>> m_stat_refs;

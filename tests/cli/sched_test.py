@@ -144,6 +144,37 @@ def pageout_exclusive_mthp():
 
 
 @case
+def madvise_split_per_release():
+    # MADV_COLD and MADV_FREE of 1 MiB of exclusive 64 KiB folios: 6.7-6.9 split every
+    # PTE-mapped large folio first (madvise_cold_or_pageout_pte_range /
+    # madvise_free_pte_range, before Ryan Roberts' and Lance Yang's v6.10 series):
+    # 16 splits; 6.10+ handle a wholly covered folio whole: no split. A range that
+    # covers half of one folio splits it on every release, and only its covered
+    # half is marked lazyfree (8 pages; 15 whole folios + 8 small ones marked).
+    for advice in ("cold", "free"):
+        for length, want6x in (("1MiB", (16, 0)), ("992KiB", (16, 1))):
+            w = {"processes": [{"threads": [{"cpu": 0, "ops": [
+                {"op": "mmap", "name": "m", "size": "1MiB", "align": "64KiB"},
+                {"op": "touch", "mapping": "m", "access": "write"},
+                {"op": "madvise", "mapping": "m", "advice": advice, "length": length}]}]}]}
+            path = os.path.join(TMP, f"madv_split.{advice}.{length}.json")
+            with open(path, "w") as f:
+                json.dump(w, f)
+            for kernel, want in (("linux-6.9", want6x[0]), ("linux-6.12", want6x[1]), ("linux-6.18", want6x[1])):
+                s = run(f"madv_split.{advice}.{length}.{kernel}", "x86_small", path, kernel=kernel,
+                        sets=["folio_size=64KiB"])
+                splits = get(s, "system.kernel.vmstat.hugepages_64kB.split")
+                print(f"madvise_split_per_release {advice} {length} {kernel}: 64 KiB splits {splits}")
+                check(splits == want, "madvise_split_per_release",
+                      f"MADV_{advice.upper()} of {length} on {kernel}: {want} splits, got {splits}")
+                if advice == "free" and kernel != "linux-6.9":
+                    marked = get(s, "system.kernel.vmstat.lazyfree_folios")
+                    want_marked = 16 if length == "1MiB" else 15 + 8
+                    check(marked == want_marked, "madvise_split_per_release",
+                          f"MADV_FREE of {length} on {kernel}: {want_marked} folios lazyfree, got {marked}")
+
+
+@case
 def mthp_needs_68():
     # Anonymous mTHP arrived in 6.8: a 64 KiB folio size on linux-6.7 is refused
     # (exit 2, naming the rule); on linux-6.8 it runs.

@@ -23,6 +23,16 @@
 //                       CPU0 clears one PTE of it (ptep_clear_flush): the unfold's
 //                       break-before-make must invalidate the block everywhere
 //                       before the entries are rewritten.
+//
+// Permission scenarios (the frames stay allocated; only the permission check of a
+// TLB hit against the current PTE can see them). A store is probed, never made: on a
+// correct kernel it would fault.
+//   fork_wrprotect      CPU0 dirties 16 pages, forks (dup_mmap write-protects them,
+//                       flush_tlb_mm(oldmm)), then probes stores to them.
+//   mprotect_ro         CPU0 dirties 16 pages, mprotect(PROT_READ), probes stores.
+//   cow_other_cpu       after fork, CPU1 reads 16 pages, CPU0 writes them (COW:
+//                       wp_page_copy's ptep_clear_flush reaches CPU1), CPU1 probes
+//                       reads: a stale entry still names the old (shared) frame.
 #include <gtest/gtest.h>
 
 #include "tests/models/harness.h"
@@ -127,6 +137,73 @@ void contpte_unfold(harness::Harness& h) {
   });
 }
 
+constexpr uint64_t kPermPages = 16;
+
+/// fork() on `c`'s process: the child's mm exists (no task runs it).
+void fork_here(TaskThread& c) {
+  c.kernel_call([&](mm::ExecContext& ctx) {
+    if (!c.system().kernel().sys_fork(ctx, c.process_mm())) throw std::runtime_error("fork failed");
+  }, "fork");
+}
+
+/// Probes a store to every page; returns how many translated.
+uint64_t probe_stores(TaskThread& c, VirtAddr va) {
+  uint64_t n = 0;
+  for (uint64_t i = 0; i < kPermPages; ++i) n += c.probe(va + i * kPageSize, Access::kWrite);
+  return n;
+}
+
+void fork_wrprotect(harness::Harness& h) {
+  h.program(0, [](TaskThread& c) {
+    const VirtAddr va = c.mmap(kPermPages * kPageSize);
+    for (uint64_t i = 0; i < kPermPages; ++i) c.touch(va + i * kPageSize, Access::kWrite);
+    fork_here(c);
+    std::printf("fork_wrprotect: %llu of %llu stores translated after fork\n",
+                static_cast<unsigned long long>(probe_stores(c, va)),
+                static_cast<unsigned long long>(kPermPages));
+  });
+  h.program(1, [](TaskThread&) {});
+}
+
+void mprotect_ro(harness::Harness& h) {
+  h.program(0, [](TaskThread& c) {
+    const VirtAddr va = c.mmap(kPermPages * kPageSize);
+    for (uint64_t i = 0; i < kPermPages; ++i) c.touch(va + i * kPageSize, Access::kWrite);
+    c.kernel_call([&](mm::ExecContext& ctx) {
+      if (c.system().kernel().sys_mprotect(ctx, c.process_mm(), va, kPermPages * kPageSize, true,
+                                           false, false))
+        throw std::runtime_error("mprotect failed");
+    }, "mprotect");
+    std::printf("mprotect_ro: %llu of %llu stores translated after mprotect(PROT_READ)\n",
+                static_cast<unsigned long long>(probe_stores(c, va)),
+                static_cast<unsigned long long>(kPermPages));
+  });
+  h.program(1, [](TaskThread&) {});
+}
+
+void cow_other_cpu(harness::Harness& h) {
+  h.sys().define_barrier("forked", 2);
+  h.sys().define_barrier("read", 2);
+  h.sys().define_barrier("copied", 2);
+  static VirtAddr va;
+  h.program(0, [](TaskThread& c) {
+    va = c.mmap(kPermPages * kPageSize);
+    for (uint64_t i = 0; i < kPermPages; ++i) c.touch(va + i * kPageSize, Access::kWrite);
+    fork_here(c);
+    c.barrier("forked");
+    c.barrier("read");  // CPU1's TLB holds read-only entries for the shared frames
+    for (uint64_t i = 0; i < kPermPages; ++i) c.touch(va + i * kPageSize, Access::kWrite);
+    c.barrier("copied");
+  });
+  h.program(1, [](TaskThread& c) {
+    c.barrier("forked");
+    for (uint64_t i = 0; i < kPermPages; ++i) c.touch(va + i * kPageSize, Access::kRead);
+    c.barrier("read");
+    c.barrier("copied");
+    for (uint64_t i = 0; i < kPermPages; ++i) c.probe(va + i * kPageSize, Access::kRead);
+  });
+}
+
 TEST(CoherenceChecker, ReportsBrokenKernelsAndNothingElse) {
   const std::string scenario = g_opt.get("scenario");
   const std::string expect = g_opt.get("expect");
@@ -139,6 +216,12 @@ TEST(CoherenceChecker, ReportsBrokenKernelsAndNothingElse) {
   } else if (scenario == "contpte_unfold") {
     ASSERT_EQ(h.machine().arch(), "arm64") << "contpte is arm64 only";
     contpte_unfold(h);
+  } else if (scenario == "fork_wrprotect") {
+    fork_wrprotect(h);
+  } else if (scenario == "mprotect_ro") {
+    mprotect_ro(h);
+  } else if (scenario == "cow_other_cpu") {
+    cow_other_cpu(h);
   } else {
     FAIL() << "unknown --scenario=" << scenario;
   }
@@ -146,16 +229,23 @@ TEST(CoherenceChecker, ReportsBrokenKernelsAndNothingElse) {
   const uint64_t v = h.violations();
   std::printf(
       "scenario %s machine %s kernel %s: %llu violations (walk cache %llu, bbm %llu, "
-      "freed-before-invalidate %llu), probes %llu\n",
+      "freed-before-invalidate %llu, permission %llu, permission in flight %llu), probes "
+      "%llu\n",
       scenario.c_str(), g_opt.machine.c_str(), g_opt.kernel.c_str(),
       static_cast<unsigned long long>(v),
       static_cast<unsigned long long>(h.stat("system.coherence.walk_cache_violations")),
       static_cast<unsigned long long>(h.stat("system.coherence.break_before_make_violations")),
       static_cast<unsigned long long>(
           h.stat("system.coherence.freed_before_invalidate_violations")),
+      static_cast<unsigned long long>(h.stat("system.coherence.permission_violations")),
+      static_cast<unsigned long long>(h.stat("system.coherence.permission_in_flight")),
       static_cast<unsigned long long>(h.stat("system.cpu[1].probes")));
   if (expect == "violations") {
     EXPECT_GE(v, 1u) << "the coherence checker missed the broken kernel in " << scenario;
+    if (scenario == "fork_wrprotect" || scenario == "mprotect_ro" || scenario == "cow_other_cpu") {
+      EXPECT_GE(h.stat("system.coherence.permission_violations"), 1u)
+          << "the frames stay allocated: only the permission check can see " << scenario;
+    }
   } else {
     EXPECT_EQ(v, 0u) << "a shipped profile produced stale-TLB violations in " << scenario;
   }

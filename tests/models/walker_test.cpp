@@ -168,6 +168,49 @@ TEST(Walker, Arm64AccessFlagAndDbmUpdates) {
   EXPECT_TRUE(m.xlat(va, Access::kWrite).fault) << "read-only without DBM: permission fault";
 }
 
+// Access rights on a hit and on a walk (issue 11). A TLB entry caches the rights it
+// was filled with; an access it does not allow faults (and drops the entry) whether
+// the entry came from a hit or a walk. x86 (SDM vol. 3A §4.6.1): a user access
+// needs U/S at every level, a fetch needs XD clear at every level; arm64 (Arm ARM
+// D8.4): an EL0 fetch needs UXN clear, checked on the TLB hit too.
+TEST(Walker, X86NxAndUserSupervisorAreEnforcedOnWalkAndHit) {
+  Machine m("x86_small");
+  const VirtAddr va = m.mmap(4ull << 20);
+  m.fault(va);
+  m.fault(va + kPageSize);
+  uint64_t* pte = m.kernel->page_tables().walk(m.ctx, *m.mm, va, 1, false);
+  ASSERT_TRUE(*pte & mm::x86_bits::kNx) << "anonymous memory without PROT_EXEC is NX";
+  ASSERT_FALSE(m.xlat(va).fault);
+  EXPECT_TRUE(m.xlat(va, Access::kExec).fault) << "fetch through an NX entry (TLB hit)";
+  EXPECT_TRUE(m.xlat(va, Access::kExec).fault) << "fetch through an NX PTE (walk)";
+  *pte &= ~mm::x86_bits::kNx;
+  EXPECT_FALSE(m.xlat(va, Access::kExec).fault) << "executable once XD is clear";
+  // XD in a PMD entry forbids fetches from the whole table's range.
+  uint64_t* pmd = m.kernel->page_tables().walk(m.ctx, *m.mm, va, 2, false);
+  *pmd |= mm::x86_bits::kNx;
+  m.corex86->invlpg(va, mm::x86::kern_pcid(0));
+  EXPECT_TRUE(m.xlat(va, Access::kExec).fault) << "XD at the PMD level";
+  EXPECT_FALSE(m.xlat(va).fault) << "reads are still allowed";
+  // U/S clear at the leaf: a user access faults.
+  uint64_t* pte2 = m.kernel->page_tables().walk(m.ctx, *m.mm, va + kPageSize, 1, false);
+  *pte2 &= ~mm::x86_bits::kUser;
+  EXPECT_TRUE(m.xlat(va + kPageSize).fault) << "supervisor page";
+}
+
+TEST(Walker, Arm64UxnIsCheckedOnATlbHit) {
+  Machine m("arm64_small");
+  const VirtAddr va = m.mmap(4ull << 20);
+  m.fault(va);
+  uint64_t* pte = m.kernel->page_tables().walk(m.ctx, *m.mm, va, 1, false);
+  ASSERT_TRUE(*pte & mm::arm64_bits::kUxn) << "anonymous memory without PROT_EXEC is UXN";
+  ASSERT_FALSE(m.xlat(va).fault);
+  EXPECT_EQ(m.counters().walks, 1u);
+  EXPECT_TRUE(m.xlat(va, Access::kExec).fault) << "EL0 fetch through a UXN entry (TLB hit)";
+  EXPECT_EQ(m.counters().walk_faults, 1u) << "the hit faulted, dropped the entry and re-walked";
+  *pte &= ~mm::arm64_bits::kUxn;
+  EXPECT_FALSE(m.xlat(va, Access::kExec).fault) << "executable once UXN is clear";
+}
+
 TEST(Walker, ContpteBlockIsOne64KEntryAndTlbiByVaDropsIt) {
   Machine m("arm64_small");
   const VirtAddr va = m.mmap(4ull << 20);

@@ -107,5 +107,37 @@ TEST_F(ForkArm64, T30_DeferredSplitIssuesTlbisAndOneDsb) {
   EXPECT_EQ(check_invariants(*kernel), "");
 }
 
+// mm/mprotect.c:change_pte_range() on arm64, Linux 6.7-6.18: every present PTE goes
+// through ptep_modify_prot_start/commit and the generic pte_needs_flush() (always
+// true; arm64's own arrived in 6.19), so mprotect(PROT_READ) right after fork —
+// whose PTEs are read-only already — still flushes each page (x86: nothing; see
+// Mprotect.UnchangedPtesAreNotFlushedOnX86).
+TEST_F(ForkArm64, MprotectFlushesUnchangedPtesWithGenericPteNeedsFlush) {
+  Mm& p = kernel->mm_create(ctx);
+  arch->switch_mm(ctx, p);
+  MmapArgs a;
+  a.len = 8 * kPageSize;
+  const VirtAddr va(static_cast<uint64_t>(kernel->sys_mmap(ctx, p, a)));
+  for (unsigned i = 0; i < 8; ++i)
+    ASSERT_EQ(kernel->handle_mm_fault(ctx, p, va + i * kPageSize, kFaultWrite), FaultResult::kOk);
+  Mm& child = kernel->dup_mmap(ctx, p);
+  const PteCodec& c = kernel->codec();
+  const uint64_t before = *pte_of(p, va);
+  ASSERT_FALSE(c.write(before));
+  arch->clear_events();
+  ASSERT_EQ(kernel->sys_mprotect(ctx, p, va, 8 * kPageSize, true, false, false), 0);
+  EXPECT_EQ(check_invariants(*kernel), "");
+  EXPECT_EQ(c.pfn(*pte_of(p, va)), c.pfn(before));
+  EXPECT_FALSE(c.write(*pte_of(p, va)));
+  uint64_t tlbis = 0;
+  for (const Arm64ArchEvent& e : arch->events())
+    if (e.kind == Kind::kTlbi && e.cause == FlushCause::kMprotect) ++tlbis;
+  EXPECT_GE(tlbis, 1u) << "the unchanged PTEs are flushed (generic pte_needs_flush)";
+  EXPECT_EQ(arch->count(Kind::kDsb), 1u);
+  kernel->exit_mmap(ctx, child);
+  kernel->exit_mmap(ctx, p);
+  EXPECT_EQ(check_invariants(*kernel), "");
+}
+
 }  // namespace
 }  // namespace tlbsim::mm::testing

@@ -39,6 +39,22 @@ TEST_F(Mprotect, ReadOnlyFlushesChangedPtesOnce) {
   }
 }
 
+// x86 pte_needs_flush() (arch/x86/include/asm/tlbflush.h): mprotect(PROT_READ)
+// right after fork finds every PTE read-only already; change_pte_range() still
+// rewrites each (ptep_modify_prot_start/commit), but nothing needs a flush.
+TEST_F(Mprotect, UnchangedPtesAreNotFlushedOnX86) {
+  Mm& mm = process({0});
+  VirtAddr a = mmap(mm, 8 * kPageSize);
+  populate(mm, a, 8 * kPageSize);
+  Mm& child = kernel->dup_mmap(ctx[0], mm);
+  ASSERT_FALSE(kernel->codec().write(pte(mm, a)));
+  arch->clear_events();
+  ASSERT_EQ(kernel->sys_mprotect(ctx[0], mm, a, 8 * kPageSize, true, false, false), 0);
+  check();
+  EXPECT_EQ(count(Kind::kFlushRequest), 0u);
+  kernel->exit_mmap(ctx[0], child);
+}
+
 // Flushes without freed tables skip lazy CPUs (flush_tlb_mm_range via the gather).
 TEST_F(Mprotect, LazyCpusAreSkipped) {
   Mm& mm = process({0, 1});

@@ -44,16 +44,41 @@ void CoherenceChecker::check_permission(unsigned cpu, VirtAddr va, Access kind,
                                         const TlbEntry& e, Pfn root) {
   // The walk the hardware would do now, from the same root, with the rights
   // combined over the levels as the walkers do (x86: R/W and U/S at every level, NX
-  // at any; arm64 table descriptors carry no restrictions in Linux's tables).
+  // at any; arm64 table descriptors carry no restrictions in Linux's tables). Each
+  // CPU remembers the PMD entry of its last walk that reached a PTE table: while
+  // that entry is unchanged and its table frame was not freed, the PTE table is the
+  // same and only the PTE is read (a walk cache for the checker; hits are hot).
+  if (cpu >= m_memo.size()) {
+    m_memo.resize(cpu + 1);
+    m_page_memo.resize(cpu + 1);
+  }
+  // Page tables only change inside kernel calls: the same page, frame and access
+  // as the last check on this CPU, with no call begun or ended since, is fine.
+  PageMemo& last = m_page_memo[cpu];
+  const uint8_t bit = uint8_t(1u << static_cast<unsigned>(kind));
+  const uint64_t vpage = va.value() >> kPageShift;
+  if (last.vpage == vpage && last.epoch == m_epoch && last.root == root &&
+      last.frame == e.pfn_for(va) && (last.allowed & bit))
+    return;
   const bool x86 = m_codec.arch() == mm::Arch::kX86_64;
+  PmdMemo& memo = m_memo[cpu];
+  const uint64_t region = va.value() >> mm::level_shift(2);
   Pfn table = root;
   unsigned level = m_levels;
   uint64_t leaf = 0;
   bool rw = true, nx = false;
+  if (memo.pmdp && memo.root == root && memo.region == region &&
+      m_gen[memo.pmd_table.value()] == memo.pmd_gen && *memo.pmdp == memo.pmd) {
+    table = m_codec.pfn(memo.pmd);
+    level = 1;
+    rw = memo.rw;
+    nx = memo.nx;
+  }
   for (;;) {
     if (!m_pm->is_page_table(table)) break;
     const uint64_t pa = (table.value() << kPageShift) + uint64_t{8} * mm::level_index(va, level);
-    const uint64_t d = *m_pm->entry_ptr(PhysAddr(pa));
+    const uint64_t* dp = m_pm->entry_ptr(PhysAddr(pa));
+    const uint64_t d = *dp;
     if (!m_codec.present(d)) break;
     if (x86) {
       rw = rw && (d & mm::x86_bits::kRw);
@@ -63,6 +88,7 @@ void CoherenceChecker::check_permission(unsigned cpu, VirtAddr va, Access kind,
       leaf = d;
       break;
     }
+    if (level == 2) memo = PmdMemo{root, region, table, m_gen[table.value()], dp, d, rw, nx};
     table = m_codec.pfn(d);
     --level;
   }
@@ -81,7 +107,13 @@ void CoherenceChecker::check_permission(unsigned cpu, VirtAddr va, Access kind,
       why = "a fetch through a no-exec PTE";
     }
   }
-  if (!why) return;
+  if (!why) {
+    if (last.vpage != vpage || last.epoch != m_epoch || last.root != root ||
+        last.frame != e.pfn_for(va))
+      last = PageMemo{root, vpage, m_epoch, e.pfn_for(va), 0};
+    last.allowed |= bit;
+    return;
+  }
   if (m_activity->call_in_flight(cpu)) {
     ++m_permission_in_flight;
     return;

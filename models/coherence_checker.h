@@ -86,6 +86,9 @@ class CoherenceChecker final : public mm::FrameObserver {
     m_activity = &activity;
   }
   bool permissions_enabled() const { return m_activity != nullptr; }
+  /// A kernel call began or ended: page-table entries may have changed since any
+  /// check made before (the per-CPU memo of the last checked page is void).
+  void kernel_boundary() { ++m_epoch; }
   /// The core MMUs' permission hook (models/cpu/core_mmu.h PermissionHook).
   static void on_hit(void* self, unsigned cpu, VirtAddr va, Access kind, const TlbEntry& e,
                      Pfn root) {
@@ -115,6 +118,28 @@ class CoherenceChecker final : public mm::FrameObserver {
   mm::PteCodec m_codec{mm::Arch::kX86_64};
   unsigned m_levels = 4;
   KernelActivity* m_activity = nullptr;
+  /// Per CPU: the PMD entry its last checked walk went through (see check_permission).
+  struct PmdMemo {
+    Pfn root;
+    uint64_t region = 0;  // va >> 21
+    Pfn pmd_table;
+    uint32_t pmd_gen = 0;
+    const uint64_t* pmdp = nullptr;
+    uint64_t pmd = 0;
+    bool rw = true, nx = false;  // x86 rights of the levels above the PTE table
+  };
+  std::vector<PmdMemo> m_memo;
+  /// Per CPU: the last page a hit was checked on with no kernel call begun or ended
+  /// since (m_epoch), the frame it translated to and the accesses found allowed.
+  struct PageMemo {
+    Pfn root;
+    uint64_t vpage = ~uint64_t{0};
+    uint64_t epoch = ~uint64_t{0};
+    Pfn frame;
+    uint8_t allowed = 0;  // bit per Access
+  };
+  std::vector<PageMemo> m_page_memo;
+  uint64_t m_epoch = 0;
   StatGroup m_stats;
   CounterRef m_violations_stat{&m_stats, "stale_tlb_violations", "count",
                                "Stale translations used (all kinds below).",

@@ -105,7 +105,11 @@ void Arm64ArchMmuBase::flush_tlb_range_arm64(ExecContext& ctx, Mm& mm, uint64_t 
                                  m_cfg.range_tlbi, m_cfg.max_dvm_ops, m_ops);
   if (plan.asid_flush) {
     ++m_vmstats.range_to_asid;
-    flush_tlb_mm(ctx, mm);
+    // flush_tlb_mm(), the op marked with the range it stands for (TlbiOp::for_range).
+    TlbiOp op{TlbiKind::kAside1is, arm64::kTtlUnknown, mm.asid(), start, (end - start) >> 12};
+    op.for_range = true;
+    m_ops.assign(1, op);
+    flush_ops(ctx);
     return;
   }
   flush_ops(ctx);
@@ -166,7 +170,12 @@ void Arm64ArchMmuBase::arch_tlbbatch_add_pending(ExecContext& ctx, Mm& mm, VirtA
                                  m_cfg.range_tlbi, m_cfg.max_dvm_ops, m_ops);
   if (plan.asid_flush) {
     ++m_vmstats.range_to_asid;
-    flush_tlb_mm(ctx, mm);
+    // flush_tlb_mm(), the op marked with the range it stands for (TlbiOp::for_range).
+    TlbiOp op{TlbiKind::kAside1is, arm64::kTtlUnknown, mm.asid(), start.value(),
+              (end - start) >> 12};
+    op.for_range = true;
+    m_ops.assign(1, op);
+    flush_ops(ctx);
     return;
   }
   if (!m_ops.empty()) issue_ops(ctx);

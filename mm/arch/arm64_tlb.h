@@ -43,6 +43,11 @@ struct TlbiOp {
   uint16_t asid = 0;
   uint64_t va = 0;     // first address (by-VA and range ops)
   uint64_t pages = 1;  // 4 KiB pages covered by a range op; 1 for by-VA ops
+  /// An ASIDE1IS that __flush_tlb_range_nosync() issued instead of a range too long
+  /// for by-VA TLBIs (flush_tlb_mm); va/pages keep that range. No hardware meaning:
+  /// the coherence checker inspects the entries of the range it drops, as for a
+  /// by-VA TLBI (a whole-ASID flush of a live mm on arm64 is always broadcast).
+  bool for_range = false;
 
   bool last_level() const { return kind == TlbiKind::kVale1is || kind == TlbiKind::kRvale1is; }
   bool range() const { return kind == TlbiKind::kRvale1is || kind == TlbiKind::kRvae1is; }

@@ -181,6 +181,22 @@ uint64_t Arm64CoreMmu::tlbi(const TlbiOp& op) {
       break;
     case TlbiKind::kAside1is:
       ++pcid_flushes;
+      if (op.for_range && m_gens.gen) {
+        // In place of a range flush: entries of that range are checked as by-VA
+        // TLBIs check them (core_mmu.h FreedBeforeInvalidateCheck).
+        const uint64_t lo = op.va, hi = op.end();
+        auto in_range = [&](const TlbEntry& e) {
+          if (e.base().value() < hi && e.base().value() + e.bytes() > lo) check(e);
+        };
+        auto wc_in_range = [&](const WalkCacheEntry& e) {
+          const unsigned shift = mm::level_shift(e.level);
+          if ((e.prefix << shift) < hi && ((e.prefix + 1) << shift) > lo) check(e);
+        };
+        n += m_l1d.invalidate_asid(op.asid, in_range);
+        if (m_l2) n += m_l2->invalidate_asid(op.asid, in_range);
+        if (m_walk_cache) m_walk_cache->invalidate_asid(op.asid, wc_in_range);
+        break;
+      }
       n += m_l1d.invalidate_asid(op.asid);
       if (m_l2) n += m_l2->invalidate_asid(op.asid);
       if (m_walk_cache) m_walk_cache->invalidate_asid(op.asid);

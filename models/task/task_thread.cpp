@@ -316,6 +316,20 @@ void TaskThread::lock_downgrade(mm::ExecContext&, mm::KernelLock& lock) {
   m_sys.locks().downgrade(*this, lock);
 }
 
+// --- kernel entry -------------------------------------------------------------------------
+
+TaskThread::KernelEntry::KernelEntry(TaskThread& t, const char* what)
+    : m_t(t), m_prev(t.m_in_kernel) {
+  t.m_in_kernel = what;
+  if (CoherenceChecker* c = t.m_sys.checker()) c->kernel_boundary();
+}
+
+TaskThread::KernelEntry::~KernelEntry() {
+  if (!m_prev) m_t.m_last_call = m_t.m_in_kernel;
+  m_t.m_in_kernel = m_prev;
+  if (CoherenceChecker* c = m_t.m_sys.checker()) c->kernel_boundary();
+}
+
 // --- harness helpers ----------------------------------------------------------------------
 
 void TaskThread::kernel_call(const std::function<void(mm::ExecContext&)>& fn, const char* what) {

@@ -152,13 +152,8 @@ class TaskThread final : public mm::ExecHooks {
   /// Marks a kernel call (system call, fault, exit) for its lifetime.
   class KernelEntry {
    public:
-    KernelEntry(TaskThread& t, const char* what) : m_t(t), m_prev(t.m_in_kernel) {
-      t.m_in_kernel = what;
-    }
-    ~KernelEntry() {
-      if (!m_prev) m_t.m_last_call = m_t.m_in_kernel;
-      m_t.m_in_kernel = m_prev;
-    }
+    KernelEntry(TaskThread& t, const char* what);
+    ~KernelEntry();
     KernelEntry(const KernelEntry&) = delete;
     KernelEntry& operator=(const KernelEntry&) = delete;
 

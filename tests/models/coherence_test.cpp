@@ -15,7 +15,13 @@
 // so no other CPU runs between a premature free and the TLBI).
 //
 // Scenarios (--scenario=):
-//   free_before_flush   CPU0 munmaps 16 pages that CPU1 keeps probing.
+//   free_before_flush   CPU0 munmaps 16 pages that CPU1 keeps probing (x86: the
+//                       IPIs leave a window; arm64 flushes the leaves per VMA,
+//                       before the broken free, so it cannot show there).
+//   free_table_before_flush  arm64: CPU0 munmaps 1 MiB alone in its 2 MiB region
+//                       (its page tables are freed); the final flush of the tables'
+//                       range (an ASIDE1IS for that range) finds CPU1's walk-cache
+//                       entries to the freed tables.
 //   lazy_freed_tables   x86: CPU1 caches a region, goes lazy (kernel thread);
 //                       CPU0 munmaps the region and its page table is freed; the
 //                       lazy CPU's hardware may still walk speculatively (probe).
@@ -67,6 +73,38 @@ void free_before_flush(harness::Harness& h) {
     // Keep using the mapping while CPU0 unmaps it; bounded, never faults.
     for (unsigned round = 0; round < 20000 && !unmapped; ++round)
       for (uint64_t i = 0; i < kPages; ++i) c.probe(va + i * kPageSize, Access::kRead);
+    c.barrier("end");
+  });
+}
+
+// The broken free with a page table to free: 1 MiB alone in its 2 MiB region, so
+// munmap's free_pgtables() frees the PTE table. On arm64 the per-VMA leaf flush
+// (tlb_end_vma) precedes the broken free, but the final flush of the freed table's
+// range (TLBI VAE1IS: walk caches too) comes after it and finds CPU1's walk-cache
+// entry to the freed table.
+void free_table_before_flush(harness::Harness& h) {
+  h.sys().define_barrier("mapped", 2);
+  h.sys().define_barrier("cached", 2);
+  h.sys().define_barrier("end", 2);
+  static VirtAddr va;
+  constexpr uint64_t kLen = 1ull << 20;
+  h.program(0, [](TaskThread& c) {
+    c.kernel_call([&](mm::ExecContext& ctx) {
+      mm::MmapArgs a;
+      a.len = kLen;
+      a.align = 2ull << 20;
+      va = VirtAddr(static_cast<uint64_t>(c.system().kernel().sys_mmap(ctx, c.process_mm(), a)));
+    }, "mmap");
+    for (uint64_t off = 0; off < kLen; off += kPageSize) c.touch(va + off, Access::kWrite);
+    c.barrier("mapped");
+    c.barrier("cached");
+    c.munmap(va, kLen);
+    c.barrier("end");
+  });
+  h.program(1, [](TaskThread& c) {
+    c.barrier("mapped");
+    for (uint64_t off = 0; off < kLen; off += 64 * kPageSize) c.touch(va + off, Access::kRead);
+    c.barrier("cached");
     c.barrier("end");
   });
 }
@@ -211,6 +249,8 @@ TEST(CoherenceChecker, ReportsBrokenKernelsAndNothingElse) {
   harness::Harness h(g_opt, {{0, 1}});
   if (scenario == "free_before_flush") {
     free_before_flush(h);
+  } else if (scenario == "free_table_before_flush") {
+    free_table_before_flush(h);
   } else if (scenario == "lazy_freed_tables") {
     lazy_freed_tables(h);
   } else if (scenario == "contpte_unfold") {

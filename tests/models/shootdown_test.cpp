@@ -37,6 +37,22 @@ struct Flush {
 };
 
 std::vector<Flush> g_flushes;
+/// The slice of the current flush (set by the initiator before "sliced").
+VirtAddr g_slice;
+uint64_t g_slice_pages = 0;
+/// Per runner CPU: slice pages its TLBs held before the flush, and after it.
+std::map<unsigned, uint64_t> g_held_before, g_held_after;
+
+/// Pages of the current slice that `c`'s TLBs hold under its current ASID/PCID.
+uint64_t slice_pages_held(TaskThread& c) {
+  Core& core = c.core();
+  uint64_t n = 0;
+  for (uint64_t p = 0; p < g_slice_pages; ++p) {
+    const VirtAddr va = g_slice + p * kPageSize;
+    n += core.is_arm64() ? core.arm64_mmu().holds(va, core.asid()) : core.mmu().holds(va, core.asid());
+  }
+  return n;
+}
 
 /// Program of the initiator: one big populated region; per page count, unmap a
 /// slice from its middle (the neighbours keep the page tables alive).
@@ -47,6 +63,9 @@ void initiator(TaskThread& c, const std::vector<uint64_t>& counts, unsigned nr_c
   VirtAddr at = base + (1ull << 20);
   System& sys = c.system();
   for (uint64_t n : counts) {
+    g_slice = at;
+    g_slice_pages = n;
+    c.barrier("sliced");
     c.barrier("ready");  // the others touched the slice
     Flush f;
     f.pages = n;
@@ -86,11 +105,19 @@ void initiator(TaskThread& c, const std::vector<uint64_t>& counts, unsigned nr_c
   }
 }
 
-/// Program of a CPU running the same mm: before each flush it touches the slice.
-void runner(TaskThread& c, const std::vector<uint64_t>& counts) {
+/// Program of a CPU running the same mm (`touches`): before each flush it reads
+/// every page of the slice, so its TLBs hold them; after the flush none may remain.
+/// Lazy CPUs and CPUs of other processes only follow the barriers.
+void runner(TaskThread& c, const std::vector<uint64_t>& counts, bool touches) {
   for (size_t i = 0; i < counts.size(); ++i) {
+    c.barrier("sliced");
+    if (touches) {
+      for (uint64_t p = 0; p < g_slice_pages; ++p) c.touch(g_slice + p * kPageSize, Access::kRead);
+      g_held_before[c.cpu_id()] += slice_pages_held(c);
+    }
     c.barrier("ready");
     c.barrier("unmapped");
+    if (touches) g_held_after[c.cpu_id()] += slice_pages_held(c);
     c.barrier("next");
   }
 }
@@ -134,17 +161,25 @@ void run_counts(bool arm, std::map<std::string, uint64_t>* summary = nullptr) {
   if (!lay.other.empty()) procs.push_back(lay.other);
   harness::Harness h(g_opt, procs);
   const unsigned participants = 1 + lay.running.size() + lay.lazy.size() + lay.other.size();
-  for (const char* b : {"ready", "unmapped", "next"}) h.sys().define_barrier(b, participants);
+  for (const char* b : {"sliced", "ready", "unmapped", "next"}) h.sys().define_barrier(b, participants);
   h.program(0, [&](TaskThread& c) { initiator(c, counts, n, arm); });
-  for (unsigned c : lay.running) h.program(c, [&](TaskThread& core) { runner(core, counts); });
+  for (unsigned c : lay.running) h.program(c, [&](TaskThread& core) { runner(core, counts, true); });
   for (unsigned c : lay.lazy)
     h.program(c, [&](TaskThread& core) {
       core.go_lazy();
-      runner(core, counts);
+      runner(core, counts, false);
     });
-  for (unsigned c : lay.other) h.program(c, [&](TaskThread& core) { runner(core, counts); });
+  for (unsigned c : lay.other) h.program(c, [&](TaskThread& core) { runner(core, counts, false); });
   h.run();
   ASSERT_EQ(g_flushes.size(), counts.size());
+  uint64_t all_pages = 0;
+  for (uint64_t p : counts) all_pages += p;
+  for (unsigned c : lay.running) {
+    // Every slice page was cached before its flush (the TLBs are larger than the
+    // largest slice), and no entry for any of them survived it.
+    EXPECT_EQ(g_held_before[c], all_pages) << "cpu " << c << " cached the slices before the flushes";
+    EXPECT_EQ(g_held_after[c], 0u) << "cpu " << c << " still holds unmapped pages after the flushes";
+  }
   for (const Flush& f : g_flushes) {
     const uint64_t p = f.pages;
     if (!arm) {

@@ -1,10 +1,12 @@
 // Randomized kernel-operation testing: long random sequences of mmap (anonymous,
 // private and shared file mappings), touches (read/write), large anon folios,
-// fork, COW writes, FOLL_PIN pins, munmap, MADV_DONTNEED, the deferred-split
-// shrinker, exit and CPU switches over up to six processes, with every invariant
+// fork, COW writes, FOLL_PIN pins, munmap, mprotect, MADV_DONTNEED, MADV_FREE,
+// MADV_COLD/PAGEOUT, reclaim, move_pages, the deferred-split shrinker, exit and CPU
+// switches over up to six processes, with every invariant
 // checked after every operation. Profiles linux-6.7, linux-6.9 and linux-6.15
 // (2 seeds × 50,000 operations each), plus shorter runs with mTHP faults and with
-// PMD THPs (PMD splits) on linux-6.15 and linux-6.7. Fixed seeds; a failure names the
+// PMD THPs (PMD splits) on linux-6.15 and linux-6.7, and on arm64 (InstantArm64Arch,
+// contpte blocks from 64 KiB folios: "@arm64"). Fixed seeds; a failure names the
 // profile, the seed and the operation index, and
 //   TLBSIM_PROPERTY_SEED=<seed> TLBSIM_PROPERTY_OPS=<index + 1>
 //   mm_test --gtest_filter='*KernelProperty*<profile>'
@@ -19,6 +21,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <memory>
 #include <random>
@@ -30,6 +33,7 @@
 #include "mm/kernel_versions.h"
 #include "mm/folio.h"
 #include "mm/instant_arch.h"
+#include "mm/instant_arch_arm64.h"
 #include "mm/invariants.h"
 #include "mm/kernel.h"
 #include "mm/rmap_walk.h"
@@ -53,7 +57,8 @@ constexpr uint64_t kFilePages = 256;
 /// The switches of configs/kernels/<name>.json; "<name>+mthp" also enables the
 /// PTE-mapped anonymous THP sizes 16 KiB..1 MiB; "<name>+thp" enables PMD THPs
 /// (and 64 KiB mTHP), so partial unmaps split PMDs.
-void apply_profile(KernelProfile& p, const std::string& profile) {
+void apply_profile(KernelProfile& p, const std::string& spec) {
+  const std::string profile = spec.substr(0, spec.find('@'));
   const std::string name = profile.substr(0, profile.find('+'));
   p.name.set(name);
   p.version.set(name.substr(6));
@@ -93,10 +98,20 @@ class PropertyRun {
     apply_profile(m_profile, profile);
     m_stats = std::make_unique<StatGroup>("");
     m_pm = std::make_unique<PhysMem>(64ull << 20);
-    X86ArchConfig cfg;
-    cfg.nr_cpus = kCpus;
-    cfg.apply(m_profile);
-    m_arch = std::make_unique<InstantArch>(cfg, m_stats.get());
+    if (profile.ends_with("@arm64")) {
+      Arm64ArchConfig cfg;
+      cfg.nr_cpus = kCpus;
+      cfg.contpte = m_profile.arm64_contpte();
+      cfg.phys = m_pm.get();
+      auto a = std::make_unique<InstantArm64Arch>(cfg, m_stats.get());
+      m_pm->set_observer(a.get());
+      m_arch = std::move(a);
+    } else {
+      X86ArchConfig cfg;
+      cfg.nr_cpus = kCpus;
+      cfg.apply(m_profile);
+      m_arch = std::make_unique<InstantArch>(cfg, m_stats.get());
+    }
     m_k = std::make_unique<Kernel>(m_profile, *m_pm, *m_arch, m_stats.get());
     for (unsigned i = 0; i < kCpus; ++i) m_ctx.emplace_back(i);
     // Page-cache files to map (their folios stay cached: not part of the leak check).
@@ -124,7 +139,8 @@ class PropertyRun {
     if (r < 81) return op_exit();
     if (r < 84) return op_pin();
     if (r < 87) return op_unpin();
-    if (r < 93) return op_switch();
+    if (r < 91) return op_switch();
+    if (r < 93) return pick(3) ? op_mprotect() : op_free();
     if (r < 95) return op_dontneed();
     if (r < 96) return op_shrink();
     if (r < 97) return pick(2) ? op_reclaim() : op_pageout();
@@ -240,6 +256,8 @@ class PropertyRun {
     const unsigned cpu = pick(kCpus);
     m_arch->switch_mm(m_ctx[cpu], *p.mm);
     const FaultResult fr = m_k->handle_mm_fault(m_ctx[cpu], *p.mm, va, write ? kFaultWrite : 0u);
+    if (fr == FaultResult::kSegv && write && !v->test(kVmWrite))
+      return "write to read-only" + at(*p.mm, va) + ": SIGSEGV";
     if (fr != FaultResult::kOk) throw std::runtime_error("fault failed at" + at(*p.mm, va));
     return std::string(write ? "write" : "read") + at(*p.mm, va);
   }
@@ -249,6 +267,7 @@ class PropertyRun {
     Proc& p = any_proc();
     Vma* v = any_vma(*p.mm);
     if (!v) return op_mmap();
+    if (!v->test(kVmWrite)) return op_touch(false);
     const VirtAddr start = any_page(*v);
     const uint64_t n = std::min<uint64_t>(8 + pick(25), (v->end() - start) >> kPageShift);
     m_arch->switch_mm(ctx(), *p.mm);
@@ -264,7 +283,7 @@ class PropertyRun {
     // What an mTHP fault would map: an aligned window of none PTEs.
     Proc& p = any_proc();
     Vma* v = any_vma(*p.mm);
-    if (!v || !v->anon_vma()) return op_touch(true);
+    if (!v || !v->anon_vma() || !v->test(kVmWrite)) return op_touch(true);
     for (int attempt = 0; attempt < 8; ++attempt) {
       const unsigned order = 2 + pick(4);
       const VirtAddr va = any_page(*v).align_down(kPageSize << order);
@@ -295,6 +314,7 @@ class PropertyRun {
     Proc& p = any_proc();
     Vma* v = any_vma(*p.mm);
     if (!v) return op_mmap();
+    if (!v->test(kVmWrite)) return op_touch(false);
     const uint64_t n = v->nr_pages(), first = pick(static_cast<unsigned>(n));
     for (uint64_t i = 0; i < n; ++i) {
       const VirtAddr va = v->start() + ((first + i) % n) * kPageSize;
@@ -337,6 +357,37 @@ class PropertyRun {
     if (m_k->sys_madvise(ctx(), *p.mm, start, len, Advice::kDontneed) != 0)
       throw std::runtime_error("MADV_DONTNEED failed");
     return "dontneed" + at(*p.mm, start) + " len " + std::to_string(len);
+  }
+
+  /// mprotect() of a random range of one VMA: read-only, read-write or
+  /// read-write-exec (a shared file mapping may refuse write: -EACCES).
+  std::string op_mprotect() {
+    Proc& p = any_proc();
+    Vma* v = any_vma(*p.mm);
+    if (!v) return op_mmap();
+    const uint64_t n = v->nr_pages();
+    const uint64_t s = pick(static_cast<unsigned>(n));
+    const VirtAddr start = v->start() + s * kPageSize;
+    const uint64_t len = (1 + pick(static_cast<unsigned>(n - s))) * kPageSize;
+    const unsigned prot = pick(3);
+    const int r = m_k->sys_mprotect(ctx(), *p.mm, start, len, true, prot != 0, prot == 2);
+    if (r != 0 && r != -EACCES) throw std::runtime_error("mprotect failed: " + std::to_string(r));
+    static const char* kProt[] = {"r", "rw", "rwx"};
+    return std::string("mprotect ") + kProt[prot] + at(*p.mm, start) + " len " +
+           std::to_string(len) + (r ? " -> EACCES" : "");
+  }
+
+  /// MADV_FREE of a random range of one VMA (anonymous private only; else EINVAL).
+  std::string op_free() {
+    Proc& p = any_proc();
+    Vma* v = any_vma(*p.mm);
+    if (!v) return op_mmap();
+    const uint64_t n = v->nr_pages();
+    const uint64_t s = pick(static_cast<unsigned>(n));
+    const VirtAddr start = v->start() + s * kPageSize;
+    const uint64_t len = (1 + pick(static_cast<unsigned>(n - s))) * kPageSize;
+    const int r = m_k->sys_madvise(ctx(), *p.mm, start, len, Advice::kFree);
+    return "free" + at(*p.mm, start) + " len " + std::to_string(len) + " -> " + std::to_string(r);
   }
 
   /// The deferred-split shrinker (splits partially mapped folios, batched flush).
@@ -390,6 +441,8 @@ class PropertyRun {
     if (!v || p.pins.size() >= kMaxPinsPerProc) return op_unpin();
     const VirtAddr va = any_page(*v);
     auto pin = m_k->pin_user_page(ctx(), *p.mm, va);
+    // FOLL_WRITE on a VMA mprotect()ed read-only fails (check_vma_flags: -EFAULT).
+    if (!pin && !v->test(kVmWrite)) return "pin of read-only" + at(*p.mm, va) + ": EFAULT";
     if (!pin) throw std::runtime_error("pin failed at" + at(*p.mm, va));
     p.pins.push_back(*pin);
     return "pin" + at(*p.mm, va);
@@ -480,7 +533,7 @@ class PropertyRun {
   KernelProfile m_profile;
   std::unique_ptr<StatGroup> m_stats;
   std::unique_ptr<PhysMem> m_pm;
-  std::unique_ptr<InstantArch> m_arch;
+  std::unique_ptr<ArchMmu> m_arch;
   std::unique_ptr<Kernel> m_k;
   std::vector<ExecContext> m_ctx;
   std::vector<Proc> m_procs;
@@ -524,11 +577,12 @@ INSTANTIATE_TEST_SUITE_P(Profiles, KernelProperty,
                          ::testing::Values("linux-6.7", "linux-6.9", "linux-6.15",
                                            "linux-6.15+mthp", "linux-6.15+thp",
                                            "linux-6.7+thp", "linux-6.8+mthp",
-                                           "linux-6.12+mthp"),
+                                           "linux-6.12+mthp", "linux-6.15+mthp@arm64",
+                                           "linux-6.9+mthp@arm64", "linux-6.18+thp@arm64"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            std::string n = info.param;
                            for (char& ch : n)
-                             if (ch == '-' || ch == '.' || ch == '+') ch = '_';
+                             if (ch == '-' || ch == '.' || ch == '+' || ch == '@') ch = '_';
                            return n;
                          });
 

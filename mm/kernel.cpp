@@ -100,7 +100,9 @@ void Kernel::folio_unlock(ExecContext& ctx, Folio folio) {
   if (it == m_folio_locks.end()) throw std::logic_error("folio_unlock of an unlocked folio");
   folio.head().clear(kPgLocked);
   ctx.unlock(it->second);
-  if (!it->second.held() && !it->second.waiters()) m_folio_locks.erase(it);
+  // The entry stays: a folio_trylock() on another CPU may hold a reference to it
+  // while it synchronises (LockModel::try_acquire waits for the line), and erasing
+  // it then left that CPU locking freed memory (found by the coherence random mix).
 }
 
 void Kernel::mm_destroy(Mm& mm) {

@@ -519,8 +519,9 @@ class Kernel {
   Lru m_lru{m_pm};
   SwapDevice m_swap{&m_stats};
   Pfn m_huge_zero_pfn;
-  /// PG_locked waiters: the lock of each locked folio, by head frame (Linux hashes
-  /// folio wait queues; here a folio's lock exists while it is locked or waited for).
+  /// PG_locked waiters: the lock of each folio ever locked, by head frame (Linux
+  /// hashes folio wait queues; entries are never erased: a CPU in folio_trylock()
+  /// may still hold a reference to one while it synchronises).
   std::unordered_map<uint64_t, KernelLock> m_folio_locks;
   static unsigned fault_around_pages_of(uint64_t bytes);
 };

@@ -41,6 +41,9 @@
 //                       reads: a stale entry still names the old (shared) frame.
 #include <gtest/gtest.h>
 
+#include <random>
+
+#include "mm/invariants.h"
 #include "tests/models/harness.h"
 
 namespace tlbsim {
@@ -242,6 +245,103 @@ void cow_other_cpu(harness::Harness& h) {
   });
 }
 
+// random: two threads of one process run a seeded random mix — mmap (some 2 MiB
+// aligned: THPs, contpte blocks), writes and reads of their own mappings, runs of
+// writes, mprotect (r / rw), MADV_DONTNEED / FREE / COLD / PAGEOUT, munmap, fork (the
+// child mm stays, so later writes COW), reclaim — and probe reads and stores of
+// each other's mappings. Every shipped profile must report no violation of any kind.
+// TLBSIM_RANDOM_DEBUG=1 checks the kernel's invariants before every step taken
+// while no task is inside the kernel, and traces the steps.
+struct RandomMapping {
+  VirtAddr start;
+  uint64_t pages = 0;
+  std::vector<bool> writable;  // per page, as the owner's mprotects left it
+};
+std::vector<RandomMapping> g_maps[2];
+
+void random_thread(TaskThread& c, unsigned me, uint64_t seed) {
+  std::mt19937_64 rng(seed * 2 + me);
+  auto pick = [&](uint64_t n) { return n ? rng() % n : 0; };
+  mm::Kernel& k = c.system().kernel();
+  std::vector<RandomMapping>& mine = g_maps[me];
+  unsigned forks = 0;
+  const bool debug = std::getenv("TLBSIM_RANDOM_DEBUG") != nullptr;
+  for (unsigned step = 0; step < 600; ++step) {
+    bool quiet = true;  // no task inside the kernel: its state is consistent
+    for (unsigned t = 0; t < c.system().nr_threads(); ++t)
+      quiet = quiet && !c.system().thread(t).in_kernel();
+    if (debug && quiet) {
+      const std::string e = mm::check_invariants(k);
+      if (!e.empty())
+        throw std::runtime_error("thread " + std::to_string(me) + " before step " +
+                                 std::to_string(step) + ": " + e);
+    }
+    const unsigned r = static_cast<unsigned>(pick(100));
+    if (debug) std::fprintf(stderr, "t%u step %u r %u\n", me, step, r);
+    if (mine.empty() || (r < 8 && mine.size() < 4)) {
+      RandomMapping m;
+      const bool huge = pick(4) == 0;
+      m.pages = huge ? 512 : 1 + pick(64);
+      c.kernel_call([&](mm::ExecContext& ctx) {
+        mm::MmapArgs a;
+        a.len = m.pages * kPageSize;
+        if (huge) a.align = 2ull << 20;
+        m.start = VirtAddr(static_cast<uint64_t>(k.sys_mmap(ctx, c.process_mm(), a)));
+      }, "mmap");
+      m.writable.assign(m.pages, true);
+      mine.push_back(std::move(m));
+      continue;
+    }
+    RandomMapping& m = mine[pick(mine.size())];
+    const uint64_t p = pick(m.pages);
+    const uint64_t len = 1 + pick(m.pages - p);
+    const VirtAddr va = m.start + p * kPageSize;
+    if (r < 40) {
+      c.touch(va, m.writable[p] && pick(3) ? Access::kWrite : Access::kRead);
+    } else if (r < 48) {
+      for (uint64_t i = p; i < p + len && i < p + 32; ++i)
+        c.touch(m.start + i * kPageSize, m.writable[i] ? Access::kWrite : Access::kRead);
+    } else if (r < 56) {
+      const bool w = pick(2);
+      c.kernel_call([&](mm::ExecContext& ctx) {
+        if (k.sys_mprotect(ctx, c.process_mm(), va, len * kPageSize, true, w, false))
+          throw std::runtime_error("mprotect failed");
+      }, "mprotect");
+      for (uint64_t i = p; i < p + len; ++i) m.writable[i] = w;
+    } else if (r < 66) {
+      static const mm::Advice kAdv[] = {mm::Advice::kDontneed, mm::Advice::kFree,
+                                        mm::Advice::kCold, mm::Advice::kPageout};
+      const mm::Advice adv = kAdv[pick(4)];
+      if (debug) std::fprintf(stderr, "  madvise %d len %llu\n", static_cast<int>(adv), (unsigned long long)len);
+      c.kernel_call([&](mm::ExecContext& ctx) {
+        (void)k.sys_madvise(ctx, c.process_mm(), va, len * kPageSize, adv);
+      }, "madvise");
+    } else if (r < 70) {
+      const RandomMapping gone = m;
+      mine.erase(mine.begin() + static_cast<std::ptrdiff_t>(&m - mine.data()));
+      c.munmap(gone.start, gone.pages * kPageSize);
+    } else if (r < 72 && forks < 3) {
+      ++forks;
+      fork_here(c);
+    } else if (r < 74) {
+      c.kernel_call([&](mm::ExecContext& ctx) { k.reclaim(ctx, 1 + pick(64)); }, "reclaim");
+    } else {
+      // Probes of the other thread's mappings (or of one's own): never fault.
+      const std::vector<RandomMapping>& any = g_maps[pick(2)];
+      if (any.empty()) continue;
+      const RandomMapping& o = any[pick(any.size())];
+      c.probe(o.start + pick(o.pages) * kPageSize, pick(2) ? Access::kWrite : Access::kRead);
+    }
+  }
+  c.barrier("random_end");
+}
+
+void random_mix(harness::Harness& h) {
+  h.sys().define_barrier("random_end", 2);
+  h.program(0, [](TaskThread& c) { random_thread(c, 0, 0x5eed); });
+  h.program(1, [](TaskThread& c) { random_thread(c, 1, 0x5eed); });
+}
+
 TEST(CoherenceChecker, ReportsBrokenKernelsAndNothingElse) {
   const std::string scenario = g_opt.get("scenario");
   const std::string expect = g_opt.get("expect");
@@ -256,6 +356,8 @@ TEST(CoherenceChecker, ReportsBrokenKernelsAndNothingElse) {
   } else if (scenario == "contpte_unfold") {
     ASSERT_EQ(h.machine().arch(), "arm64") << "contpte is arm64 only";
     contpte_unfold(h);
+  } else if (scenario == "random") {
+    random_mix(h);
   } else if (scenario == "fork_wrprotect") {
     fork_wrprotect(h);
   } else if (scenario == "mprotect_ro") {

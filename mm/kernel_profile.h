@@ -102,6 +102,12 @@ struct KernelProfile : ParamSet {
       "is shared (and skip it): estimated_sharers (6.7-6.9, the first page's mapcount), "
       "likely_mapped_shared (6.10-6.14, folio_likely_mapped_shared()), "
       "maybe_mapped_shared (6.15+, MM-ID)."};
+  Param<bool> unmap_lazyfree_batch{
+      this, "unmap_lazyfree_batch", true, "",
+      "try_to_unmap_one() unmaps a lazyfree large folio's PTEs in one batch and, when the "
+      "flush is not deferred, flushes them with flush_tlb_range() (Barry Song, 'mm: support "
+      "batched unmap for lazyfree large folios during reclamation', 354dffd29575, v6.15). "
+      "Off: one PTE at a time with ptep_clear_flush() (flush_tlb_page)."};
   Param<bool> madvise_split_partial_only{
       this, "madvise_split_partial_only", true, "",
       "MADV_COLD/PAGEOUT/FREE split a PTE-mapped large folio only when the range covers "

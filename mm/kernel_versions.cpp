@@ -65,6 +65,13 @@ const std::vector<VersionedSwitch>& kernel_version_table() {
          "David Hildenbrand, \"mm: convert folio_likely_mapped_shared() to "
          "folio_maybe_mapped_shared()\" in \"mm: MM owner tracking for large folios\" "
          "(v6.15), with CONFIG_MM_ID"}}},
+      {"unmap_lazyfree_batch",
+       {{kOld, "false",
+         "try_to_unmap_one(): one PTE per step; ptep_clear_flush() when the flush is not "
+         "deferred"},
+        {615, "true",
+         "Barry Song, \"mm: support batched unmap for lazyfree large folios during "
+         "reclamation\" (354dffd29575, v6.15): folio_unmap_pte_batch(), flush_tlb_range()"}}},
       {"madvise_split_partial_only",
        {{kOld, "false",
          "madvise_cold_or_pageout_pte_range() and madvise_free_pte_range() split every "

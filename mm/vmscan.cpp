@@ -222,8 +222,8 @@ bool Kernel::try_to_unmap_one(ExecContext& ctx, Folio folio, Vma& vma, VirtAddr 
     const Pfn subpage = w.page();
     const VirtAddr addr = w.address();
     unsigned nr = 1;
-    if (lazyfree && folio.test_large()) {
-      // folio_unmap_pte_batch(): the folio's run in this VMA and PTE table.
+    if (lazyfree && folio.test_large() && m_unmap_lazyfree_batch) {
+      // folio_unmap_pte_batch() (6.15): the folio's run in this VMA and PTE table.
       const uint64_t left = folio.nr_pages() - folio.page_index(subpage);
       const uint64_t in_vma = static_cast<uint64_t>(vma.end() - addr) >> kPageShift;
       const uint64_t in_table = uint64_t{kPtrsPerTable} - level_index(addr, 1);
@@ -238,8 +238,10 @@ bool Kernel::try_to_unmap_one(ExecContext& ctx, Folio folio, Vma& vma, VirtAddr 
     m_vmstat.reclaim_unmapped += nr;
     if (should_defer_flush(ctx, mm, ttu_flags)) {
       set_tlb_ubc_flush_pending(ctx, mm, pteval, addr, end_addr);
+    } else if (m_unmap_lazyfree_batch) {
+      flush_tlb_range(ctx, mm, addr, end_addr);  // 6.15+
     } else {
-      flush_tlb_range(ctx, mm, addr, end_addr);
+      flush_tlb_page(ctx, mm, addr);  // ptep_clear_flush() before 6.15
     }
     if (m_codec.dirty(pteval)) folio.head().set(kPgDirty);  // folio_mark_dirty
     if (lazyfree) {

@@ -57,6 +57,24 @@ for m in x86_small arm64_small; do
   run "migration.$m" $m $k 4KiB migration '{"size": "2MiB"}'
 done
 
+# Every shipped profile, both machines, every catalog workload (4 KiB folios, and 64 KiB
+# from 6.8 on): no coherence violation of any kind, no leaked frame ("coh." runs get
+# only the common checks; their counts differ by release).
+declare -A params=(
+  [populate]='{"size": "2MiB"}' [munmap]='{"size": "2MiB"}' [fork]='{"size": "2MiB"}'
+  [fork-child-exit]='{"size": "2MiB"}' [cow]='{"size": "2MiB"}' [cow-reuse]='{"size": "2MiB"}'
+  [dontneed]='{"size": "2MiB"}' [pte-remap]='{}' [anon-cow-seq]='{"size_per_thread": "1MiB"}'
+  [anon-cow-rand]='{"size_per_thread": "1MiB"}' [shootdown-storm]='{}'
+  [reclaim]='{"size": "2MiB"}' [migration]='{"size": "2MiB"}')
+for m in x86_small arm64_small; do
+  for k in linux-6.7 linux-6.8 linux-6.9 linux-6.12 linux-6.18; do
+    for w in "${!params[@]}"; do
+      run "coh.$w.$m.$k" $m $k 4KiB "$w" "${params[$w]}" --set machine.cpus=8
+      [ "$k" = linux-6.7 ] || run "coh.$w.$m.$k.64k" $m $k 64KiB "$w" "${params[$w]}" --set machine.cpus=8
+    done
+  done
+done
+
 python3 - "$tmp" "$ROOT" <<'PY'
 import json, os, pathlib, sys
 
@@ -113,7 +131,7 @@ class Run:
 
 def check_common(r):
     for k in ("stale_tlb_violations", "walk_cache_violations", "break_before_make_violations",
-              "freed_before_invalidate_violations"):
+              "freed_before_invalidate_violations", "permission_violations"):
         r.eq(f"coherence.{k}", r.v(f"coherence/{k}"), 0)
     # Every process has exited: every page allocated was freed, none is left mapped.
     r.eq("pgfree (all allocated pages freed at exit)", r.vm("pgfree"), r.vm("pgalloc"))
@@ -296,6 +314,11 @@ for m in ("x86_small", "arm64_small"):
         r = Run(rid)
         check_common(r)
         fn(r)
+coh = sorted(d for d in os.listdir(tmp) if d.startswith("coh.") and
+             os.path.exists(os.path.join(tmp, d, "stats.json")))
+for rid in coh:
+    check_common(Run(rid))
+expect(len(coh) >= 2 * 13 * 9, "coh.*", f"every profile x workload ran ({len(coh)} runs)")
 # Programs imported into the catalog (docs/guide.md §8) replay a trace: not benchmarks.
 for f in sorted((root / "workloads/catalog").glob("*.json")):
     if '"replay"' not in f.read_text():

@@ -356,6 +356,28 @@ TEST_F(ReclaimArm64, T23_TlbiPerPageAndOneDsb) {
   EXPECT_EQ(mm->rss(kMmSwapEnts), 100);
 }
 
+// try_to_unmap_one() without a deferred flush (batched_reclaim_flush off, as arm64
+// before 6.5): before 6.15 each PTE is cleared with ptep_clear_flush() — TLBI VALE1IS
+// (flush_tlb_page); from 6.15 (354dffd29575) the unmap flushes with flush_tlb_range()
+// — TLBI VAE1IS, which arm64 issues as a non-last-level invalidation.
+TEST_F(ReclaimArm64, UndeferredUnmapFlushIsPerPageBefore615AndARangeFrom615) {
+  for (const bool batch : {false, true}) {
+    profile.batched_reclaim_flush.set(false);
+    profile.unmap_lazyfree_batch.set(batch);
+    ctx.clear();
+    kernel.reset();
+    build();
+    const VirtAddr a = map(8 * kPageSize);
+    for (unsigned i = 0; i < 8; ++i) fault(a + i * kPageSize, true);
+    arch->clear_events();
+    EXPECT_EQ(kernel->reclaim(ctx[3], 8), 8u);
+    EXPECT_EQ(check_invariants(*kernel), "");
+    EXPECT_EQ(arch->count_tlbi(arm64::TlbiKind::kVale1is), batch ? 0u : 8u) << batch;
+    EXPECT_EQ(arch->count_tlbi(arm64::TlbiKind::kVae1is), batch ? 8u : 0u) << batch;
+    EXPECT_EQ(arch->count(Arm64ArchEvent::Kind::kDsb), 8u) << batch << ": one flush per page";
+  }
+}
+
 // T24 on arm64: the first munmap after the batch finds its mm's batch pending and
 // calls arch_flush_tlb_batched_pending(), which on arm64 (Linux 6.5+,
 // arch/arm64/include/asm/tlbflush.h) is only dsb(ish): the TLBIs went out at

@@ -36,6 +36,11 @@ void InstantArm64Arch::tlbi(ExecContext& ctx, const std::vector<arm64::TlbiOp>& 
   }
 }
 
+void InstantArm64Arch::tlbi_local(ExecContext& ctx, const std::vector<arm64::TlbiOp>& ops) {
+  // Recorded as TLBI events (op.kind kVale1); the DSB NSH is local and not an event.
+  tlbi(ctx, ops);
+}
+
 void InstantArm64Arch::dsb_ish(ExecContext& ctx) {
   Arm64ArchEvent e;
   e.kind = Arm64ArchEvent::Kind::kDsb;

@@ -44,6 +44,7 @@ class InstantArm64Arch final : public Arm64ArchMmuBase, public FrameObserver {
  protected:
   void tlbi(ExecContext& ctx, const std::vector<arm64::TlbiOp>& ops) override;
   void dsb_ish(ExecContext& ctx) override;
+  void tlbi_local(ExecContext& ctx, const std::vector<arm64::TlbiOp>& ops) override;
   void cpu_switch_mm(ExecContext& ctx, Mm& next) override;
   void contpte_before_make(ExecContext& ctx, Mm& mm, VirtAddr block) override;
 

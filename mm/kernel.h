@@ -477,6 +477,7 @@ class Kernel {
   bool m_pt_reclaim = m_profile.pt_reclaim() && m_arch.arch() == Arch::kX86_64;
   bool m_madvise_split_partial_only = m_profile.madvise_split_partial_only();
   bool m_unmap_lazyfree_batch = m_profile.unmap_lazyfree_batch();
+  bool m_arm64_pte_needs_flush = m_profile.arm64_pte_needs_flush();
   bool m_debug_fork_skip_flush = m_profile.debug_fork_skip_flush();
   bool m_debug_mprotect_skip_flush = m_profile.debug_mprotect_skip_flush();
   bool m_debug_cow_skip_flush = m_profile.debug_cow_skip_flush();

@@ -69,7 +69,7 @@ struct KernelProfile : ParamSet {
 
   Param<std::string> name{this, "name", "linux-6.15", "", "Name of the profile."};
   Param<std::string> version{this, "version", "6.15", "",
-                             "Linux version the profile models (MAJOR.MINOR, 6.7..6.18): "
+                             "Linux version the profile models (MAJOR.MINOR, 6.7..6.19): "
                              "every behaviour switch takes its default from the release "
                              "that changed it (docs/kernel-profiles.md); keys set next to it "
                              "override those defaults one by one."};
@@ -108,6 +108,16 @@ struct KernelProfile : ParamSet {
       "flush is not deferred, flushes them with flush_tlb_range() (Barry Song, 'mm: support "
       "batched unmap for lazyfree large folios during reclamation', 354dffd29575, v6.15). "
       "Off: one PTE at a time with ptep_clear_flush() (flush_tlb_page)."};
+  Param<bool> arm64_pte_needs_flush{
+      this, "arm64_pte_needs_flush", false, "",
+      "arm64 has its own pte_needs_flush() (Linux 6.19, c320dbb7c80d): mprotect flushes a "
+      "PTE only when a valid entry changes a non-software bit. Off (6.7-6.18): the generic "
+      "one, always true. Ignored on x86."};
+  Param<bool> arm64_local_flush_on_write_fault{
+      this, "arm64_local_flush_on_write_fault", false, "",
+      "arm64 __ptep_set_access_flags() on a write fault (COW reuse) invalidates the stale "
+      "read-only entry locally (TLBI VALE1 + DSB NSH; Linux 6.19, Huang Ying). Off "
+      "(6.7-6.18): flush_tlb_page(), a broadcast TLBI VALE1IS + DSB ISH. Ignored on x86."};
   Param<bool> madvise_split_partial_only{
       this, "madvise_split_partial_only", true, "",
       "MADV_COLD/PAGEOUT/FREE split a PTE-mapped large folio only when the range covers "

@@ -72,6 +72,21 @@ const std::vector<VersionedSwitch>& kernel_version_table() {
         {615, "true",
          "Barry Song, \"mm: support batched unmap for lazyfree large folios during "
          "reclamation\" (354dffd29575, v6.15): folio_unmap_pte_batch(), flush_tlb_range()"}}},
+      {"arm64_pte_needs_flush",
+       {{kOld, "false",
+         "arm64 takes the generic pte_needs_flush() of include/linux/pgtable.h: always true "
+         "(change_pte_range flushes every present PTE)"},
+        {619, "true",
+         "arm64's own pte_needs_flush()/huge_pmd_needs_flush() (c320dbb7c80d, v6.19): a "
+         "valid entry needs a flush when a non-software bit changes"}}},
+      {"arm64_local_flush_on_write_fault",
+       {{kOld, "false",
+         "__ptep_set_access_flags() invalidates the stale read-only entry with "
+         "flush_tlb_page(): broadcast TLBI VALE1IS + DSB ISH"},
+        {619, "true",
+         "Huang Ying, \"arm64, tlbflush: don't TLBI broadcast if page reused in write "
+         "fault\" (cb1fa2e99955, 79301c7d605a, v6.19): local TLBI VALE1 + DSB NSH; a remote "
+         "CPU with a stale read-only entry takes a spurious fault and flushes locally"}}},
       {"madvise_split_partial_only",
        {{kOld, "false",
          "madvise_cold_or_pageout_pte_range() and madvise_free_pte_range() split every "
@@ -168,7 +183,7 @@ const std::vector<VersionedSwitch>& kernel_version_table() {
 }
 
 const std::vector<KernelVersion>& shipped_kernel_versions() {
-  static const std::vector<KernelVersion> v = {607, 608, 609, 612, 615, 618};
+  static const std::vector<KernelVersion> v = {607, 608, 609, 612, 615, 618, 619};
   return v;
 }
 

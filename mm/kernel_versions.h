@@ -19,7 +19,7 @@ struct KernelProfile;
 /// A Linux version as major * 100 + minor: 6.9 → 609.
 using KernelVersion = unsigned;
 inline constexpr KernelVersion kOldestKernelVersion = 607;
-inline constexpr KernelVersion kNewestKernelVersion = 618;
+inline constexpr KernelVersion kNewestKernelVersion = 619;
 
 /// "6.9" → 609; nullopt for anything else than MAJOR.MINOR.
 std::optional<KernelVersion> parse_kernel_version(std::string_view text);

@@ -18,11 +18,16 @@ namespace tlbsim::mm {
 namespace {
 
 /// pte_needs_flush(old, new): x86's own (arch/x86/include/asm/tlbflush.h: a changed
-/// frame, a cleared DIRTY or PRESENT, any change of the bits a TLB caches); every
-/// other architecture, arm64 included through Linux 6.18, takes the generic one in
-/// include/linux/pgtable.h, which always answers true (arm64 has its own from 6.19).
-bool pte_needs_flush(const PteCodec& c, uint64_t oldpte, uint64_t newpte) {
-  if (c.arch() != Arch::kX86_64) return true;
+/// frame, a cleared DIRTY or PRESENT, any change of the bits a TLB caches). arm64
+/// through Linux 6.18 takes the generic one of include/linux/pgtable.h, which always
+/// answers true; from 6.19 (`arm64_own`, c320dbb7c80d) its own: a valid entry needs
+/// a flush when any bit but the software ones (55-58, 63) changes.
+bool pte_needs_flush(const PteCodec& c, uint64_t oldpte, uint64_t newpte, bool arm64_own) {
+  if (c.arch() != Arch::kX86_64) {
+    if (!arm64_own) return true;
+    constexpr uint64_t kSwBits = (0xFull << 55) | (1ull << 63);  // PTE_SWBITS_MASK
+    return (oldpte & arm64_bits::kValid) && ((oldpte ^ newpte) & ~kSwBits);
+  }
   if (!c.present(oldpte)) return false;
   if (c.pfn(oldpte) != c.pfn(newpte)) return true;
   using namespace x86_bits;
@@ -76,7 +81,8 @@ uint64_t Kernel::change_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pmd, VirtA
     m_arch.set_ptes(ctx, mm, addr, ptep, newpte, 1);
     ctx.count(KOp::kPteXchg);  // ptep_modify_prot_start: xchg
     ctx.count(KOp::kPteWrite);  // ptep_modify_prot_commit: set_pte
-    if (pte_needs_flush(m_codec, oldpte, newpte) && !m_debug_mprotect_skip_flush)
+    if (pte_needs_flush(m_codec, oldpte, newpte, m_arm64_pte_needs_flush) &&
+        !m_debug_mprotect_skip_flush)
       tlb.tlb_flush_pte_range(addr, kPageSize);  // BROKEN ON PURPOSE if the debug switch is set
     ++pages;
   }

@@ -195,6 +195,9 @@ struct Arm64Params : ParamSet {
                                   "One broadcast TLBI + DSB ISH, uncontended: issue to completion."};
   Param<uint32_t> tlbi_extra_op_cycles{this, "tlbi_extra_op_cycles", 120, "cycles",
                                        "Each further TLBI completed by the same DSB ISH."};
+  Param<uint32_t> tlbi_local_cycles{this, "tlbi_local_cycles", 40, "cycles",
+                                    "One TLBI VALE1 on this core with its DSB NSH (no DVM "
+                                    "broadcast; Linux 6.19 write-fault reuse)."};
   Param<bool> dvm_serialise{this, "dvm_serialise", true, "",
                             "Broadcasts are served one at a time by the DVM node "
                             "(single-server queue): concurrent broadcasters wait."};

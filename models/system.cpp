@@ -68,6 +68,7 @@ System::System(const MachineParams& machine, const mm::KernelProfile& profile,
     cfg.asid_bits = machine.arm64.asid_bits();
     cfg.contpte = profile.arm64_contpte();
     cfg.debug_no_contpte_unfold_flush = profile.debug_no_contpte_unfold_flush();
+    cfg.local_flush_on_write_fault = profile.arm64_local_flush_on_write_fault();
     cfg.phys = m_pm.get();
     auto a = std::make_unique<Arm64SystemMmu>(cfg, machine.arm64, *this, &m_stats);
     m_arm64 = a.get();

@@ -1,3 +1,4 @@
+#include <stdexcept>
 #include "mm/arch/arm64_arch_mmu.h"
 
 #include <algorithm>
@@ -92,6 +93,8 @@ void Arm64ArchMmuBase::issue_ops(ExecContext& ctx) {
       case TlbiKind::kVmalle1is:
         ++m_vmstats.tlbi_all;
         break;
+      case TlbiKind::kVale1:
+        throw std::logic_error("a local TLBI in a broadcast batch");
     }
   }
   tlbi(ctx, m_ops);
@@ -361,10 +364,27 @@ bool Arm64ArchMmuBase::set_access_flags_one(ExecContext& ctx, Mm& mm, VirtAddr a
   const uint64_t want = (entry & kAccess) ^ kRdonly;
   *ptep = (((old ^ kRdonly) | want) ^ kRdonly);
   if (dirty) {
-    // Invalidate the stale read-only entry: broadcast on Linux ≤ 6.18.
-    flush_tlb_page(ctx, mm, addr);
+    // Invalidate the stale read-only entry: broadcast on Linux ≤ 6.18, this CPU only
+    // from 6.19 (other CPUs take a spurious fault: flush_tlb_fix_spurious_fault).
+    if (m_cfg.local_flush_on_write_fault) {
+      local_flush_tlb_pages(ctx, mm, addr, 1);
+    } else {
+      flush_tlb_page(ctx, mm, addr);
+    }
   }
   return true;
+}
+
+void Arm64ArchMmuBase::local_flush_tlb_pages(ExecContext& ctx, Mm& mm, VirtAddr addr,
+                                             unsigned nr) {
+  // DSB NSHST; TLBI VALE1 per page (this CPU's TLBs only); DSB NSH.
+  m_ops.clear();
+  for (unsigned i = 0; i < nr; ++i)
+    m_ops.push_back(TlbiOp{TlbiKind::kVale1, 3, mm.asid(),
+                           (addr.page_align_down() + i * kPageSize).value(), 1});
+  m_vmstats.tlbi_ops += nr;
+  m_vmstats.tlbi_local += nr;
+  tlbi_local(ctx, m_ops);
 }
 
 bool Arm64ArchMmuBase::ptep_set_access_flags(ExecContext& ctx, Mm& mm, VirtAddr addr,
@@ -385,8 +405,14 @@ bool Arm64ArchMmuBase::ptep_set_access_flags(ExecContext& ctx, Mm& mm, VirtAddr 
                            c.mkcont(c.advance_pfn(entry, i) - (uint64_t{cont_index(addr)} << kPageShift)),
                            false);
     ctx.count(KOp::kPteWrite, kContPtes - 1);
-    if (dirty)
-      flush_tlb_range_arm64(ctx, mm, start.value(), start.value() + kContPteSize, kPageSize, true, 3);
+    if (dirty) {
+      if (m_cfg.local_flush_on_write_fault) {
+        local_flush_tlb_pages(ctx, mm, start, kContPtes);  // local_flush_tlb_contpte (6.19)
+      } else {
+        flush_tlb_range_arm64(ctx, mm, start.value(), start.value() + kContPteSize, kPageSize,
+                              true, 3);
+      }
+    }
     return true;
   }
   // The write bit changes: unfold the block, then the one entry.

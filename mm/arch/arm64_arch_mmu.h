@@ -33,6 +33,8 @@ struct Arm64TlbVmStats : StatGroup {
   Scalar tlbi_range{this, "tlbi_range", "count", "TLBI RVALE1IS/RVAE1IS (FEAT_TLBIRANGE)."};
   Scalar tlbi_asid{this, "tlbi_asid", "count", "TLBI ASIDE1IS (whole address space)."};
   Scalar tlbi_all{this, "tlbi_all", "count", "TLBI VMALLE1IS (ASID rollover)."};
+  Scalar tlbi_local{this, "tlbi_local", "count",
+                    "TLBI VALE1 issued to this CPU only (Linux 6.19 write-fault reuse)."};
   Scalar dsb_ish{this, "dsb_ish", "count", "DSB ISH completions waited for."};
   Scalar range_flushes{this, "range_flushes", "count", "__flush_tlb_range calls."};
   Scalar range_to_asid{this, "range_to_asid", "count",
@@ -54,6 +56,7 @@ struct Arm64ArchConfig {
   unsigned asid_bits = 16;
   bool contpte = true;                         // CONFIG_ARM64_CONTPTE
   bool debug_no_contpte_unfold_flush = false;  // BROKEN ON PURPOSE (tests)
+  bool local_flush_on_write_fault = false;     // Linux 6.19 (profile switch of that name)
   PhysMem* phys = nullptr;  // folio lookups for contpte_try_fold (none: never fold)
 };
 
@@ -105,6 +108,8 @@ class Arm64ArchMmuBase : public ArchMmu {
   /// Hardware: DSB ISH; returns when every TLBI this CPU issued has completed on
   /// every CPU.
   virtual void dsb_ish(ExecContext& ctx) = 0;
+  /// Hardware: `ops` (TLBI VALE1) on ctx.cpu's own TLBs only, completed by DSB NSH.
+  virtual void tlbi_local(ExecContext& ctx, const std::vector<arm64::TlbiOp>& ops) = 0;
   /// Hardware: load TTBR0 with the mm's tables and ASID on ctx.cpu.
   virtual void cpu_switch_mm(ExecContext& ctx, Mm& next) = 0;
   /// Hardware check point of break-before-make: the block at `block` (64 KiB) is
@@ -131,6 +136,9 @@ class Arm64ArchMmuBase : public ArchMmu {
   /// stale entry (flush_tlb_page). True if the entry changed.
   bool set_access_flags_one(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t* ptep,
                             uint64_t entry, bool dirty);
+  /// local_flush_tlb_page_nonotify() (nr = 1) / local_flush_tlb_contpte() (nr = 16):
+  /// TLBI VALE1 per page on this CPU, DSB NSH (Linux 6.19).
+  void local_flush_tlb_pages(ExecContext& ctx, Mm& mm, VirtAddr addr, unsigned nr);
 
   Arm64ArchConfig m_cfg;
   PteCodec m_codec_arm64{Arch::kArm64};

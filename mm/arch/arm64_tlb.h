@@ -33,6 +33,7 @@ enum class TlbiKind : uint8_t {
   kRvae1is,    // range, all levels
   kAside1is,   // every entry of one ASID
   kVmalle1is,  // every entry (ASID rollover)
+  kVale1,      // by VA, last level, this CPU only (not broadcast; Linux 6.19 write faults)
 };
 
 /// One TLBI instruction as a value: what it invalidates is decided by the model
@@ -49,9 +50,11 @@ struct TlbiOp {
   /// by-VA TLBI (a whole-ASID flush of a live mm on arm64 is always broadcast).
   bool for_range = false;
 
-  bool last_level() const { return kind == TlbiKind::kVale1is || kind == TlbiKind::kRvale1is; }
+  bool last_level() const {
+    return kind == TlbiKind::kVale1is || kind == TlbiKind::kRvale1is || kind == TlbiKind::kVale1;
+  }
   bool range() const { return kind == TlbiKind::kRvale1is || kind == TlbiKind::kRvae1is; }
-  bool by_va() const { return kind <= TlbiKind::kRvae1is; }
+  bool by_va() const { return kind <= TlbiKind::kRvae1is || kind == TlbiKind::kVale1; }
   /// One past the last address covered by a by-VA or range op.
   uint64_t end() const { return va + (pages << 12); }
 };

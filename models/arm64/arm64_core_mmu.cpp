@@ -165,6 +165,7 @@ uint64_t Arm64CoreMmu::tlbi(const TlbiOp& op) {
   switch (op.kind) {
     case TlbiKind::kVale1is:
     case TlbiKind::kVae1is:
+    case TlbiKind::kVale1:
       ++invlpg_count;
       n += m_l1d.invalidate_va(va, op.asid, true, check);
       if (m_l2) n += m_l2->invalidate_va(va, op.asid, true, check);

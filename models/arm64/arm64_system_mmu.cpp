@@ -32,6 +32,15 @@ void Arm64SystemMmu::tlbi(mm::ExecContext& ctx, const std::vector<mm::arm64::Tlb
   me.stats().tlbi_sent += ops.size();
 }
 
+void Arm64SystemMmu::tlbi_local(mm::ExecContext& ctx, const std::vector<mm::arm64::TlbiOp>& ops) {
+  // Non-shareable: this core's TLBs only, no DVM traffic; DSB NSH waits for it alone.
+  TaskThread& tt = TaskThread::of(ctx);
+  Core& me = tt.core();
+  for (const auto& op : ops) me.arm64_mmu().tlbi(op);
+  me.stats().tlbi_local += ops.size();
+  tt.advance(m_params.tlbi_local_cycles() * ops.size());
+}
+
 void Arm64SystemMmu::dsb_ish(mm::ExecContext& ctx) {
   TaskThread& tt = TaskThread::of(ctx);
   Core& me = tt.core();

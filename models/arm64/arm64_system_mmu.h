@@ -36,6 +36,7 @@ class Arm64SystemMmu final : public mm::Arm64ArchMmuBase {
  protected:
   void tlbi(mm::ExecContext& ctx, const std::vector<mm::arm64::TlbiOp>& ops) override;
   void dsb_ish(mm::ExecContext& ctx) override;
+  void tlbi_local(mm::ExecContext& ctx, const std::vector<mm::arm64::TlbiOp>& ops) override;
   void cpu_switch_mm(mm::ExecContext& ctx, mm::Mm& next) override;
   void contpte_before_make(mm::ExecContext& ctx, mm::Mm& mm, VirtAddr block) override;
 

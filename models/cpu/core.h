@@ -73,6 +73,7 @@ struct CoreStats : StatGroup {
   Scalar barrier_wait_cycles{this, "barrier_wait_cycles", "cycles", "Cycles tasks spun here at barriers in user mode (sleeping waits are idle time)."};
   Scalar lock_spin_cycles{this, "lock_spin_cycles", "cycles", "Cycles tasks spun here waiting for kernel spinlocks."};
   Scalar tlbi_sent{this, "tlbi_sent", "count", "arm64: broadcast TLBIs this CPU issued."};
+  Scalar tlbi_local{this, "tlbi_local", "count", "arm64: local (non-broadcast) TLBIs this CPU issued."};
   Scalar dsb_wait_cycles{this, "dsb_wait_cycles", "cycles", "arm64: cycles waiting for DSB ISH completion (queue included)."};
   Scalar dvm_queue_cycles{this, "dvm_queue_cycles", "cycles", "arm64: cycles queued behind other broadcasters at the DVM node."};
   Scalar dvm_victim_cycles{this, "dvm_victim_cycles", "cycles", "arm64: cycles stolen by other CPUs' broadcast TLBIs."};

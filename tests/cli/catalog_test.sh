@@ -67,7 +67,7 @@ declare -A params=(
   [anon-cow-rand]='{"size_per_thread": "1MiB"}' [shootdown-storm]='{}'
   [reclaim]='{"size": "2MiB"}' [migration]='{"size": "2MiB"}')
 for m in x86_small arm64_small; do
-  for k in linux-6.7 linux-6.8 linux-6.9 linux-6.12 linux-6.18; do
+  for k in linux-6.7 linux-6.8 linux-6.9 linux-6.12 linux-6.18 linux-6.19; do
     for w in "${!params[@]}"; do
       run "coh.$w.$m.$k" $m $k 4KiB "$w" "${params[$w]}" --set machine.cpus=8
       [ "$k" = linux-6.7 ] || run "coh.$w.$m.$k.64k" $m $k 64KiB "$w" "${params[$w]}" --set machine.cpus=8
@@ -318,7 +318,7 @@ coh = sorted(d for d in os.listdir(tmp) if d.startswith("coh.") and
              os.path.exists(os.path.join(tmp, d, "stats.json")))
 for rid in coh:
     check_common(Run(rid))
-expect(len(coh) >= 2 * 13 * 9, "coh.*", f"every profile x workload ran ({len(coh)} runs)")
+expect(len(coh) >= 2 * 13 * 11, "coh.*", f"every profile x workload ran ({len(coh)} runs)")
 # Programs imported into the catalog (docs/guide.md §8) replay a trace: not benchmarks.
 for f in sorted((root / "workloads/catalog").glob("*.json")):
     if '"replay"' not in f.read_text():

@@ -175,6 +175,34 @@ def madvise_split_per_release():
 
 
 @case
+def arm64_local_reuse_flush_619():
+    # COW reuse on arm64 (catalog cow-reuse, 512 pages): up to 6.18 each reused page's
+    # stale read-only entry is invalidated with a broadcast TLBI VALE1IS + DSB ISH
+    # (flush_tlb_page); 6.19 (Huang Ying's series) with a local TLBI VALE1: 512 local
+    # TLBIs and no broadcast in the reuse region, which gets cheaper.
+    w = {"preset": "cow-reuse", "params": {"size": "2MiB"}}
+    path = os.path.join(TMP, "cow_reuse.workload.json")
+    with open(path, "w") as f:
+        json.dump(w, f)
+    res = {}
+    for kernel in ("linux-6.18", "linux-6.19"):
+        s = run("reuse." + kernel, "arm64_small", path, kernel=kernel)
+        res[kernel] = (get(s, "system.regions.region[reuse].tlbis"),
+                       get(s, "system.arm64_tlbflush.tlbi_local"),
+                       get(s, "system.regions.region[reuse].cycles"))
+        check(get(s, "system.coherence.stale_tlb_violations") == 0, "arm64_local_reuse_flush_619",
+              f"{kernel}: no coherence violation")
+        print(f"arm64_local_reuse_flush_619 {kernel}: reuse broadcast TLBIs {res[kernel][0]}, "
+              f"local TLBIs {res[kernel][1]}, reuse cycles {res[kernel][2]}")
+    check(res["linux-6.18"][0] == 512 and res["linux-6.18"][1] == 0, "arm64_local_reuse_flush_619",
+          f"6.18: 512 broadcast TLBIs, 0 local, got {res['linux-6.18'][:2]}")
+    check(res["linux-6.19"][0] == 0 and res["linux-6.19"][1] == 512, "arm64_local_reuse_flush_619",
+          f"6.19: 0 broadcast TLBIs, 512 local, got {res['linux-6.19'][:2]}")
+    check(res["linux-6.19"][2] < res["linux-6.18"][2], "arm64_local_reuse_flush_619",
+          "6.19's reuse region is cheaper")
+
+
+@case
 def mthp_needs_68():
     # Anonymous mTHP arrived in 6.8: a 64 KiB folio size on linux-6.7 is refused
     # (exit 2, naming the rule); on linux-6.8 it runs.

@@ -57,7 +57,7 @@ OPS = ["mmap", "touch", "access", "munmap", "mprotect", "madvise", "mremap", "fo
        "wait", "barrier", "mlock", "munlock", "move_pages", "uffdio_move", "reclaim", "sleep",
        "region", "migrate", "replay"]
 MACHINES = ["x86_small", "x86_server", "arm64_small", "arm64_server", "arm64_server_v2"]
-KERNELS = ["linux-6.7", "linux-6.8", "linux-6.9", "linux-6.12", "linux-6.15", "linux-6.18"]
+KERNELS = ["linux-6.7", "linux-6.8", "linux-6.9", "linux-6.12", "linux-6.15", "linux-6.18", "linux-6.19"]
 SIZE_KEYS = {"size", "length", "offset", "stride", "align", "target_free", "memory", "bytes"}
 COUNT_KEYS = {"count", "repeat", "pages", "cycles", "think_cycles"}
 UNICODE = ["\u00e9t\u00e9", "\U0001F600", "\u202eabc", "a\u0301", "\u0000", "\ud800",

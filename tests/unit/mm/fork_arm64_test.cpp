@@ -139,5 +139,39 @@ TEST_F(ForkArm64, MprotectFlushesUnchangedPtesWithGenericPteNeedsFlush) {
   EXPECT_EQ(check_invariants(*kernel), "");
 }
 
+// Linux 6.19 (c320dbb7c80d): arm64's own pte_needs_flush() flushes only when a valid
+// entry changes a non-software bit: the same mprotect(PROT_READ) after fork flushes
+// nothing.
+TEST_F(ForkArm64, MprotectOfUnchangedPtesFlushesNothingFrom619) {
+  profile.arm64_pte_needs_flush.set(true);
+  kernel = std::make_unique<Kernel>(profile, *pm, *arch, stats.get());
+  Mm& p = kernel->mm_create(ctx);
+  arch->switch_mm(ctx, p);
+  MmapArgs a;
+  a.len = 8 * kPageSize;
+  const VirtAddr va(static_cast<uint64_t>(kernel->sys_mmap(ctx, p, a)));
+  for (unsigned i = 0; i < 8; ++i)
+    ASSERT_EQ(kernel->handle_mm_fault(ctx, p, va + i * kPageSize, kFaultWrite), FaultResult::kOk);
+  Mm& child = kernel->dup_mmap(ctx, p);
+  arch->clear_events();
+  ASSERT_EQ(kernel->sys_mprotect(ctx, p, va, 8 * kPageSize, true, false, false), 0);
+  EXPECT_EQ(check_invariants(*kernel), "");
+  EXPECT_EQ(arch->count(Kind::kTlbi), 0u);
+  EXPECT_EQ(arch->count(Kind::kDsb), 0u);
+  // A real downgrade still flushes: read-write again, the pages written (the child
+  // is gone: each write fault reuses its page, writable), then read-only.
+  kernel->exit_mmap(ctx, child);
+  kernel->mm_destroy(child);
+  ASSERT_EQ(kernel->sys_mprotect(ctx, p, va, 8 * kPageSize, true, true, false), 0);
+  for (unsigned i = 0; i < 8; ++i)
+    ASSERT_EQ(kernel->handle_mm_fault(ctx, p, va + i * kPageSize, kFaultWrite), FaultResult::kOk);
+  ASSERT_TRUE(kernel->codec().write(*pte_of(p, va)));
+  arch->clear_events();
+  ASSERT_EQ(kernel->sys_mprotect(ctx, p, va, 8 * kPageSize, true, false, false), 0);
+  EXPECT_GE(arch->count(Kind::kTlbi), 1u);
+  kernel->exit_mmap(ctx, p);
+  EXPECT_EQ(check_invariants(*kernel), "");
+}
+
 }  // namespace
 }  // namespace tlbsim::mm::testing

@@ -110,7 +110,7 @@ TEST(KernelVersions, AnonymousMthpNeedsLinux68) {
 }
 
 TEST(KernelVersions, UnmodelledVersionsAndImpossibleCombinationsAreRefused) {
-  for (const char* v : {"5.15", "6.6", "6.19", "7.0", "6", "6.x", "", "6.9.1"}) {
+  for (const char* v : {"5.15", "6.6", "6.20", "7.0", "6", "6.x", "", "6.9.1"}) {
     KernelProfile p;
     p.version.set(v);
     EXPECT_THROW(p.validate_all(""), InputError) << v;

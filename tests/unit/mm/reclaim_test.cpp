@@ -302,13 +302,14 @@ TEST_F(Reclaim, MoveOfThpsFlushesPerFolio) {
 
 class ReclaimArm64 : public ::testing::Test {
  protected:
-  void build(bool contpte_64k = false) {
+  void build(bool contpte_64k = false, bool local_flush_on_write_fault = false) {
     if (contpte_64k) profile.thp.hugepages_64kB.set("always");
     stats = std::make_unique<StatGroup>("");
     pm = std::make_unique<PhysMem>(256ull << 20);
     Arm64ArchConfig cfg;
     cfg.nr_cpus = 4;
     cfg.phys = pm.get();
+    cfg.local_flush_on_write_fault = local_flush_on_write_fault;
     arch = std::make_unique<InstantArm64Arch>(cfg, stats.get());
     pm->set_observer(arch.get());
     kernel = std::make_unique<Kernel>(profile, *pm, *arch, stats.get());
@@ -423,6 +424,32 @@ TEST_F(ReclaimArm64, T24_BatchedPendingFlushesTheMmFrom616) {
 // T11 on arm64 (wp_page_reuse → ptep_set_access_flags): a write to one page of an
 // exclusively owned 64 KiB contpte block unfolds the block (16 TLBIs) and flushes the
 // stale read-only entry (1 broadcast VALE1IS); only that page becomes writable.
+// Linux 6.19 (Huang Ying, "arm64, tlbflush: don't TLBI broadcast if page reused in
+// write fault"): __ptep_set_access_flags() invalidates the stale read-only entry with
+// a local TLBI VALE1 + DSB NSH. A small folio: 1 local TLBI, no broadcast, no DSB ISH;
+// a contpte block keeps its broadcast unfold (16 VALE1IS + 1 DSB) and then the one
+// local TLBI of the reused page.
+TEST_F(ReclaimArm64, CowReuseFlushesLocallyFrom619) {
+  for (const bool contpte : {false, true}) {
+    ctx.clear();
+    kernel.reset();
+    build(contpte, /*local_flush_on_write_fault=*/true);
+    const VirtAddr a = map(64 << 10);
+    fault(a, true);
+    Mm& child = kernel->dup_mmap(ctx[0], *mm);
+    kernel->exit_mmap(ctx[2], child);
+    kernel->mm_destroy(child);
+    arch->clear_events();
+    fault(a, true);
+    EXPECT_EQ(kernel->vmstat().cow_reuse.value(), 1u) << contpte;
+    EXPECT_EQ(arch->count_tlbi(arm64::TlbiKind::kVale1), 1u) << contpte;
+    EXPECT_EQ(arch->count_tlbi(arm64::TlbiKind::kVale1is), contpte ? 16u : 0u) << contpte;
+    EXPECT_EQ(arch->count(Arm64ArchEvent::Kind::kDsb), contpte ? 1u : 0u) << contpte;
+    EXPECT_EQ(arch->vmstats().tlbi_local.value(), 1u) << contpte;
+    EXPECT_TRUE(kernel->codec().write(*pte_of(a))) << contpte;
+  }
+}
+
 TEST_F(ReclaimArm64, CowReuseUnfoldsTheBlockAndFlushesTheStaleEntry) {
   build(/*contpte_64k=*/true);
   const VirtAddr a = map(64 << 10);

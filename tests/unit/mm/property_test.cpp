@@ -27,7 +27,9 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "mm/kernel_versions.h"
@@ -194,6 +196,12 @@ class PropertyRun {
     std::advance(it, pick(static_cast<unsigned>(mm.vmas().size())));
     return it->second.get();
   }
+  /// A random page-aligned range inside `v`: its start and length in bytes.
+  std::pair<VirtAddr, uint64_t> any_range(const Vma& v) {
+    const uint64_t n = v.nr_pages();
+    const uint64_t s = pick(static_cast<unsigned>(n));
+    return {v.start() + s * kPageSize, (1 + pick(static_cast<unsigned>(n - s))) * kPageSize};
+  }
   VirtAddr any_page(const Vma& v) {
     return v.start() + pick(static_cast<unsigned>(v.nr_pages())) * kPageSize;
   }
@@ -336,12 +344,7 @@ class PropertyRun {
     if (!v) return op_mmap();
     VirtAddr start = v->start();
     uint64_t len = v->end() - v->start();
-    if (pick(100) < 75) {
-      const uint64_t n = v->nr_pages();
-      const uint64_t s = pick(static_cast<unsigned>(n));
-      start = v->start() + s * kPageSize;
-      len = (1 + pick(static_cast<unsigned>(n - s))) * kPageSize;
-    }
+    if (pick(100) < 75) std::tie(start, len) = any_range(*v);
     if (m_k->sys_munmap(ctx(), *p.mm, start, len) != 0) throw std::runtime_error("munmap failed");
     return "munmap" + at(*p.mm, start) + " len " + std::to_string(len);
   }
@@ -350,10 +353,7 @@ class PropertyRun {
     Proc& p = any_proc();
     Vma* v = any_vma(*p.mm);
     if (!v) return op_mmap();
-    const uint64_t n = v->nr_pages();
-    const uint64_t s = pick(static_cast<unsigned>(n));
-    const VirtAddr start = v->start() + s * kPageSize;
-    const uint64_t len = (1 + pick(static_cast<unsigned>(n - s))) * kPageSize;
+    const auto [start, len] = any_range(*v);
     if (m_k->sys_madvise(ctx(), *p.mm, start, len, Advice::kDontneed) != 0)
       throw std::runtime_error("MADV_DONTNEED failed");
     return "dontneed" + at(*p.mm, start) + " len " + std::to_string(len);
@@ -365,10 +365,7 @@ class PropertyRun {
     Proc& p = any_proc();
     Vma* v = any_vma(*p.mm);
     if (!v) return op_mmap();
-    const uint64_t n = v->nr_pages();
-    const uint64_t s = pick(static_cast<unsigned>(n));
-    const VirtAddr start = v->start() + s * kPageSize;
-    const uint64_t len = (1 + pick(static_cast<unsigned>(n - s))) * kPageSize;
+    const auto [start, len] = any_range(*v);
     const unsigned prot = pick(3);
     const int r = m_k->sys_mprotect(ctx(), *p.mm, start, len, true, prot != 0, prot == 2);
     if (r != 0 && r != -EACCES) throw std::runtime_error("mprotect failed: " + std::to_string(r));
@@ -382,10 +379,7 @@ class PropertyRun {
     Proc& p = any_proc();
     Vma* v = any_vma(*p.mm);
     if (!v) return op_mmap();
-    const uint64_t n = v->nr_pages();
-    const uint64_t s = pick(static_cast<unsigned>(n));
-    const VirtAddr start = v->start() + s * kPageSize;
-    const uint64_t len = (1 + pick(static_cast<unsigned>(n - s))) * kPageSize;
+    const auto [start, len] = any_range(*v);
     const int r = m_k->sys_madvise(ctx(), *p.mm, start, len, Advice::kFree);
     return "free" + at(*p.mm, start) + " len " + std::to_string(len) + " -> " + std::to_string(r);
   }

@@ -17,6 +17,7 @@
 
 #include "base/addr.h"
 #include "mm/exec_context.h"
+#include "mm/mm_struct.h"
 #include "mm/pte.h"
 
 namespace tlbsim::mm {
@@ -113,11 +114,12 @@ class ArchMmu {
     (void)ctx, (void)mm;
     return false;
   }
-  /// pte_accessible(mm, pte): may a TLB hold the (old) entry? No PROT_NONE / NUMA
-  /// hinting entries are modelled, so on x86 and arm64 this is "present".
-  virtual bool pte_accessible(const Mm& mm, uint64_t pte) const {
-    (void)mm;
-    return m_codec.present(pte);
+  /// pte_accessible(mm, pte): may a TLB hold the (old) entry? A valid entry, or a
+  /// PROT_NONE / NUMA-hinting one while a flush of the mm is still pending (its
+  /// old, accessible translation may be cached). x86 pgtable.h:pte_accessible()
+  /// and arm64's (mm_tlb_flush_pending(mm) ? pte_present : pte_valid) agree.
+  bool pte_accessible(const Mm& mm, uint64_t pte) const {
+    return m_codec.valid(pte) || (m_codec.protnone(pte) && mm.tlb_flush_pending > 0);
   }
 
   // --- PTE accessors (include/linux/pgtable.h; arm64 contpte in arch/arm64/mm/contpte.c)

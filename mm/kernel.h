@@ -371,6 +371,7 @@ class Kernel {
   // filemap.cpp: page-cache refill after reclaim dropped a page.
   Pfn page_cache_read(ExecContext& ctx, int64_t file, uint64_t index);
   // mprotect / madvise (mprotect.cpp, madvise.cpp)
+  uint64_t pte_modify(uint64_t oldpte, uint64_t newflags) const;
   uint64_t change_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pmd, VirtAddr start,
                             VirtAddr end, uint64_t newflags);
   uint64_t change_huge_pmd(MmuGather& tlb, Vma& vma, Pfn pmd_table, uint64_t* pmd, VirtAddr addr,

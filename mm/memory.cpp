@@ -70,6 +70,9 @@ FaultResult Kernel::handle_mm_fault_locked(ExecContext& ctx, Mm& mm, Vma& vma, V
       // VM_FAULT_FALLBACK: PTE level, mTHP orders below PMD_ORDER.
     }
   } else if (m_codec.huge(vmf.orig_pmd)) {
+    // A PROT_NONE PMD in an accessible VMA is a NUMA-hinting entry
+    // (do_huge_pmd_numa_page); access_error() above already refused PROT_NONE VMAs.
+    if (m_codec.protnone(vmf.orig_pmd)) not_supported("NUMA-hinting faults (do_huge_pmd_numa_page)");
     if (write && !m_codec.write(vmf.orig_pmd)) {
       // wp_huge_pmd(): file PMDs would be split and COWed at PTE level.
       if (!vma.is_anonymous()) not_supported("write faults on PMD-mapped file folios");
@@ -182,6 +185,8 @@ FaultResult Kernel::handle_pte_fault(ExecContext& ctx, VmFault& vmf) {
     }
     not_supported("faults on PTE markers");
   }
+  // pte_protnone() in an accessible VMA: a NUMA-hinting entry (do_numa_page).
+  if (m_codec.protnone(entry)) not_supported("NUMA-hinting faults (do_numa_page)");
   Pfn table;
   vmf.ptl = pte_offset_map_lock(ctx, m_pm, m_codec, vmf.pmd, &table);
   if (!vmf.ptl) return FaultResult::kRetry;
@@ -498,11 +503,11 @@ FaultResult Kernel::populate_page(ExecContext& ctx, Mm& mm, VirtAddr addr, bool 
       ctx.count(KOp::kPteRead);
       const uint64_t e = *pmd;
       if (m_codec.huge(e)) {
-        if (!write || m_codec.write(e)) return FaultResult::kOk;
+        if (m_codec.valid(e) && (!write || m_codec.write(e))) return FaultResult::kOk;
       } else if (!PteCodec::none(e)) {
         const uint64_t pte = m_arch.ptep_get(&m_pt.table_of(e)[level_index(addr, 1)]);
         ctx.count(KOp::kPteRead);
-        if (m_codec.present(pte) && (!write || m_codec.write(pte))) return FaultResult::kOk;
+        if (m_codec.valid(pte) && (!write || m_codec.write(pte))) return FaultResult::kOk;
       }
     }
     Vma* vma = mm.find_vma(addr);

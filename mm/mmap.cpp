@@ -280,9 +280,11 @@ uint64_t Kernel::sys_mmap(ExecContext& ctx, Mm& mm, const MmapArgs& a) {
   else
     vma_create(ctx, mm, start, start + len, flags);
   lock.unlock();
-  if (a.populate) {
-    // mm_populate() → __mm_populate(): mmap_lock for read; populate_vma_page_range()
-    // with FOLL_WRITE only for private writable mappings.
+  // mm_populate() → __mm_populate(): mmap_lock for read; populate_vma_page_range()
+  // with FOLL_WRITE only for private writable mappings. A PROT_NONE mapping
+  // populates nothing: __get_user_pages() stops at check_vma_flags() (-EFAULT,
+  // which mmap ignores).
+  if (a.populate && (a.read || a.write || a.exec)) {
     const bool write = a.write && !a.shared;
     MmapLockGuard read(ctx, mm, LockMode::kShared);
     for (VirtAddr v = start; v < start + len; v += kPageSize) {

@@ -28,7 +28,7 @@ bool pte_needs_flush(const PteCodec& c, uint64_t oldpte, uint64_t newpte, bool a
     constexpr uint64_t kSwBits = (0xFull << 55) | (1ull << 63);  // PTE_SWBITS_MASK
     return (oldpte & arm64_bits::kValid) && ((oldpte ^ newpte) & ~kSwBits);
   }
-  if (!c.present(oldpte)) return false;
+  if (!c.valid(oldpte)) return false;
   if (c.pfn(oldpte) != c.pfn(newpte)) return true;
   using namespace x86_bits;
   const uint64_t diff = oldpte ^ newpte;
@@ -41,6 +41,17 @@ bool pte_needs_flush(const PteCodec& c, uint64_t oldpte, uint64_t newpte, bool a
 }
 
 }  // namespace
+
+uint64_t Kernel::pte_modify(uint64_t oldpte, uint64_t newflags) const {
+  // pte_modify(pte, vm_get_page_prot(newflags)) / pmd_modify(): PAGE_NONE when the
+  // VMA allows no access (the hardware may no longer use the entry; pte_present()
+  // stays true); otherwise a PROT_NONE entry becomes valid again (read-only: a
+  // private mapping's vm_page_prot never has write) and write/exec follow the flags.
+  if (!(newflags & (kVmRead | kVmWrite | kVmExec))) return m_codec.mkprotnone(oldpte);
+  uint64_t e = m_codec.clear_protnone(oldpte, PgProt{.write = false, .exec = false});
+  if (!(newflags & kVmWrite)) e = m_codec.wrprotect(e);
+  return m_codec.set_exec(e, newflags & kVmExec);
+}
 
 uint64_t Kernel::change_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pmd, VirtAddr start,
                                   VirtAddr end, uint64_t newflags) {
@@ -64,10 +75,8 @@ uint64_t Kernel::change_pte_range(MmuGather& tlb, Vma& vma, uint64_t* pmd, VirtA
     ctx.count(KOp::kPteRead);
     const uint64_t oldpte = m_arch.ptep_get(ptep);
     if (PteCodec::none(oldpte) || !m_codec.present(oldpte)) continue;  // swap entries keep theirs
-    uint64_t newpte = oldpte;
     // pte_modify(): the new protection, keeping pfn, dirty, young, special bits.
-    newpte = write ? newpte : m_codec.wrprotect(newpte);
-    newpte = m_codec.set_exec(newpte, newflags & kVmExec);
+    uint64_t newpte = pte_modify(oldpte, newflags);
     if (try_writable && !m_codec.write(newpte) && m_codec.pfn(newpte) != m_zero_pfn) {
       // can_change_pte_writable(): private mapping → only exclusive anon pages.
       const Pfn pfn = m_codec.pfn(newpte);
@@ -106,8 +115,7 @@ uint64_t Kernel::change_huge_pmd(MmuGather& tlb, Vma& vma, Pfn pmd_table, uint64
   const Pfn pfn = m_codec.pfn(oldpmd);
   Folio folio = Folio::of(m_pm, pfn);
   const bool write = newflags & kVmWrite;
-  uint64_t newpmd = write ? oldpmd : m_codec.wrprotect(oldpmd);
-  newpmd = m_codec.set_exec(newpmd, newflags & kVmExec);
+  uint64_t newpmd = pte_modify(oldpmd, newflags);  // pmd_modify()
   // can_change_pmd_writable(): a private mapping of an exclusive anon THP.
   if (write && !(newflags & kVmShared) && !m_codec.write(newpmd) && !folio.test_zero() &&
       folio.test_anon() && folio.head().test(kPgAnonExclusive))
@@ -160,8 +168,6 @@ int Kernel::sys_mprotect(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len, 
   if (len == 0) return 0;
   const VirtAddr end = addr + ((len + kPageSize - 1) & kPageMask);
   if (end <= addr) return -ENOMEM;
-  if (!read && !write && !exec)
-    throw InputError("", "not supported yet: mprotect(PROT_NONE) (protnone PTEs)");
   MmapLockGuard lock(ctx, mm, LockMode::kExclusive);
   // Every page of the range must be mapped (else ENOMEM, like Linux).
   for (VirtAddr a = addr; a < end;) {

@@ -27,6 +27,9 @@ inline constexpr uint64_t kAccessed = 1ull << 5;
 inline constexpr uint64_t kDirty = 1ull << 6;
 inline constexpr uint64_t kPse = 1ull << 7;  // leaf at PMD/PUD level
 inline constexpr uint64_t kGlobal = 1ull << 8;
+// _PAGE_PROTNONE = _PAGE_GLOBAL: only meaningful with _PAGE_PRESENT clear (a user
+// PTE is never global), pgtable_types.h.
+inline constexpr uint64_t kProtNone = kGlobal;
 inline constexpr uint64_t kSoftDirty = 1ull << 11;  // _PAGE_SOFT_DIRTY (software)
 inline constexpr uint64_t kSpecial = 1ull << 9;     // _PAGE_SPECIAL (software)
 inline constexpr uint64_t kNx = 1ull << 63;
@@ -50,6 +53,11 @@ inline constexpr uint64_t kPxn = 1ull << 53;
 inline constexpr uint64_t kUxn = 1ull << 54;
 inline constexpr uint64_t kSwDirty = 1ull << 55;  // PTE_DIRTY (software)
 inline constexpr uint64_t kSpecial = 1ull << 56;  // PTE_SPECIAL (software)
+// PTE_PRESENT_INVALID = PTE_NG (Linux 6.10+, Ryan Roberts "arm64/mm: Remove
+// PTE_PROT_NONE bit"; before, PTE_PROT_NONE was software bit 58): a present entry
+// that the hardware must not use — PROT_NONE and NUMA-hinting entries. Only
+// meaningful with PTE_VALID clear; swap entries never set it (type 6-10, offset 12+).
+inline constexpr uint64_t kPresentInvalid = kNg;
 inline constexpr uint64_t kOaMask = 0x0000FFFFFFFFF000ull;  // bits 12..47
 }  // namespace arm64_bits
 
@@ -58,6 +66,8 @@ struct PgProt {
   bool write = false;
   bool exec = false;
   bool user = true;
+  /// PAGE_NONE (no VM_READ|VM_WRITE|VM_EXEC): a present entry no access may use.
+  bool none = false;
 };
 
 class PteCodec {
@@ -67,6 +77,7 @@ class PteCodec {
 
   // --- leaf PTE construction (mk_pte) ----------------------------------------
   uint64_t mk_pte(Pfn pfn, PgProt prot) const {
+    if (prot.none) return mkprotnone(mk_pte(pfn, PgProt{.user = prot.user}));
     if (m_arch == Arch::kX86_64) {
       using namespace x86_bits;
       // Linux's user protections (__PP) include _PAGE_ACCESSED: new PTEs are young.
@@ -99,13 +110,27 @@ class PteCodec {
 
   // --- predicates -------------------------------------------------------------
   static bool none(uint64_t e) { return e == 0; }
-  bool present(uint64_t e) const {
+  /// The hardware's view: x86 _PAGE_PRESENT, arm64 PTE_VALID (pte_valid()). The
+  /// walkers and the TLBs use only this; the kernel asks present().
+  bool valid(uint64_t e) const {
     return m_arch == Arch::kX86_64 ? (e & x86_bits::kPresent) : (e & arm64_bits::kValid);
   }
-  /// At PMD/PUD level: the entry maps a huge page (not a table).
+  /// pte_protnone(): present for the kernel, invalid for the hardware (PROT_NONE,
+  /// NUMA hinting). x86: (flags & (PRESENT|PROTNONE)) == PROTNONE; arm64:
+  /// pte_present_invalid().
+  bool protnone(uint64_t e) const {
+    if (m_arch == Arch::kX86_64)
+      return (e & (x86_bits::kPresent | x86_bits::kProtNone)) == x86_bits::kProtNone;
+    return (e & (arm64_bits::kValid | arm64_bits::kPresentInvalid)) == arm64_bits::kPresentInvalid;
+  }
+  /// pte_present(): the entry maps a page (valid or PROT_NONE); a swap or
+  /// migration entry is not present.
+  bool present(uint64_t e) const { return valid(e) || protnone(e); }
+  /// At PMD/PUD level: the entry maps a huge page, not a table (pmd_trans_huge(),
+  /// true for a PROT_NONE huge PMD as well).
   bool huge(uint64_t e) const {
-    if (m_arch == Arch::kX86_64) return (e & x86_bits::kPresent) && (e & x86_bits::kPse);
-    return (e & arm64_bits::kValid) && !(e & arm64_bits::kTable);
+    if (m_arch == Arch::kX86_64) return present(e) && (e & x86_bits::kPse);
+    return present(e) && !(e & arm64_bits::kTable);
   }
   Pfn pfn(uint64_t e) const {
     uint64_t m = m_arch == Arch::kX86_64 ? x86_bits::kPfnMask : arm64_bits::kOaMask;
@@ -161,6 +186,31 @@ class PteCodec {
     if (m_arch == Arch::kX86_64) return exec ? (e & ~x86_bits::kNx) : (e | x86_bits::kNx);
     return exec ? (e & ~arm64_bits::kUxn) : (e | arm64_bits::kUxn);
   }
+  /// pte_modify(e, PAGE_NONE): the hardware may no longer use the entry; pfn,
+  /// young, dirty and the huge/page type stay (x86 PAGE_NONE keeps no RW/NX; arm64
+  /// PAGE_NONE is read-only, PXN/UXN and never contiguous).
+  uint64_t mkprotnone(uint64_t e) const {
+    if (m_arch == Arch::kX86_64) {
+      using namespace x86_bits;
+      return (e & ~(kPresent | kRw | kUser | kNx)) | kProtNone;
+    }
+    using namespace arm64_bits;
+    e = wrprotect(e);  // keeps hardware dirtiness in PTE_DIRTY
+    return (e & ~(kValid | kCont | kDbm | kUser)) | kPresentInvalid | kRdonly | kPxn | kUxn;
+  }
+  /// pte_modify(e, prot) of a PROT_NONE entry back to an accessible protection.
+  uint64_t clear_protnone(uint64_t e, PgProt prot) const {
+    if (!protnone(e)) return e;
+    if (m_arch == Arch::kX86_64) {
+      using namespace x86_bits;
+      e = (e & ~kProtNone) | kPresent | (prot.user ? kUser : 0) | (prot.exec ? 0 : kNx);
+      return prot.write ? (e | kRw) : e;
+    }
+    using namespace arm64_bits;
+    // kPresentInvalid is nG, which every user entry carries anyway.
+    e = (e | kValid | (prot.user ? kUser : 0)) & ~(prot.exec ? kUxn : 0);
+    return prot.write ? mkwrite(e) : e;
+  }
   uint64_t mkcont(uint64_t e) const { return e | arm64_bits::kCont; }
   uint64_t mknoncont(uint64_t e) const {
     return m_arch == Arch::kArm64 ? (e & ~arm64_bits::kCont) : e;
@@ -179,7 +229,7 @@ class PteCodec {
   //     offset inverted in bits 9..58 (the L1TF mitigation); type in bits 59..63.
   //   arm64 (arch/arm64/include/asm/pgtable.h): bits 0-1 = 0 (invalid); bit 2
   //     PTE_SWP_EXCLUSIVE; type in bits 6..10; offset in bits 12..61.
-  // present() is false for both, so the hardware walkers fault on them.
+  // present() (and valid()) is false for both, so the hardware walkers fault on them.
   static constexpr unsigned kSwpTypeMigrationRead = 24;
   static constexpr unsigned kSwpTypeMigrationReadExclusive = 25;
   static constexpr unsigned kSwpTypeMigrationWrite = 26;

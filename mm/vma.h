@@ -82,7 +82,7 @@ class Vma {
   /// vm_page_prot, as the PTE protection of a fresh mapping.
   PgProt page_prot() const {
     return PgProt{.write = (m_flags & kVmWrite) != 0, .exec = (m_flags & kVmExec) != 0,
-                  .user = true};
+                  .user = true, .none = !(m_flags & (kVmRead | kVmWrite | kVmExec))};
   }
   /// linear_page_index(vma, address).
   uint64_t linear_page_index(VirtAddr a) const {

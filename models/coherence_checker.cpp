@@ -79,7 +79,7 @@ void CoherenceChecker::check_permission(unsigned cpu, VirtAddr va, Access kind,
     const uint64_t pa = (table.value() << kPageShift) + uint64_t{8} * mm::level_index(va, level);
     const uint64_t* dp = m_pm->entry_ptr(PhysAddr(pa));
     const uint64_t d = *dp;
-    if (!m_codec.present(d)) break;
+    if (!m_codec.valid(d)) break;
     if (x86) {
       rw = rw && (d & mm::x86_bits::kRw);
       nx = nx || (d & mm::x86_bits::kNx);
@@ -94,7 +94,7 @@ void CoherenceChecker::check_permission(unsigned cpu, VirtAddr va, Access kind,
   }
   const char* why = nullptr;
   if (!leaf) {
-    why = "the PTE is not present";
+    why = "the PTE is not valid (not present, or PROT_NONE)";
   } else {
     const uint64_t off = (va.value() & (mm::level_entry_size(level) - 1)) >> kPageShift;
     const bool writable = x86 ? rw : m_codec.write(leaf);

@@ -228,11 +228,13 @@ class ObjectReader {
 };
 
 void parse_prot(ObjectReader& r, Op& op) {
+  // "none" (or "" / "-") is PROT_NONE: the mapping exists, every access faults.
   std::string prot = r.str("prot", "rw");
+  if (prot == "none") prot.clear();
   for (char c : prot)
     if (c != 'r' && c != 'w' && c != 'x' && c != '-')
-      throw InputError(r.ptr("prot"), "expected a protection like \"r\", \"rw\" or \"rwx\", got " +
-                                          quote_excerpt(prot));
+      throw InputError(r.ptr("prot"), "expected a protection like \"none\", \"r\", \"rw\" or "
+                                      "\"rwx\", got " + quote_excerpt(prot));
   op.prot_read = prot.find('r') != std::string::npos;
   op.prot_write = prot.find('w') != std::string::npos;
   op.prot_exec = prot.find('x') != std::string::npos;
@@ -406,9 +408,6 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
       read_window(r, op, require_mapping(), true);
       if (!r.get("prot")) throw InputError(ptr, "missing required key \"prot\" (e.g. \"r\", \"rw\")");
       parse_prot(r, op);
-      if (!op.prot_read && !op.prot_write && !op.prot_exec)
-        throw InputError(r.ptr("prot"), "not supported yet: mprotect to PROT_NONE (protnone PTEs "
-                                        "are not modelled); use \"r\", \"rw\" or \"rwx\"");
       break;
     case OpKind::kMadvise:
       read_window(r, op, require_mapping(), true);

@@ -243,7 +243,7 @@ void Arm64ArchMmuBase::contpte_try_fold(ExecContext& ctx, Mm& mm, VirtAddr addr,
   const uint64_t pte = *ptep;
   if (!m_cfg.contpte || !m_cfg.phys || cont_index(addr) != kContPtes - 1) return;
   const Pfn pfn = c.pfn(pte);
-  if ((pfn.value() & (kContPtes - 1)) != kContPtes - 1 || !c.present(pte) || c.cont(pte)) return;
+  if ((pfn.value() & (kContPtes - 1)) != kContPtes - 1 || !c.valid(pte) || c.cont(pte)) return;
   if (pte & arm64_bits::kSpecial) return;
   PhysMem& pm = *m_cfg.phys;
   const Pfn head = pm.folio_head(pfn);
@@ -257,7 +257,7 @@ void Arm64ArchMmuBase::contpte_try_fold(ExecContext& ctx, Mm& mm, VirtAddr addr,
   const uint64_t expected0 = c.mkold(c.mkclean(pte)) - (uint64_t{kContPtes - 1} << kPageShift);
   for (unsigned i = 0; i < kContPtes; ++i) {
     ctx.count(KOp::kPteRead);
-    if (!c.present(start_ptep[i]) ||
+    if (!c.valid(start_ptep[i]) ||
         c.mkold(c.mkclean(start_ptep[i])) != c.advance_pfn(expected0, i))
       return;
   }
@@ -312,7 +312,7 @@ uint64_t Arm64ArchMmuBase::ptep_get(const uint64_t* ptep) const {
   // entries (hardware updates whichever entry it walked).
   const PteCodec& c = m_codec_arm64;
   uint64_t pte = *ptep;
-  if (!c.present(pte) || !c.cont(pte)) return pte;
+  if (!c.valid(pte) || !c.cont(pte)) return pte;
   // The block's first entry: ptep's offset inside the block is its pfn's.
   const unsigned idx = static_cast<unsigned>(c.pfn(pte).value() & (kContPtes - 1));
   const uint64_t* start = ptep - idx;
@@ -393,7 +393,7 @@ bool Arm64ArchMmuBase::ptep_set_access_flags(ExecContext& ctx, Mm& mm, VirtAddr 
   // contpte_ptep_set_access_flags() for an entry of a contpte block.
   const PteCodec& c = m_codec_arm64;
   entry = c.mknoncont(entry);
-  if (!c.present(*ptep) || !c.cont(*ptep)) return set_access_flags_one(ctx, mm, addr, ptep, entry, dirty);
+  if (!c.valid(*ptep) || !c.cont(*ptep)) return set_access_flags_one(ctx, mm, addr, ptep, entry, dirty);
   const uint64_t orig = c.mknoncont(ptep_get(ptep));
   if (orig == entry) return false;
   if (c.write(orig) == c.write(entry)) {

@@ -103,7 +103,7 @@ XlatResult X86CoreMmu::miss(VirtAddr va, Access kind, uint16_t pcid, Pfn cr3, ui
     lat += read_latency(pa, level);
     uint64_t* ep = m_pm.entry_ptr(PhysAddr(pa));
     uint64_t e = *ep;
-    if (!m_codec.present(e)) break;  // not present → page fault
+    if (!m_codec.valid(e)) break;  // not present → page fault
     rw = rw && (e & mm::x86_bits::kRw);
     user = user && (e & mm::x86_bits::kUser);
     nx = nx || (e & mm::x86_bits::kNx);

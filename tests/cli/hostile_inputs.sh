@@ -271,11 +271,9 @@ check_bad set_of_swept_key '/sweep/folio_size: the sweep axis "folio_size" confl
 check_bad set_unknown_top_key '--set sweep=1.5: /sweep: unknown top-level key "sweep"' \
   "$tmp/small.json" --set sweep=1.5
 
-# --- 14: PROT_NONE is refused at load time ------------------------------------------
-expect_bad mprotect_prot_none "/ops/1/prot: not supported yet: mprotect to PROT_NONE" \
-  "$(ops "$MMAP, {\"op\": \"mprotect\", \"mapping\": \"b\", \"prot\": \"\"}")"
-expect_bad mprotect_prot_dash "/ops/1/prot: not supported yet: mprotect to PROT_NONE" \
-  "$(ops "$MMAP, {\"op\": \"mprotect\", \"mapping\": \"b\", \"prot\": \"-\"}")"
+# --- 14: a protection that is not one -------------------------------------------------
+expect_bad mprotect_prot_bogus "/ops/1/prot: expected a protection like \"none\", \"r\", \"rw\" or \"rwx\", got \"rz\"" \
+  "$(ops "$MMAP, {\"op\": \"mprotect\", \"mapping\": \"b\", \"prot\": \"rz\"}")"
 
 # --- 15: no 64-bit arithmetic wraps -------------------------------------------------
 expect_bad sleep_2_64 "/ops/0/cycles: expected an integer <= 17592186044416" \

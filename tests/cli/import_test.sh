@@ -80,8 +80,18 @@ strace_bad beyond_task_size "line 1: expected a page-aligned mapping inside the 
   '1 1.0 mmap(0x1000010000000, 8192, PROT_READ, MAP_PRIVATE|MAP_FIXED|MAP_ANONYMOUS, -1, 0) = 0x1000010000000\n'
 strace_bad negative_length "line 2: expected a length between 0 and the user address space" \
   '1 1.0 mmap(NULL, 8192, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x10000000\n1 1.1 munmap(0x10000000, -5) = 0\n'
-strace_bad prot_none "line 2: tlbsim cannot execute mprotect to PROT_NONE yet" \
-  '1 1.0 mmap(NULL, 8192, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x10000000\n1 1.1 mprotect(0x10000000, 4096, PROT_NONE) = 0\n'
+# mprotect(PROT_NONE) imports as prot "none" and runs (it used to be refused).
+printf '1 1.0 mmap(NULL, 8192, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x10000000\n1 1.1 mprotect(0x10000000, 4096, PROT_NONE) = 0\n' > "$tmp/protnone.txt"
+"$ROOT/tools/import-strace" "$tmp/protnone.txt" -o "$tmp/protnone.json" --touch > /dev/null
+check "strace PROT_NONE import" test $? -eq 0
+check "strace PROT_NONE is prot none" python3 -c "
+import json,sys
+w=json.load(open('$tmp/protnone.json'))
+ops=[o for p in w['processes'] for t in p['threads'] for o in t['ops'] if o['op']=='mprotect']
+sys.exit(0 if [o['prot'] for o in ops]==['none'] else 1)"
+echo "{\"machine\": \"x86_small\", \"workload\": $(cat "$tmp/protnone.json")}" > "$tmp/run-protnone.json"
+"$TLBSIM" run "$tmp/run-protnone.json" --out "$tmp/rpn" --quiet
+check "strace PROT_NONE workload runs" test $? -eq 0
 # Found by the fuzzer: a brk that jumps over existing mappings is not a real trace.
 strace_bad brk_over_mapping "line 3: brk(0x7f0000001000) grows the heap over an existing mapping" \
   '1 1.0 brk(NULL) = 0x555555554000\n1 1.1 mmap(NULL, 8192, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000000000\n1 1.2 brk(0x7f0000001000) = 0x7f0000001000\n'

@@ -36,6 +36,7 @@
 //   fork_wrprotect      CPU0 dirties 16 pages, forks (dup_mmap write-protects them,
 //                       flush_tlb_mm(oldmm)), then probes stores to them.
 //   mprotect_ro         CPU0 dirties 16 pages, mprotect(PROT_READ), probes stores.
+//   mprotect_none       the same with mprotect(PROT_NONE), probes loads.
 //   cow_other_cpu       after fork, CPU1 reads 16 pages, CPU0 writes them (COW:
 //                       wp_page_copy's ptep_clear_flush reaches CPU1), CPU1 probes
 //                       reads: a stale entry still names the old (shared) frame.
@@ -206,18 +207,24 @@ void fork_wrprotect(harness::Harness& h) {
   h.program(1, [](TaskThread&) {});
 }
 
-void mprotect_ro(harness::Harness& h) {
-  h.program(0, [](TaskThread& c) {
+/// CPU0 dirties kPermPages pages, mprotects them (PROT_READ, or PROT_NONE) and
+/// probes them with `probe`: stores after PROT_READ, loads after PROT_NONE (the
+/// entries are then protnone: present for the kernel, invalid for the hardware).
+void mprotect_then_probe(harness::Harness& h, bool read, Access probe) {
+  h.program(0, [read, probe](TaskThread& c) {
     const VirtAddr va = c.mmap(kPermPages * kPageSize);
     for (uint64_t i = 0; i < kPermPages; ++i) c.touch(va + i * kPageSize, Access::kWrite);
     c.kernel_call([&](mm::ExecContext& ctx) {
-      if (c.system().kernel().sys_mprotect(ctx, c.process_mm(), va, kPermPages * kPageSize, true,
+      if (c.system().kernel().sys_mprotect(ctx, c.process_mm(), va, kPermPages * kPageSize, read,
                                            false, false))
         throw std::runtime_error("mprotect failed");
     }, "mprotect");
-    std::printf("mprotect_ro: %llu of %llu stores translated after mprotect(PROT_READ)\n",
-                static_cast<unsigned long long>(probe_stores(c, va)),
-                static_cast<unsigned long long>(kPermPages));
+    uint64_t n = 0;
+    for (uint64_t i = 0; i < kPermPages; ++i) n += c.probe(va + i * kPageSize, probe);
+    std::printf("mprotect_%s: %llu of %llu %s translated after mprotect(%s)\n",
+                read ? "ro" : "none", static_cast<unsigned long long>(n),
+                static_cast<unsigned long long>(kPermPages), read ? "stores" : "loads",
+                read ? "PROT_READ" : "PROT_NONE");
   });
   h.program(1, [](TaskThread&) {});
 }
@@ -247,7 +254,7 @@ void cow_other_cpu(harness::Harness& h) {
 
 // random: two threads of one process run a seeded random mix — mmap (some 2 MiB
 // aligned: THPs, contpte blocks), writes and reads of their own mappings, runs of
-// writes, mprotect (r / rw), MADV_DONTNEED / FREE / COLD / PAGEOUT, munmap, fork (the
+// writes, mprotect (none / r / rw), MADV_DONTNEED / FREE / COLD / PAGEOUT, munmap, fork (the
 // child mm stays, so later writes COW), reclaim — and probe reads and stores of
 // each other's mappings. Every shipped profile must report no violation of any kind.
 // TLBSIM_RANDOM_DEBUG=1 checks the kernel's invariants before every step taken
@@ -255,7 +262,7 @@ void cow_other_cpu(harness::Harness& h) {
 struct RandomMapping {
   VirtAddr start;
   uint64_t pages = 0;
-  std::vector<bool> writable;  // per page, as the owner's mprotects left it
+  std::vector<uint8_t> prot;  // per page, as the owner's mprotects left it: 0 none, 1 r, 2 rw
 };
 std::vector<RandomMapping> g_maps[2];
 
@@ -288,7 +295,7 @@ void random_thread(TaskThread& c, unsigned me, uint64_t seed) {
         if (huge) a.align = 2ull << 20;
         m.start = VirtAddr(static_cast<uint64_t>(k.sys_mmap(ctx, c.process_mm(), a)));
       }, "mmap");
-      m.writable.assign(m.pages, true);
+      m.prot.assign(m.pages, 2);
       mine.push_back(std::move(m));
       continue;
     }
@@ -297,17 +304,17 @@ void random_thread(TaskThread& c, unsigned me, uint64_t seed) {
     const uint64_t len = 1 + pick(m.pages - p);
     const VirtAddr va = m.start + p * kPageSize;
     if (r < 40) {
-      c.touch(va, m.writable[p] && pick(3) ? Access::kWrite : Access::kRead);
+      if (m.prot[p]) c.touch(va, m.prot[p] == 2 && pick(3) ? Access::kWrite : Access::kRead);
     } else if (r < 48) {
       for (uint64_t i = p; i < p + len && i < p + 32; ++i)
-        c.touch(m.start + i * kPageSize, m.writable[i] ? Access::kWrite : Access::kRead);
+        if (m.prot[i]) c.touch(m.start + i * kPageSize, m.prot[i] == 2 ? Access::kWrite : Access::kRead);
     } else if (r < 56) {
-      const bool w = pick(2);
+      const uint8_t prot = static_cast<uint8_t>(pick(5) == 0 ? 0 : 1 + pick(2));
       c.kernel_call([&](mm::ExecContext& ctx) {
-        if (k.sys_mprotect(ctx, c.process_mm(), va, len * kPageSize, true, w, false))
+        if (k.sys_mprotect(ctx, c.process_mm(), va, len * kPageSize, prot != 0, prot == 2, false))
           throw std::runtime_error("mprotect failed");
       }, "mprotect");
-      for (uint64_t i = p; i < p + len; ++i) m.writable[i] = w;
+      for (uint64_t i = p; i < p + len; ++i) m.prot[i] = prot;
     } else if (r < 66) {
       static const mm::Advice kAdv[] = {mm::Advice::kDontneed, mm::Advice::kFree,
                                         mm::Advice::kCold, mm::Advice::kPageout};
@@ -361,7 +368,9 @@ TEST(CoherenceChecker, ReportsBrokenKernelsAndNothingElse) {
   } else if (scenario == "fork_wrprotect") {
     fork_wrprotect(h);
   } else if (scenario == "mprotect_ro") {
-    mprotect_ro(h);
+    mprotect_then_probe(h, true, Access::kWrite);
+  } else if (scenario == "mprotect_none") {
+    mprotect_then_probe(h, false, Access::kRead);
   } else if (scenario == "cow_other_cpu") {
     cow_other_cpu(h);
   } else {

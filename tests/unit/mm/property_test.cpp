@@ -266,6 +266,8 @@ class PropertyRun {
     const FaultResult fr = m_k->handle_mm_fault(m_ctx[cpu], *p.mm, va, write ? kFaultWrite : 0u);
     if (fr == FaultResult::kSegv && write && !v->test(kVmWrite))
       return "write to read-only" + at(*p.mm, va) + ": SIGSEGV";
+    if (fr == FaultResult::kSegv && !v->test(kVmRead))
+      return "read of PROT_NONE" + at(*p.mm, va) + ": SIGSEGV";
     if (fr != FaultResult::kOk) throw std::runtime_error("fault failed at" + at(*p.mm, va));
     return std::string(write ? "write" : "read") + at(*p.mm, va);
   }
@@ -359,17 +361,17 @@ class PropertyRun {
     return "dontneed" + at(*p.mm, start) + " len " + std::to_string(len);
   }
 
-  /// mprotect() of a random range of one VMA: read-only, read-write or
+  /// mprotect() of a random range of one VMA: PROT_NONE, read-only, read-write or
   /// read-write-exec (a shared file mapping may refuse write: -EACCES).
   std::string op_mprotect() {
     Proc& p = any_proc();
     Vma* v = any_vma(*p.mm);
     if (!v) return op_mmap();
     const auto [start, len] = any_range(*v);
-    const unsigned prot = pick(3);
-    const int r = m_k->sys_mprotect(ctx(), *p.mm, start, len, true, prot != 0, prot == 2);
+    const unsigned prot = pick(4);
+    const int r = m_k->sys_mprotect(ctx(), *p.mm, start, len, prot != 0, prot >= 2, prot == 3);
     if (r != 0 && r != -EACCES) throw std::runtime_error("mprotect failed: " + std::to_string(r));
-    static const char* kProt[] = {"r", "rw", "rwx"};
+    static const char* kProt[] = {"none", "r", "rw", "rwx"};
     return std::string("mprotect ") + kProt[prot] + at(*p.mm, start) + " len " +
            std::to_string(len) + (r ? " -> EACCES" : "");
   }

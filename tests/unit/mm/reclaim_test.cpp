@@ -110,15 +110,84 @@ TEST_F(Reclaim, T24_FirstMunmapAfterReclaimFlushesTheMm) {
   EXPECT_EQ(count(Kind::kIpi), 1u);
 }
 
-// pte_accessible skip: try_to_unmap_one only clears PTEs page_vma_mapped_walk found
-// present, and without PROT_NONE / NUMA-hinting entries every present PTE is
-// pte_accessible, so the skip never triggers; the switch changes no count.
-TEST_F(Reclaim, PteAccessibleSkipCannotTriggerWithoutProtNone) {
+// pte_accessible skip (Huang Ying, "mm,unmap: avoid flushing TLB in batch if PTE is
+// inaccessible", 6.4): try_to_unmap_one clears every present PTE, but
+// set_tlb_ubc_flush_pending() leaves out the PROT_NONE entries no TLB can hold
+// (mprotect flushed them; no gather is pending). 60 of the 100 clean pages are
+// PROT_NONE: with the skip 60 are skipped and 40 batched; without it all 100 are
+// batched. Either way the batch flushes once (2 IPIs).
+TEST_F(Reclaim, PteAccessibleSkipLeavesProtNoneEntriesOutOfTheBatch) {
+  for (const bool skip : {true, false}) {
+    SCOPED_TRACE(skip ? "pte_accessible_skip" : "no skip");
+    profile.pte_accessible_skip.set(skip);
+    setup();
+    make_clean_swap_cache_backed();
+    ASSERT_EQ(kernel->sys_mprotect(ctx[0], *mm, a, 60 * kPageSize, false, false, false), 0);
+    check();
+    const uint64_t e = pte(*mm, a + 59 * kPageSize);
+    EXPECT_TRUE(codec().protnone(e) && codec().present(e) && !codec().valid(e));
+    EXPECT_TRUE(codec().valid(pte(*mm, a + 60 * kPageSize)));
+    EXPECT_EQ(mm->tlb_flush_pending, 0);
+    const uint64_t skipped0 = kernel->flush_stats().tlbbatch_skipped.value();
+    const uint64_t pending0 = kernel->flush_stats().tlbbatch_pending.value();
+    arch->clear_events();
+    EXPECT_EQ(kernel->reclaim(ctx[3], kPages), kPages) << "PROT_NONE pages are reclaimed too";
+    check();
+    EXPECT_EQ(kernel->flush_stats().tlbbatch_skipped.value() - skipped0, skip ? 60u : 0u);
+    EXPECT_EQ(kernel->flush_stats().tlbbatch_pending.value() - pending0, skip ? 40u : 100u);
+    EXPECT_EQ(count(Kind::kIpi), 2u);
+    EXPECT_TRUE(codec().is_swap_entry(pte(*mm, a)));
+  }
+}
+
+// All 100 pages PROT_NONE: with the skip the reclaim needs no flush at all; without
+// it the batch still flushes CPU0 and CPU1 (2 IPIs) for entries no TLB held.
+TEST_F(Reclaim, PteAccessibleSkipAllProtNoneNeedsNoFlush) {
+  for (const bool skip : {true, false}) {
+    SCOPED_TRACE(skip ? "pte_accessible_skip" : "no skip");
+    profile.pte_accessible_skip.set(skip);
+    setup();
+    make_clean_swap_cache_backed();
+    ASSERT_EQ(kernel->sys_mprotect(ctx[0], *mm, a, kPages * kPageSize, false, false, false), 0);
+    const uint64_t flushes0 = kernel->flush_stats().tlbbatch_flushes.value();
+    arch->clear_events();
+    EXPECT_EQ(kernel->reclaim(ctx[3], kPages), kPages);
+    check();
+    EXPECT_EQ(count(Kind::kIpi), skip ? 0u : 2u);
+    EXPECT_EQ(kernel->flush_stats().tlbbatch_flushes.value() - flushes0, skip ? 0u : 1u);
+  }
+}
+
+// The mprotect(PROT_NONE) itself: x86 flushes every page that lost _PAGE_PRESENT
+// (pte_needs_flush), once for the call; back to PROT_READ needs no flush (the
+// old entries were not present), and the pages are still the same folios.
+TEST_F(Reclaim, MprotectProtNoneFlushesAndBackDoesNot) {
   setup();
-  make_clean_swap_cache_backed();
-  EXPECT_EQ(kernel->reclaim(ctx[3], kPages), kPages);
-  EXPECT_EQ(kernel->flush_stats().tlbbatch_skipped.value(), 0u);
-  EXPECT_EQ(kernel->flush_stats().tlbbatch_pending.value(), 2u * kPages);
+  const Pfn pfn = codec().pfn(pte(*mm, a + 3 * kPageSize));
+  arch->clear_events();
+  ASSERT_EQ(kernel->sys_mprotect(ctx[0], *mm, a, 8 * kPageSize, false, false, false), 0);
+  check();
+  EXPECT_EQ(count(Kind::kFlushRequest), 1u);
+  EXPECT_EQ(count(Kind::kIpi), 1u) << "CPU1 runs the mm";
+  EXPECT_EQ(codec().pfn(pte(*mm, a + 3 * kPageSize)), pfn);
+  EXPECT_FALSE(codec().write(pte(*mm, a + 3 * kPageSize)));
+  EXPECT_TRUE(codec().dirty(pte(*mm, a + 3 * kPageSize))) << "pte_modify keeps _PAGE_DIRTY";
+  EXPECT_EQ(fault(*mm, a, false), FaultResult::kSegv) << "access_error(): no VM_READ";
+  arch->clear_events();
+  ASSERT_EQ(kernel->sys_mprotect(ctx[0], *mm, a, 8 * kPageSize, true, false, false), 0);
+  check();
+  EXPECT_EQ(count(Kind::kFlushRequest), 0u);
+  EXPECT_TRUE(codec().valid(pte(*mm, a + 3 * kPageSize)));
+  EXPECT_FALSE(codec().write(pte(*mm, a + 3 * kPageSize)));
+  EXPECT_EQ(fault(*mm, a, false), FaultResult::kOk);
+  // RW again: exclusive anon pages become writable without a fault
+  // (MM_CP_TRY_CHANGE_WRITABLE); a changed _PAGE_RW is in pte_flags_need_flush()'s
+  // flush_on_change, so this one flushes.
+  arch->clear_events();
+  ASSERT_EQ(kernel->sys_mprotect(ctx[0], *mm, a, 8 * kPageSize, true, true, false), 0);
+  EXPECT_EQ(count(Kind::kFlushRequest), 1u);
+  EXPECT_TRUE(codec().write(pte(*mm, a + 3 * kPageSize)));
+  EXPECT_EQ(mm->vmas().size(), 1u) << "the three protections merged back into one VMA";
 }
 
 // do_swap_page: a write fault on an exclusive swap entry maps the page writable and
@@ -467,6 +536,38 @@ TEST_F(ReclaimArm64, CowReuseUnfoldsTheBlockAndFlushesTheStaleEntry) {
   EXPECT_TRUE(c.write(*pte_of(a + 7 * kPageSize)));
   EXPECT_FALSE(c.write(*pte_of(a + 8 * kPageSize))) << "a separate fault, as in Linux";
   EXPECT_FALSE(c.cont(*pte_of(a + 8 * kPageSize)));
+}
+
+// mprotect(PROT_NONE) of a contpte block (arm64, 64 KiB mTHP): the first
+// ptep_modify_prot_start() unfolds the block (contpte_try_unfold: 16 TLBI VALE1IS),
+// each entry becomes PTE_PRESENT_INVALID (never contiguous: only valid entries fold)
+// and the VMA's flush invalidates the 16 pages (16 TLBI VALE1IS, one DSB). Back to
+// read-write the entries are valid again and the last one's commit refolds the block
+// (contpte_try_fold); the pages are the same folio, no fault needed.
+TEST_F(ReclaimArm64, MprotectProtNoneUnfoldsAContpteBlockAndBackRefolds) {
+  build(/*contpte_64k=*/true);
+  const VirtAddr a = map(64 << 10);
+  fault(a, true);
+  const PteCodec& c = kernel->codec();
+  ASSERT_TRUE(c.cont(*pte_of(a)));
+  const Pfn pfn = c.pfn(*pte_of(a + 5 * kPageSize));
+  arch->clear_events();
+  const uint64_t unfolds0 = arch->vmstats().contpte_unfolds.value();
+  ASSERT_EQ(kernel->sys_mprotect(ctx[0], *mm, a, 64 << 10, false, false, false), 0);
+  EXPECT_EQ(check_invariants(*kernel), "");
+  EXPECT_EQ(arch->vmstats().contpte_unfolds.value() - unfolds0, 1u);
+  EXPECT_EQ(arch->count_tlbi(arm64::TlbiKind::kVale1is), 16u + 16u);
+  for (unsigned i = 0; i < 16; ++i) {
+    const uint64_t e = *pte_of(a + i * kPageSize);
+    EXPECT_TRUE(c.protnone(e) && c.present(e) && !c.valid(e) && !c.cont(e)) << i;
+  }
+  EXPECT_EQ(c.pfn(*pte_of(a + 5 * kPageSize)), pfn);
+  EXPECT_EQ(kernel->handle_mm_fault(ctx[0], *mm, a, 0), FaultResult::kSegv);
+  ASSERT_EQ(kernel->sys_mprotect(ctx[0], *mm, a, 64 << 10, true, true, false), 0);
+  EXPECT_EQ(check_invariants(*kernel), "");
+  EXPECT_TRUE(c.cont(*pte_of(a))) << "refolded";
+  EXPECT_TRUE(c.valid(*pte_of(a + 15 * kPageSize)) && c.write(*pte_of(a + 15 * kPageSize)));
+  EXPECT_EQ(c.pfn(*pte_of(a + 5 * kPageSize)), pfn);
 }
 
 }  // namespace

@@ -105,9 +105,13 @@ PY
 m="$("$ROOT/tools/import-strace" "$tmp/chain.txt" -o "$tmp/chain.json" --cpus 1024 2>&1)"
 check "strace deep fork chain exit 2" test $? -eq 2
 check "strace deep fork chain message" grep -q "forks nested 65 deep" <<<"$m"
-m="$("$ROOT/tools/import-strace" "$ROOT/tests/data/strace-sh-ls-wc.txt" -o "$tmp/no/such/dir.json" --cpus 5 2>&1)"
-check "strace missing output directory exit 2" test $? -eq 2
-check "strace missing output directory message" grep -q "cannot write" <<<"$m"
+# The output's directory is created; a file in the way is exit 2 with the reason.
+"$ROOT/tools/import-strace" "$ROOT/tests/data/strace-sh-ls-wc.txt" -o "$tmp/new/dir/s.json" --cpus 5 > /dev/null
+check "strace creates the output directory" test -s "$tmp/new/dir/s.json"
+: > "$tmp/a-file"
+m="$("$ROOT/tools/import-strace" "$ROOT/tests/data/strace-sh-ls-wc.txt" -o "$tmp/a-file/dir.json" --cpus 5 2>&1)"
+check "strace output directory in the way exit 2" test $? -eq 2
+check "strace output directory in the way message" grep -q "cannot create the output directory" <<<"$m"
 # brk restarts at execve: no mapping from the old program's break to the new one's.
 printf '%s\n' '1 1.0 brk(NULL) = 0x555555554000' '1 1.1 brk(0x555555575000) = 0x555555575000' \
   '1 1.2 execve("/usr/bin/python3", ["python3"], 0x7ffc /* 1 vars */) = 0' \
@@ -132,8 +136,11 @@ lackey_bad() {  # NAME WANT TRACE-TEXT
 }
 lackey_bad huge_access "line 1: expected an access of at most 4096 bytes" ' L 1000,18446744073709551615\n'
 lackey_bad beyond_2_64 "line 1: expected an address below 2^64" ' L ffffffffffffffff,8\n'
-m="$("$ROOT/tools/import-lackey" "$ROOT/tests/data/lackey-true.txt" -o "$tmp/no/such/dir.json" 2>&1)"
-check "lackey missing output directory exit 2" test $? -eq 2
+"$ROOT/tools/import-lackey" "$ROOT/tests/data/lackey-true.txt" -o "$tmp/new/l/l.json" > /dev/null
+check "lackey creates the output directory" test -s "$tmp/new/l/l.json" -a -s "$tmp/new/l/l.trace"
+m="$("$ROOT/tools/import-lackey" "$ROOT/tests/data/lackey-true.txt" -o "$tmp/a-file/dir.json" 2>&1)"
+check "lackey output directory in the way exit 2" test $? -eq 2
+check "lackey output directory in the way message" grep -q "cannot create the output directory" <<<"$m"
 # Page 0 and the vsyscall page are dropped (and counted); the rest runs.
 printf ' L 0,8\n L ffffffffff600000,8\n S 10000000,8\n' > "$tmp/edge.txt"
 out="$("$ROOT/tools/import-lackey" "$tmp/edge.txt" -o "$tmp/root/workloads/catalog/edge.json")"

@@ -24,7 +24,8 @@ uint64_t value(const StatGroup& root, const std::string& path) {
 }
 
 TEST(Quickstart, FaultsWalksShootdownAndFreesExactly) {
-  SearchPaths paths{TLBSIM_SOURCE_DIR};
+  SearchPaths paths;
+  paths.root = TLBSIM_SOURCE_DIR;
   auto ex = load_experiment(std::string(TLBSIM_SOURCE_DIR) + "/configs/experiments/quickstart.json",
                             {}, paths);
   StatGroup root("");

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -36,11 +37,17 @@ std::vector<std::string> list_names(const fs::path& dir) {
   return v;
 }
 
-/// Finds `<dir>/<name>.json`; InputError listing the available names otherwise. A
-/// name that is a path (contains '/' or ends in .json) names a file instead,
-/// relative to the directory of `file`.
-fs::path find_named(const fs::path& dir, const std::string& name, const std::string& what,
-                    const std::string& pointer, const std::string& file) {
+bool names_a_file(const std::string& name) {
+  return name.find('/') != std::string::npos ||
+         (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0);
+}
+
+/// Finds `<dir>/<name>.json` in the first of `dirs` that has it; InputError listing
+/// the directories searched and the names available otherwise. A name that is a
+/// path (contains '/' or ends in .json) names a file instead, relative to the
+/// directory of `file`.
+fs::path find_named(const std::vector<fs::path>& dirs, const std::string& name,
+                    const std::string& what, const std::string& pointer, const std::string& file) {
   // A name becomes a file name: bounded and printable before any filesystem call.
   bool printable = !name.empty();
   for (unsigned char c : name) printable &= c >= 0x20 && c != 0x7f;
@@ -50,19 +57,24 @@ fs::path find_named(const fs::path& dir, const std::string& name, const std::str
                                   " bytes without control characters, got " + quote_excerpt(name) +
                                   " (" + std::to_string(name.size()) + " bytes)", file);
   std::error_code ec;
-  const bool is_path = name.find('/') != std::string::npos ||
-                       (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0);
-  if (is_path) {
+  if (names_a_file(name)) {
     fs::path p = name;
     if (p.is_relative()) p = fs::path(file).parent_path() / p;
     if (fs::is_regular_file(p, ec)) return p;
     throw InputError(pointer, what + " file " + quote_excerpt(name) + " not found (looked for " +
                                   p.string() + ")", file);
   }
-  fs::path p = dir / (name + ".json");
-  if (fs::is_regular_file(p, ec)) return p;
-  auto names = list_names(dir);
-  std::string msg = what + " " + quote_excerpt(name) + " not found in " + dir.string();
+  std::vector<std::string> names;
+  std::string searched;
+  for (const auto& dir : dirs) {
+    fs::path p = dir / (name + ".json");
+    if (fs::is_regular_file(p, ec)) return p;
+    for (auto& n : list_names(dir)) names.push_back(std::move(n));
+    searched += (searched.empty() ? "" : ", ") + dir.string();
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  std::string msg = what + " " + quote_excerpt(name) + " not found in " + searched;
   std::string near = closest_match(name, names);
   if (!near.empty()) msg += " (did you mean \"" + near + "\"?)";
   if (!names.empty()) msg += "; available: " + join_choices(names);
@@ -148,7 +160,7 @@ std::string load_layered(Set& set, const Json& doc, const std::string& key, cons
                                 json_excerpt(*it), file);
     }
   }
-  const fs::path preset_file = find_named(dir, preset, what, ptr, file);
+  const fs::path preset_file = find_named({dir}, preset, what, ptr, file);
   const Json pj = read_json_file(preset_file);
   if constexpr (std::is_same_v<Set, mm::KernelProfile>) {
     // A profile is a version: every switch starts at that release's value
@@ -381,6 +393,36 @@ uint64_t task_size(const MachineParams& m) {
   return m.pgtable_levels() == 5 ? kTaskSizeX86La57 : kTaskSizeX86;
 }
 
+#ifndef TLBSIM_SOURCE_DIR
+#define TLBSIM_SOURCE_DIR "."
+#endif
+
+SearchPaths SearchPaths::from_environment() {
+  SearchPaths p;
+  const char* r = std::getenv("TLBSIM_ROOT");
+  p.root = r && *r ? r : TLBSIM_SOURCE_DIR;
+  if (const char* tp = std::getenv("TLBSIM_PATH")) {
+    std::string entry;
+    for (const char* c = tp;; ++c) {
+      if (*c == ':' || *c == '\0') {
+        if (!entry.empty()) p.workloads.push_back(fs::absolute(entry));
+        entry.clear();
+        if (*c == '\0') break;
+      } else {
+        entry += *c;
+      }
+    }
+  }
+  return p;
+}
+
+std::string workload_set_argument(const std::string& file) {
+  if (!names_a_file(file)) return "workload=" + file;
+  std::error_code ec;
+  const fs::path abs = fs::absolute(file, ec);
+  return "workload=" + (ec ? file : abs.lexically_normal().string());
+}
+
 Json Experiment::effective_config() const {
   Json j = Json::object();
   j["name"] = name;
@@ -503,8 +545,9 @@ std::unique_ptr<Experiment> load_experiment(const fs::path& file,
       }
     }
     if (!catalog.empty()) {
-      const fs::path wp = find_named(paths.root / "workloads/catalog", catalog,
-                                     "catalog workload", "/workload", fname);
+      std::vector<fs::path> dirs = paths.workloads;
+      dirs.push_back(paths.root / "workloads/catalog");
+      const fs::path wp = find_named(dirs, catalog, "catalog workload", "/workload", fname);
       ex->workload_ref = wp.string();
       ex->workload_json = read_json_file(wp);
       wfile = wp.string();

@@ -35,7 +35,21 @@ struct Experiment {
 /// Directories searched for presets, profiles and catalog workloads.
 struct SearchPaths {
   std::filesystem::path root;  // repository root (configs/, workloads/catalog/)
+  /// Searched for a workload named without a path, in order, before
+  /// <root>/workloads/catalog: the directories of TLBSIM_PATH.
+  std::vector<std::filesystem::path> workloads;
+
+  /// root = $TLBSIM_ROOT or the source tree tlbsim was built from; workloads =
+  /// the entries of $TLBSIM_PATH (colon-separated, relative ones to the current
+  /// directory, empty ones skipped).
+  static SearchPaths from_environment();
 };
+
+/// `--workload FILE`: the --set argument that makes FILE the experiment's workload.
+/// A FILE with a '/' or ending in .json is a file (made absolute, so it is relative
+/// to the current directory, not to the experiment file); anything else is a name
+/// looked up as a catalog workload is.
+std::string workload_set_argument(const std::string& file);
 
 /// The experiment's "name" (default: the file's stem), which names its results
 /// directory: InputError unless 1 to 255 bytes without '/' or control characters.

@@ -26,11 +26,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-SearchPaths paths() {
-  SearchPaths p;
-  if (const char* r = std::getenv("TLBSIM_ROOT")) p.root = r;
-  return p;
-}
+SearchPaths paths() { return SearchPaths::from_environment(); }
 
 /// The preset's file and its loaded parameters.
 struct Preset {

@@ -251,9 +251,7 @@ std::map<std::string, SimPoint> replay_host(const HostMeasurements& m, const Rep
                                   {"kernel", o.kernel},
                                   {"workload", {{"processes", Json::array({{{"threads", Json::array({{{"cpu", 0}, {"ops", Json::array()}}})}}})}}}}
                                  .dump());
-    SearchPaths paths;
-    if (const char* r = std::getenv("TLBSIM_ROOT")) paths.root = r;
-    auto ex = load_experiment(probe, o.sets, paths);
+    auto ex = load_experiment(probe, o.sets, SearchPaths::from_environment());
     const uint64_t need = 3 * m.size_bytes + (256ull << 20);
     if (ex->machine->memory().value < need) machine["memory"] = format_size(need);
   }

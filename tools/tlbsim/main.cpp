@@ -23,20 +23,12 @@
 
 #include <unistd.h>
 
-#ifndef TLBSIM_SOURCE_DIR
-#define TLBSIM_SOURCE_DIR "."
-#endif
 
 namespace {
 
 using namespace tlbsim;
 
-SearchPaths search_paths() {
-  SearchPaths p;
-  if (const char* r = std::getenv("TLBSIM_ROOT")) p.root = r;
-  else p.root = TLBSIM_SOURCE_DIR;
-  return p;
-}
+SearchPaths search_paths() { return SearchPaths::from_environment(); }
 
 int cmd_params(bool markdown) {
   std::vector<ParamInfo> rows;
@@ -214,13 +206,15 @@ int sc_main(int argc, char* argv[]) {
                                           sc_core::SC_DO_NOTHING);
   CLI::App app{"tlbsim: a simulator of address translation and its upkeep"};
   app.require_subcommand(1);
-  std::string file, out, debug;
+  std::string file, out, debug, workload_file;
   std::vector<std::string> sets;
   bool quiet = false, markdown = false, point = false, resume = false;
   unsigned jobs = std::max(1u, static_cast<unsigned>(sysconf(_SC_NPROCESSORS_ONLN)));
   auto* run = app.add_subcommand("run", "Run an experiment and write its statistics");
   run->add_option("experiment", file, "Experiment JSON file")->required();
   run->add_option("--out", out, "Output directory (default results/<experiment name>)");
+  run->add_option("--workload", workload_file,
+                  "Run this workload file (or catalog name) instead of the experiment's");
   run->add_option("--set", sets, "Override a parameter: key.path=value (repeatable)");
   run->add_flag("--quiet", quiet, "Print nothing but errors");
   run->add_option("--debug", debug, "Debug log categories, comma separated, or \"all\"");
@@ -236,6 +230,8 @@ int sc_main(int argc, char* argv[]) {
       ->group("");
   auto* validate = app.add_subcommand("validate", "Check an experiment without running it");
   validate->add_option("experiment", file, "Experiment JSON file")->required();
+  validate->add_option("--workload", workload_file,
+                       "Check this workload file (or catalog name) instead of the experiment's");
   validate->add_option("--set", sets, "Override a parameter: key.path=value (repeatable)");
   validate->add_option("--max-host-memory", max_host_memory_text,
                        "Refuse runs estimated to need more host memory than SIZE");
@@ -295,6 +291,8 @@ int sc_main(int argc, char* argv[]) {
         throw InputError("", "expected a size such as \"8GiB\" (" + why + "), got " +
                                  quote_excerpt(max_host_memory_text), "--max-host-memory");
     }
+    // --workload comes first: --set workload.params.* applies on top of it.
+    if (!workload_file.empty()) sets.insert(sets.begin(), workload_set_argument(workload_file));
     if (quiet) log::set_quiet(true);
     if (!debug.empty()) {
       std::vector<std::string> cats;
@@ -324,6 +322,12 @@ int sc_main(int argc, char* argv[]) {
     }
     return cmd_run(file, sets, out, quiet, point, jobs, resume, trace, max_host_memory);
   } catch (const InputError& e) {
+    // An error in the --workload argument names the option the user wrote.
+    if (!workload_file.empty() && e.file() == "--set " + workload_set_argument(workload_file)) {
+      std::cerr << "tlbsim: " << InputError(e.where(), e.message(), "--workload " + workload_file).what()
+                << "\n";
+      return 2;
+    }
     std::cerr << "tlbsim: " << e.what() << "\n";
     return 2;
   } catch (const std::exception& e) {

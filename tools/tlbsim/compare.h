@@ -11,6 +11,8 @@ struct CompareOptions {
   std::string format = "text";    // text, csv, markdown
   bool all = false;               // every metric that differs, not just the headline ones
   std::string filter;             // keep metric paths containing this
+  bool per_cpu = false;           // every CPU's row; default: cpu[*] sums over CPUs
+  double threshold_percent = 0;   // keep metrics differing by more than this (0: any)
 };
 
 /// Prints the comparison to stdout; throws InputError for unreadable runs.

@@ -134,7 +134,8 @@ void check_writable(const std::string& out, const std::string& trace) {
 
 int cmd_run(const std::string& file, const std::vector<std::string>& sets, std::string out,
             bool quiet, bool point, unsigned jobs, bool resume, const std::string& trace,
-            std::optional<uint64_t> max_host_memory) {
+            std::optional<uint64_t> max_host_memory,
+            const std::vector<std::string>& command_line) {
   if (!point) {
     const auto axes = read_sweep_axes(file);
     if (!axes.empty()) {
@@ -179,6 +180,8 @@ int cmd_run(const std::string& file, const std::vector<std::string>& sets, std::
     for (unsigned c = 0; c < sys.nr_cpus(); ++c)
       sim_cycles = std::max<uint64_t>(sim_cycles, sys.core(c).stats().cycles);
     RunMeta meta;
+    meta.command_line = command_line;
+    meta.sets = sets;
     meta.host_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     meta.simulated_cycles = sim_cycles;
@@ -205,6 +208,8 @@ int sc_main(int argc, char* argv[]) {
   sc_core::sc_report_handler::set_actions(sc_core::SC_ID_SIMULATION_STOP_CALLED_TWICE_,
                                           sc_core::SC_DO_NOTHING);
   CLI::App app{"tlbsim: a simulator of address translation and its upkeep"};
+  app.set_version_flag("--version", version_text(), "Print the version, git revision and build type");
+  const std::vector<std::string> command_line(argv, argv + argc);
   app.require_subcommand(1);
   std::string file, out, debug, workload_file;
   std::vector<std::string> sets;
@@ -245,6 +250,10 @@ int sc_main(int argc, char* argv[]) {
   compare->add_option("runs", cmp.runs, "Result directories or stats.json files")->required();
   compare->add_flag("--all", cmp.all, "Every metric that differs, not only the headline ones");
   compare->add_option("--filter", cmp.filter, "Only metrics whose path contains this text");
+  compare->add_flag("--per-cpu", cmp.per_cpu,
+                    "One row per CPU (default: cpu[*] rows sum over CPUs, means weighted by count)");
+  compare->add_option("--threshold", cmp.threshold_percent,
+                      "Only metrics that differ from the first run by more than PCT %");
   bool csv = false, md = false;
   compare->add_flag("--csv", csv, "CSV output");
   compare->add_flag("--markdown", md, "Markdown table output");
@@ -320,7 +329,8 @@ int sc_main(int argc, char* argv[]) {
       host.format = hcsv ? "csv" : hmd ? "markdown" : "text";
       return run_validate_host(host);
     }
-    return cmd_run(file, sets, out, quiet, point, jobs, resume, trace, max_host_memory);
+    return cmd_run(file, sets, out, quiet, point, jobs, resume, trace, max_host_memory,
+                   command_line);
   } catch (const InputError& e) {
     // An error in the --workload argument names the option the user wrote.
     if (!workload_file.empty() && e.file() == "--set " + workload_set_argument(workload_file)) {

@@ -7,6 +7,10 @@
 #include "base/file_util.h"
 
 #include "git_revision.h"
+#include <sys/utsname.h>
+#ifndef TLBSIM_BUILD_TYPE
+#define TLBSIM_BUILD_TYPE "unknown"
+#endif
 #ifndef TLBSIM_VERSION
 #define TLBSIM_VERSION "0.0.0"
 #endif
@@ -49,8 +53,24 @@ void write_outputs(const std::filesystem::path& dir, const Experiment& ex, const
   Json config = ex.effective_config();
   Json j = Json::object();
   Json m = Json::object();
+  const std::string rev = TLBSIM_GIT_REV;
   m["tlbsim_version"] = TLBSIM_VERSION;
-  m["git_revision"] = TLBSIM_GIT_REV;
+  m["git_revision"] = rev;
+  // A tree with uncommitted changes: results not reproducible from the revision.
+  m["git_dirty"] = rev.size() >= 6 && rev.compare(rev.size() - 6, 6, "-dirty") == 0;
+  m["build_type"] = TLBSIM_BUILD_TYPE;
+  m["command_line"] = meta.command_line;
+  m["sets"] = meta.sets;
+  {
+    struct utsname u {};
+    Json host = Json::object();
+    if (uname(&u) == 0) {
+      host["hostname"] = u.nodename;
+      host["kernel"] = std::string(u.sysname) + " " + u.release;
+      host["machine"] = u.machine;
+    }
+    m["host"] = std::move(host);
+  }
   m["experiment"] = ex.name;
   m["experiment_file"] = ex.file.string();
   m["seed"] = ex.seed;
@@ -60,14 +80,21 @@ void write_outputs(const std::filesystem::path& dir, const Experiment& ex, const
   j["meta"] = std::move(m);
   j["config"] = std::move(config);
   j["stats"] = root.to_json();
-  write_file_atomic(dir / "stats.json",
-                    j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
+  // stats.csv first, stats.json (the resume key) last: a run killed between the two
+  // renames leaves no new stats.json beside an old stats.csv.
   std::vector<StatRow> rows;
   root.rows(rows);
   std::ostringstream csv;
   csv << "path,value,unit\n";
   for (const auto& r : rows) csv << r.path << ',' << r.value << ',' << r.unit << '\n';
   write_file_atomic(dir / "stats.csv", csv.str());
+  write_file_atomic(dir / "stats.json",
+                    j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
+}
+
+std::string version_text() {
+  return std::string("tlbsim ") + TLBSIM_VERSION + " (git " + TLBSIM_GIT_REV + ", " +
+         TLBSIM_BUILD_TYPE + " build)";
 }
 
 namespace {

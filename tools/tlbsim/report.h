@@ -12,7 +12,12 @@ namespace tlbsim {
 struct RunMeta {
   double host_seconds = 0;
   uint64_t simulated_cycles = 0;
+  std::vector<std::string> command_line;  // argv of this tlbsim process
+  std::vector<std::string> sets;          // the --set arguments, in order
 };
+
+/// "tlbsim VERSION (git REV, BUILD build)": `tlbsim --version` and stats.json meta.
+std::string version_text();
 
 /// FNV-1a 64 of the effective configuration, as 16 hex digits.
 std::string config_hash(const Json& config);

@@ -25,7 +25,7 @@ struct TlbParams : ParamSet {
                        {min_value<uint32_t>(1)}};
   Param<std::string> sizes{this, "sizes", "4KiB", "",
                            "Page sizes held, comma separated (4KiB, 64KiB, 2MiB, 32MiB, 1GiB)."};
-  Param<std::string> replacement{this, "replacement", "lru", "", "Replacement policy."};
+  Param<std::string> replacement{this, "replacement", "lru", "", "Replacement policy; random draws a stream per TLB and CPU from the experiment seed."};
   Param<uint32_t> hit_latency_cycles{this, "hit_latency_cycles", 0, "cycles",
                                      "Extra cycles of a hit in this structure."};
   void init_choices() { replacement.one_of({"lru", "tree_plru", "random"}); }

@@ -25,10 +25,11 @@ WalkCacheGeometry walk_cache_geometry(const Arm64Params& p) {
 }  // namespace
 
 Arm64CoreMmu::Arm64CoreMmu(unsigned cpu, const MachineParams& mp, mm::PhysMem& pm,
-                           CacheHierarchy& mem, StatGroup* parent)
+                           CacheHierarchy& mem, StatGroup* parent, uint64_t seed)
     : m_cpu(cpu),
       m_pm(pm),
-      m_l1d(tlb_geometry_of(mp.l1d, "dtlb", "/machine/l1d", kArm64Sizes, "arm64")),
+      m_l1d(tlb_geometry_of(mp.l1d, "dtlb", "/machine/l1d", kArm64Sizes, "arm64",
+                            tlb_seed(seed, cpu, 0))),
       m_l2_latency(mp.stlb.hit_latency_cycles()),
       m_walk_cache_hit_cycles(mp.walker.pwc_hit_cycles()),
       m_contig(mp.arm64.contig_as_one_entry()),
@@ -39,7 +40,8 @@ Arm64CoreMmu::Arm64CoreMmu(unsigned cpu, const MachineParams& mp, mm::PhysMem& p
       m_walker_stats(parent, "walker") {
   if (mp.stlb.entries())
     m_l2 = std::make_unique<Tlb>(
-        tlb_geometry_of(mp.stlb, "l2tlb", "/machine/stlb", kArm64Sizes, "arm64"));
+        tlb_geometry_of(mp.stlb, "l2tlb", "/machine/stlb", kArm64Sizes, "arm64",
+                        tlb_seed(seed, cpu, 2)));
   if (mp.arm64.walk_cache_entries())
     m_walk_cache = std::make_unique<WalkCache>(walk_cache_geometry(mp.arm64));
   // A 64 KiB entry needs a structure that holds 64 KiB pages.

@@ -34,8 +34,9 @@ namespace tlbsim::arm64 {
 class Arm64CoreMmu : public CoreMmuCounters {
  public:
   /// Page-walk reads go through `mem` as CPU `cpu`'s references.
+  /// `seed` (the experiment's) seeds the TLBs' "random" replacement.
   Arm64CoreMmu(unsigned cpu, const MachineParams& mp, mm::PhysMem& pm, CacheHierarchy& mem,
-               StatGroup* stats_parent);
+               StatGroup* stats_parent, uint64_t seed = 1);
 
   /// Translates `va` for an access of `kind` under `asid`, walking from TTBR0 =
   /// `root` on a miss. A fault leaves the TLBs without an entry for `va`.

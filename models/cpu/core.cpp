@@ -82,10 +82,12 @@ Core::Core(sc_core::sc_module_name name, unsigned id, System& sys, StatGroup* st
   };
   handler_end.assign(sys.machine().cpus(), 0);
   if (sys.machine().arch() == "arm64") {
-    m_arm64 = std::make_unique<arm64::Arm64CoreMmu>(id, sys.machine(), sys.phys(), sys.memory(), &m_stats);
+    m_arm64 = std::make_unique<arm64::Arm64CoreMmu>(id, sys.machine(), sys.phys(), sys.memory(),
+                                                     &m_stats, sys.seed());
     wire(*m_arm64);
   } else {
-    m_x86 = std::make_unique<x86::X86CoreMmu>(id, sys.machine(), sys.phys(), sys.memory(), &m_stats);
+    m_x86 = std::make_unique<x86::X86CoreMmu>(id, sys.machine(), sys.phys(), sys.memory(),
+                                                 &m_stats, sys.seed());
     wire(*m_x86);
   }
   SC_METHOD(ipi_handler);

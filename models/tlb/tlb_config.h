@@ -12,11 +12,23 @@
 
 namespace tlbsim {
 
+/// The seed of one TLB's "random" replacement: the experiment's seed mixed with the
+/// CPU and the TLB's place (splitmix64 finaliser), so every TLB draws its own stream
+/// and another experiment seed gives other streams. Never 0 (xorshift64).
+inline uint64_t tlb_seed(uint64_t experiment_seed, unsigned cpu, unsigned which) {
+  uint64_t z = experiment_seed + 0x9e3779b97f4a7c15ull * (1 + (uint64_t{cpu} << 4 | which));
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return z ? z : 1;
+}
+
 inline TlbGeometry tlb_geometry_of(const TlbParams& p, const std::string& name,
                                    const std::string& ptr, std::initializer_list<PageSize> allowed,
-                                   const char* arch) {
+                                   const char* arch, uint64_t seed) {
   TlbGeometry g;
   g.name = name;
+  g.seed = seed;
   g.entries = p.entries();
   g.ways = p.ways();
   g.hit_latency_cycles = p.hit_latency_cycles();

@@ -12,8 +12,9 @@
 namespace tlbsim::x86 {
 
 namespace {
-TlbGeometry geometry_of(const TlbParams& p, const std::string& name, const std::string& ptr) {
-  return tlb_geometry_of(p, name, ptr, {PageSize::k4K, PageSize::k2M, PageSize::k1G}, "x86");
+TlbGeometry geometry_of(const TlbParams& p, const std::string& name, const std::string& ptr,
+                        uint64_t seed) {
+  return tlb_geometry_of(p, name, ptr, {PageSize::k4K, PageSize::k2M, PageSize::k1G}, "x86", seed);
 }
 
 WalkCacheGeometry pwc_geometry(const char* name, unsigned level, uint32_t entries) {
@@ -28,11 +29,11 @@ WalkCacheGeometry pwc_geometry(const char* name, unsigned level, uint32_t entrie
 }  // namespace
 
 X86CoreMmu::X86CoreMmu(unsigned cpu, const MachineParams& mp, mm::PhysMem& pm,
-                       CacheHierarchy& mem, StatGroup* parent)
+                       CacheHierarchy& mem, StatGroup* parent, uint64_t seed)
     : m_cpu(cpu),
       m_pm(pm),
       m_levels(mp.pgtable_levels()),
-      m_l1d(geometry_of(mp.l1d, "dtlb", "/machine/l1d")),
+      m_l1d(geometry_of(mp.l1d, "dtlb", "/machine/l1d", tlb_seed(seed, cpu, 0))),
       m_stlb_latency(mp.stlb.hit_latency_cycles()),
       m_pwc_hit_cycles(mp.walker.pwc_hit_cycles()),
       m_mem(mem),
@@ -42,9 +43,10 @@ X86CoreMmu::X86CoreMmu(unsigned cpu, const MachineParams& mp, mm::PhysMem& pm,
       m_stlb_stats(parent, "stlb"),
       m_walker_stats(parent, "walker") {
   if (mp.l1d_2m.entries())
-    m_l1d_2m = std::make_unique<Tlb>(geometry_of(mp.l1d_2m, "dtlb_2m", "/machine/l1d_2m"));
+    m_l1d_2m = std::make_unique<Tlb>(geometry_of(mp.l1d_2m, "dtlb_2m", "/machine/l1d_2m",
+                                                   tlb_seed(seed, cpu, 1)));
   if (mp.stlb.entries())
-    m_stlb = std::make_unique<Tlb>(geometry_of(mp.stlb, "stlb", "/machine/stlb"));
+    m_stlb = std::make_unique<Tlb>(geometry_of(mp.stlb, "stlb", "/machine/stlb", tlb_seed(seed, cpu, 2)));
   if (mp.walker.pde_cache_entries())
     m_pwc[2] = std::make_unique<WalkCache>(pwc_geometry("pde_cache", 2, mp.walker.pde_cache_entries()));
   if (mp.walker.pdpt_cache_entries())

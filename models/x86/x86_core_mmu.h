@@ -33,8 +33,9 @@ using tlbsim::XlatResult;
 class X86CoreMmu : public CoreMmuCounters {
  public:
   /// Page-walk reads go through `mem` as CPU `cpu`'s references.
+  /// `seed` (the experiment's) seeds the TLBs' "random" replacement.
   X86CoreMmu(unsigned cpu, const MachineParams& mp, mm::PhysMem& pm, CacheHierarchy& mem,
-             StatGroup* stats_parent);
+             StatGroup* stats_parent, uint64_t seed = 1);
 
   /// Translates `va` for an access of `kind` under PCID `pcid`, walking from `cr3`
   /// on a miss. A fault leaves the TLBs without an entry for `va`.

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # TLB "replacement": "random" draws from the experiment seed (issue 16 item 12): the
 # same deterministic access stream with two seeds gives different STLB miss counts,
-# and the same seed twice the same counts. Disabled in CTest until models/tlb takes
-# the seed (see tests/CMakeLists.txt).
+# and the same seed twice the same counts.
 set -u
 TLBSIM="$1"
 ROOT="$2"

@@ -231,7 +231,8 @@ void check_machine(const MachineParams& m) {
                                          "absent; entries 0 removes l1d_2m or stlb), got 0");
     }
     const TlbGeometry g = tlb_geometry_of(t.params, ptr.substr(ptr.rfind('/') + 1), ptr,
-                                          arm64 ? arm64_sizes : x86_sizes, arm64 ? "arm64" : "x86");
+                                          arm64 ? arm64_sizes : x86_sizes, arm64 ? "arm64" : "x86",
+                                          /*seed=*/1);
     if (g.sizes.empty())
       throw InputError(ptr + "/sizes", "expected at least one page size (e.g. \"4KiB\"), got " +
                                            quote_excerpt(t.params.sizes()));

@@ -9,6 +9,10 @@
 
 namespace tlbsim::mm {
 
+/// GUP_PIN_COUNTING_BIAS (include/linux/mm.h): the references one FOLL_PIN of a
+/// small folio takes (a large folio counts pins in _pincount instead).
+constexpr int32_t kGupPinCountingBias = 1024;
+
 class Folio {
  public:
   Folio() = default;
@@ -52,7 +56,7 @@ class Folio {
   int32_t nr_pages_mapped() const { return lf().nr_pages_mapped & kFolioPagesMapped; }
   /// folio_maybe_dma_pinned().
   bool maybe_dma_pinned() const {
-    return test_large() ? lf().pincount > 0 : m_head->refcount >= 1024;
+    return test_large() ? lf().pincount > 0 : m_head->refcount >= kGupPinCountingBias;
   }
   /// folio_maybe_mapped_shared() (include/linux/mm.h), with CONFIG_MM_ID.
   bool maybe_mapped_shared(bool mm_id_enabled) const {

@@ -1,7 +1,7 @@
 // fork() of an address space: dup_mmap (mm/mmap.c, formerly kernel/fork.c),
 // anon_vma_fork (mm/rmap.c), copy_page_range → copy_pte_range → copy_present_ptes
-// (mm/memory.c) and copy_huge_pmd (mm/huge_memory.c); the FOLL_PIN pinning that
-// makes fork copy pages eagerly (mm/gup.c).
+// (mm/memory.c) and copy_huge_pmd (mm/huge_memory.c). The FOLL_PIN pinning that
+// makes fork copy pages eagerly is in gup.cpp (mm/gup.c).
 //
 // ORDERING CONTRACT: page tables are copied under the parent's mmap write lock;
 // every private writable parent PTE that gets shared is write-protected in place
@@ -37,9 +37,6 @@ namespace {
 bool is_cow_mapping(uint64_t vm_flags) {
   return (vm_flags & (kVmShared | kVmMayWrite)) == kVmMayWrite;
 }
-
-/// GUP_PIN_COUNTING_BIAS (include/linux/mm.h): a FOLL_PIN of a small folio.
-constexpr int32_t kGupPinCountingBias = 1024;
 
 }  // namespace
 
@@ -540,58 +537,6 @@ Pfn Kernel::pgtable_trans_huge_withdraw(Pfn pmd_table) {
   head.index = m_pm.page(pgtable).index;
   m_pm.page(pgtable).index = 0;
   return pgtable;
-}
-
-// --- FOLL_PIN ---------------------------------------------------------------------------
-
-std::optional<Pfn> Kernel::pin_user_page(ExecContext& ctx, Mm& mm, VirtAddr va) {
-  // Mirrors pin_user_pages(FOLL_PIN | FOLL_WRITE | FOLL_LONGTERM) of one page
-  // (mm/gup.c): MMF_HAS_PINNED is set first; a page that is missing or not mapped
-  // writable is faulted in for write (which breaks COW, so the pinned anon page is
-  // PageAnonExclusive); then try_grab_folio(FOLL_PIN).
-  mm.has_pinned = true;  // mm_set_has_pinned_flag()
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    Pfn page;
-    bool found = false;
-    if (uint64_t* pte = m_pt.walk(ctx, mm, va, 1, false)) {
-      const uint64_t e = m_arch.ptep_get(pte);
-      ctx.count(KOp::kPteRead);
-      found = m_codec.present(e) && m_codec.write(e) && m_codec.pfn(e) != m_zero_pfn;
-      page = m_codec.pfn(e);
-    } else if (uint64_t* pmd = m_pt.walk(ctx, mm, va, 2, false);
-               pmd && m_codec.huge(*pmd) && m_codec.write(*pmd)) {
-      found = true;
-      page = m_codec.pfn(*pmd) + ((va.value() & (kPmdSize - 1)) >> kPageShift);
-    }
-    if (found) {
-      Folio folio = Folio::of(m_pm, page);
-      if (folio.test_large()) {
-        folio.ref_add(1);
-        ++folio.lf().pincount;
-        ctx.count(KOp::kAtomic, 2);
-      } else {
-        folio.ref_add(kGupPinCountingBias);
-        ctx.count(KOp::kAtomic);
-      }
-      return page;
-    }
-    if (handle_mm_fault(ctx, mm, va, kFaultWrite | kFaultUser) != FaultResult::kOk)
-      return std::nullopt;
-  }
-  return std::nullopt;
-}
-
-void Kernel::unpin_user_page(ExecContext& ctx, Pfn page) {
-  // Mirrors mm/gup.c:unpin_user_page() → gup_put_folio(folio, 1, FOLL_PIN).
-  Folio folio = Folio::of(m_pm, page);
-  if (!folio.maybe_dma_pinned()) throw std::logic_error("unpin_user_page of an unpinned page");
-  if (folio.test_large()) {
-    --folio.lf().pincount;
-    ctx.count(KOp::kAtomic);
-    folio_put_refs(ctx, folio.pfn(), 1, "unpin_user_page");
-  } else {
-    folio_put_refs(ctx, folio.pfn(), kGupPinCountingBias, "unpin_user_page");
-  }
 }
 
 }  // namespace tlbsim::mm

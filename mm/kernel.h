@@ -187,6 +187,13 @@ class Kernel {
   std::optional<Pfn> pin_user_page(ExecContext& ctx, Mm& mm, VirtAddr va);
   /// unpin_user_page(): drops one pin taken by pin_user_page (may free the folio).
   void unpin_user_page(ExecContext& ctx, Pfn page);
+  /// pin_user_pages(FOLL_WRITE | FOLL_LONGTERM) of [start, start + len) under
+  /// mmap_read_lock (gup.cpp): appends the pinned pages to `pages`; 0, or −EFAULT (no
+  /// VMA, a hole, a VMA without VM_WRITE) / −ENOMEM with nothing left pinned.
+  int pin_user_pages(ExecContext& ctx, Mm& mm, VirtAddr start, uint64_t len,
+                     std::vector<Pfn>& pages);
+  /// unpin_user_pages(): unpin_user_page() of each.
+  void unpin_user_pages(ExecContext& ctx, const std::vector<Pfn>& pages);
 
   // --- mprotect / madvise (mprotect.cpp, madvise.cpp) -----------------------------
   /// mprotect(): 0 or −errno (EINVAL unaligned, ENOMEM for holes, EACCES).

@@ -83,6 +83,8 @@ struct VmStat : StatGroup {
   Scalar allocstall{this, "allocstall", "count", "Allocations that entered direct reclaim (ALLOCSTALL)."};
   Scalar pgmajfault{this, "pgmajfault", "count", "Faults that read a page from the swap device or a file (PGMAJFAULT)."};
   Scalar pgdeactivate{this, "pgdeactivate", "count", "Folios MADV_COLD moved to the reclaim end of the LRU."};
+  Scalar nr_foll_pin_acquired{this, "nr_foll_pin_acquired", "pages", "Pages pinned with FOLL_PIN (NR_FOLL_PIN_ACQUIRED)."};
+  Scalar nr_foll_pin_released{this, "nr_foll_pin_released", "pages", "FOLL_PIN pins released (NR_FOLL_PIN_RELEASED)."};
   Scalar pgmigrate_success{this, "pgmigrate_success", "pages", "Pages migrated (PGMIGRATE_SUCCESS)."};
   Scalar pgmigrate_fail{this, "pgmigrate_fail", "pages", "Pages that could not be migrated (PGMIGRATE_FAIL)."};
   std::array<std::unique_ptr<MthpStats>, kPmdOrder + 1> mthp;

@@ -295,6 +295,23 @@ RegionStats& System::region(const std::string& name) {
   return *it->second;
 }
 
+void System::add_pin(unsigned process, Pin pin) { m_procs[process].pins.push_back(std::move(pin)); }
+
+std::vector<System::Pin> System::take_pins(unsigned process, const std::string& mapping,
+                                           uint64_t offset, uint64_t length) {
+  auto& pins = m_procs[process].pins;
+  std::vector<Pin> out;
+  auto keep = pins.begin();
+  for (auto it = pins.begin(); it != pins.end(); ++it) {
+    if (it->mapping == mapping && it->offset >= offset && it->offset + it->length <= offset + length)
+      out.push_back(std::move(*it));
+    else
+      *keep++ = std::move(*it);
+  }
+  pins.erase(keep, pins.end());
+  return out;
+}
+
 void System::thread_exit(TaskThread& t) {
   Process& p = m_procs[t.process()];
   const bool last = --p.live_threads == 0;
@@ -302,6 +319,11 @@ void System::thread_exit(TaskThread& t) {
   m_kernel->do_exit(t.ctx(), *p.mm, last);
   m_sched->exit_mm(t.task());
   if (!last) return;
+  // exit_files() after exit_mm(): the io_uring ring (or RDMA context) goes with the
+  // last file reference and unpins its buffers; the frames are freed here, after
+  // exit_mmap removed their mappings.
+  for (const Pin& pin : p.pins) m_kernel->unpin_user_pages(t.ctx(), pin.pages);
+  p.pins.clear();
   p.mappings.clear();
   p.exiting = true;  // exited once the task has paid for the teardown (process_exited)
   p.last = &t;

@@ -130,6 +130,18 @@ class System {
                                         const std::string& pointer) const;
   void set_mapping(unsigned process, const std::string& name, VirtAddr start, uint64_t len);
   void drop_mapping(unsigned process, const std::string& name);
+  /// Pins taken by a `pin` op on a window of a mapping (an io_uring fixed buffer, an
+  /// RDMA memory region): held until a covering `unpin` or the process's exit.
+  struct Pin {
+    std::string mapping;
+    uint64_t offset = 0, length = 0;
+    std::vector<Pfn> pages;
+  };
+  void add_pin(unsigned process, Pin pin);
+  /// Removes and returns the process's pins of `mapping` that lie inside
+  /// [offset, offset + length).
+  std::vector<Pin> take_pins(unsigned process, const std::string& mapping, uint64_t offset,
+                             uint64_t length);
   /// Waits at barrier `name` until every participant arrived: asleep in the kernel
   /// (futex) or spinning in user mode.
   void barrier_wait(TaskThread& t, const std::string& name, bool spin);
@@ -164,6 +176,7 @@ class System {
     TaskThread* last = nullptr;  // the task that ran exit_mmap
     std::vector<TaskThread*> waiters;  // in wait4
     std::map<std::string, std::pair<VirtAddr, uint64_t>> mappings;
+    std::vector<Pin> pins;  // FOLL_PIN | FOLL_LONGTERM pins the process holds
   };
   TaskThread& create_thread(unsigned process, int cpu, const std::string& name);
   uint64_t derive_quantum() const;

@@ -31,6 +31,8 @@ enum class OpKind : uint8_t {
   kRegion,
   kMigrate,
   kReplay,
+  kPin,
+  kUnpin,
 };
 
 enum class AccessKind : uint8_t { kRead, kWrite, kExec };

@@ -40,6 +40,8 @@ const char* op_name(OpKind k) {
     case OpKind::kRegion: return "region";
     case OpKind::kMigrate: return "migrate";
     case OpKind::kReplay: return "replay";
+    case OpKind::kPin: return "pin";
+    case OpKind::kUnpin: return "unpin";
   }
   return "?";
 }
@@ -61,6 +63,8 @@ bool op_supported(OpKind k) {
     case OpKind::kReclaim:
     case OpKind::kMovePages:
     case OpKind::kMigrate:
+    case OpKind::kPin:
+    case OpKind::kUnpin:
       return true;
     default:
       return false;
@@ -80,7 +84,8 @@ const std::map<std::string, OpKind>& op_names() {
       {"munlock", OpKind::kMunlock},   {"move_pages", OpKind::kMovePages},
       {"uffdio_move", OpKind::kUffdioMove}, {"reclaim", OpKind::kReclaim},
       {"sleep", OpKind::kSleep},       {"region", OpKind::kRegion},
-      {"migrate", OpKind::kMigrate},   {"replay", OpKind::kReplay}};
+      {"migrate", OpKind::kMigrate},   {"replay", OpKind::kReplay},
+      {"pin", OpKind::kPin},           {"unpin", OpKind::kUnpin}};
   return m;
 }
 
@@ -299,12 +304,15 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
   Op op;
   op.kind = it->second;
   op.pointer = ptr;
-  if (!op_supported(op.kind))
+  if (!op_supported(op.kind)) {
+    std::vector<std::string> supported;
+    for (const auto& [n, k] : op_names())
+      if (op_supported(k)) supported.push_back(n);
     throw InputError(r.ptr("op"), std::string("not supported yet: op \"") + name +
                                       "\" is part of the workload language but this version "
-                                      "cannot execute it; supported ops: mmap, touch, access, "
-                                      "munmap, mprotect, madvise, fork, exit, wait, barrier, "
-                                      "sleep, migrate, region, replay, reclaim, move_pages");
+                                      "cannot execute it; supported ops: " +
+                                      join_choices(supported));
+  }
   // The mapping an op names, and its size as its mmap declared it.
   auto require_mapping = [&]() -> uint64_t {
     op.mapping = r.str("mapping", "", true);
@@ -402,6 +410,8 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
     }
     case OpKind::kMunmap:
     case OpKind::kMovePages:
+    case OpKind::kPin:
+    case OpKind::kUnpin:
       read_window(r, op, require_mapping(), true);
       break;
     case OpKind::kMprotect:

@@ -1,6 +1,7 @@
 #include "models/task/program.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 
 #include "base/error.h"
@@ -208,6 +209,41 @@ void Program::exec_op(const Op& op) {
         return k.move_pages(ctx, mm, start, length);
       });
       break;
+    case OpKind::kPin: {
+      // io_uring_register(IORING_REGISTER_BUFFERS) / ibv_reg_mr: pin_user_pages(
+      // FOLL_WRITE | FOLL_LONGTERM) of the window, held until unpin or exit.
+      System::Pin pin;
+      pin.mapping = op.mapping;
+      pin.offset = op.offset;
+      const Window w = syscall_on_window(op, [&](VirtAddr start, uint64_t length) -> int64_t {
+        ctx.count(mm::KOp::kSyscallEntry);
+        return k.pin_user_pages(ctx, mm, start, length, pin.pages);
+      });
+      pin.length = w.length;
+      m_sys.add_pin(m_t.process(), std::move(pin));
+      break;
+    }
+    case OpKind::kUnpin: {
+      // IORING_UNREGISTER_BUFFERS / ibv_dereg_mr: unpin_user_pages() of every pin
+      // inside the window (no length: to the end of the mapping). The mapping may be
+      // gone by now: munmap leaves pinned pages allocated until they are unpinned.
+      TaskThread::KernelEntry entry(m_t, "unpin");
+      m_t.take_stolen();
+      m_t.sync();
+      const uint64_t t0 = m_t.now();
+      ++m_t.core().stats().syscalls;
+      ctx.count(mm::KOp::kSyscallEntry);
+      const uint64_t length = op.length ? op.length : ~uint64_t{0} - op.offset;
+      auto pins = m_sys.take_pins(m_t.process(), op.mapping, op.offset, length);
+      for (const auto& pin : pins) k.unpin_user_pages(ctx, pin.pages);
+      m_t.charge_kernel();
+      trace_span("syscall", "unpin " + op.mapping, t0);
+      if (pins.empty())
+        throw InputError(op.pointer, "unpin failed with errno " + std::to_string(ENXIO) +
+                                         " (ENXIO): no pin of mapping " + op.mapping +
+                                         " lies inside the window");
+      break;
+    }
     case OpKind::kReclaim: {
       // Reclaim on this task (kswapd-like) until `pages` are freed and/or
       // `target_free` bytes of memory are free.

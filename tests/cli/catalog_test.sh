@@ -56,6 +56,7 @@ for m in x86_small arm64_small; do
   run "reclaim.$m" $m $k 4KiB reclaim '{"size": "2MiB"}'
   run "migration.$m" $m $k 4KiB migration '{"size": "2MiB"}'
   run "protnone-reclaim.$m" $m $k 4KiB protnone-reclaim '{"size": "2MiB"}'
+  run "pin-fork.$m" $m $k 4KiB pin-fork '{"size": "2MiB", "pin_size": "1MiB"}'
   run "protnone-reclaim.$m.noskip" $m $k 4KiB protnone-reclaim '{"size": "2MiB"}' \
     --set kernel.pte_accessible_skip=false
 done
@@ -68,7 +69,8 @@ declare -A params=(
   [fork-child-exit]='{"size": "2MiB"}' [cow]='{"size": "2MiB"}' [cow-reuse]='{"size": "2MiB"}'
   [dontneed]='{"size": "2MiB"}' [pte-remap]='{}' [anon-cow-seq]='{"size_per_thread": "1MiB"}'
   [anon-cow-rand]='{"size_per_thread": "1MiB"}' [shootdown-storm]='{}'
-  [reclaim]='{"size": "2MiB"}' [migration]='{"size": "2MiB"}' [protnone-reclaim]='{"size": "2MiB"}')
+  [reclaim]='{"size": "2MiB"}' [migration]='{"size": "2MiB"}' [protnone-reclaim]='{"size": "2MiB"}'
+  [pin-fork]='{"size": "2MiB", "pin_size": "1MiB"}')
 for m in x86_small arm64_small; do
   for k in linux-6.7 linux-6.8 linux-6.9 linux-6.12 linux-6.18 linux-6.19; do
     for w in "${!params[@]}"; do
@@ -313,6 +315,23 @@ def protnone_reclaim(r, skip=True):
     r.eq("region[swapin].faults", r.region("swapin", "faults"), P)
 
 
+def pin_fork(r):
+    # 512 pages populated, the first 256 pinned: the pin faults nothing (every page is
+    # mapped writable and exclusive already); fork copies the 256 pinned pages for
+    # the child (copy_present_page) and write-protects the other 256, so the child
+    # reads everything without a fault and the parent's writes COW-copy exactly the
+    # unpinned half; unpin releases every pin.
+    pinned = P // 2
+    r.eq("region[pin].faults", r.region("pin", "faults"), 0)
+    r.eq("nr_foll_pin_acquired", r.vm("nr_foll_pin_acquired"), pinned)
+    r.eq("nr_foll_pin_released", r.vm("nr_foll_pin_released"), pinned)
+    r.true(f"region[fork] took the {pinned} copies (took {r.taken('fork')})", r.taken("fork") >= pinned)
+    r.eq("region[parent-write].faults", r.region("parent-write", "faults"), P - pinned)
+    r.eq("cow_copy", r.vm("cow_copy"), P - pinned)
+    r.eq("pgfault (the child's reads fault nothing)", r.vm("pgfault"), P + P - pinned)
+    r.eq("pgalloc (populate + fork's copies + COW copies)", r.vm("pgalloc"), P + pinned + P - pinned)
+
+
 checks = {
     "populate": populate, "populate.64k": populate_64k,
     "munmap": munmap, "munmap.64k": lambda r: munmap(r, P // 16),
@@ -329,6 +348,7 @@ checks = {
     "reclaim": reclaim, "migration": migration,
     "protnone-reclaim": protnone_reclaim,
     "protnone-reclaim.noskip": lambda r: protnone_reclaim(r, skip=False),
+    "pin-fork": pin_fork,
 }
 covered = set()
 for m in ("x86_small", "arm64_small"):
@@ -345,7 +365,7 @@ coh = sorted(d for d in os.listdir(tmp) if d.startswith("coh.") and
              os.path.exists(os.path.join(tmp, d, "stats.json")))
 for rid in coh:
     check_common(Run(rid))
-expect(len(coh) >= 2 * 13 * 11, "coh.*", f"every profile x workload ran ({len(coh)} runs)")
+expect(len(coh) >= 2 * 15 * 11, "coh.*", f"every profile x workload ran ({len(coh)} runs)")
 # Programs imported into the catalog (docs/guide.md §8) replay a trace: not benchmarks.
 for f in sorted((root / "workloads/catalog").glob("*.json")):
     if '"replay"' not in f.read_text():

@@ -3,19 +3,7 @@
 # hold commas), full labels through a legend when they are long, a "no differences"
 # line, per-CPU rows summed into cpu[*] unless --per-cpu, --threshold, and time in
 # ns next to cycles from each run's own clock (x86 and arm64 clocks differ).
-set -u
-TLBSIM="$1"
-ROOT="$2"
-export TLBSIM_ROOT="$ROOT"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-pass=0
-check() {  # NAME CONDITION...
-  local name="$1"
-  shift
-  if "$@"; then pass=$((pass + 1)); else echo "FAIL $name"; fails=$((fails + 1)); fi
-}
+source "$(dirname "$0")/lib.sh" "$@"
 cat > "$tmp/s.json" <<JSON
 {"name": "s", "kernel": "linux-6.15",
  "workload": {"preset": "munmap", "params": {"size": "1MiB"}},
@@ -87,5 +75,4 @@ for r in rows:
         assert abs(float(r[3]) - 1) > 0.5, r"
 "$TLBSIM" compare --threshold -1 "$a" "$b" > /dev/null 2> "$tmp/neg"
 check "negative threshold is exit 2" test $? -eq 2
-echo "$pass passed, $fails failed"
-exit "$fails"
+finish

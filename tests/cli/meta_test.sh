@@ -3,19 +3,7 @@
 # with the command line, the --set list, the host, the build type and a dirty-tree
 # flag; stats.csv renamed into place before stats.json (the resume key, issue 16
 # item 16), checked on the rename system calls.
-set -u
-TLBSIM="$1"
-ROOT="$2"
-export TLBSIM_ROOT="$ROOT"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-pass=0
-check() {  # NAME CONDITION...
-  local name="$1"
-  shift
-  if "$@"; then pass=$((pass + 1)); else echo "FAIL $name"; fails=$((fails + 1)); fi
-}
+source "$(dirname "$0")/lib.sh" "$@"
 v="$("$TLBSIM" --version)"
 check "--version exits 0" test $? -eq 0
 check "--version names version, revision and build" \
@@ -40,5 +28,4 @@ if command -v strace > /dev/null; then
 else
   echo "SKIP rename order: no strace"
 fi
-echo "$pass passed, $fails failed"
-exit "$fails"
+finish

@@ -7,19 +7,7 @@
 #    (vma_merge_existing_range); a munmap afterwards queues no deferred split on x86
 #    (one per folio on arm64, where Linux's zap batch stops at the unfolded contpte
 #    block), and on arm64 issues no more TLBIs than the munmap without the round trip.
-set -u
-TLBSIM="$1"
-ROOT="$2"
-export TLBSIM_ROOT="$ROOT"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-pass=0
-check() {  # NAME CONDITION...
-  local name="$1"
-  shift
-  if "$@"; then pass=$((pass + 1)); else echo "FAIL $name"; fails=$((fails + 1)); fi
-}
+source "$(dirname "$0")/lib.sh" "$@"
 stat() {  # DIR PATH
   python3 -c "import json,sys; print(json.load(open('$1/stats.json'))['stats']['system']['regions']['region[$2]']['$3']['value'])"
 }
@@ -98,5 +86,4 @@ for m in x86_small arm64_small; do
     check "arm64: no more TLBIs than the munmap without the round trip" test "$a" -le "$b"
   fi
 done
-echo "$pass passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

@@ -4,20 +4,7 @@
 # file named in an experiment relative to the experiment, --set workload.params.*
 # on top of --workload, --workload in a sweep, and exit 2 naming --workload and the
 # directories searched when nothing is found.
-set -u
-TLBSIM="$1"
-ROOT="$2"
-export TLBSIM_ROOT="$ROOT"
-unset TLBSIM_PATH
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-pass=0
-check() {  # NAME CONDITION...
-  local name="$1"
-  shift
-  if "$@"; then pass=$((pass + 1)); else echo "FAIL $name"; fails=$((fails + 1)); fi
-}
+source "$(dirname "$0")/lib.sh" "$@"
 stat_of() {  # DIR PYTHON-EXPR-ON-s
   python3 -c "import json,sys; s=json.load(open(sys.argv[1]+'/stats.json'))['stats']['system']; print($2)" "$1"
 }
@@ -92,5 +79,4 @@ for d in "$tmp/s/"0*; do
   check "sweep point $(basename "$d") ran --workload" test "$(faults "$d" rel)" = 16
 done
 
-echo "$pass passed, $fails failed"
-exit "$fails"
+finish

@@ -52,6 +52,24 @@ void set_quiet(bool quiet) {
   for (auto& [name, l] : r.loggers) l->set_level(level_for(r, name));
 }
 
+const std::vector<Category>& debug_categories() {
+  static const std::vector<Category> v = {
+      {"syscall", "system calls: mmap, munmap, mprotect, madvise, pin, ... with their duration"},
+      {"fault", "page faults handled by the kernel"},
+      {"flush", "TLB flush requests: x86 flush_tlb_mm_range (range or full, IPI targets), arm64 "
+                "DSB ISH after its broadcast TLBIs"},
+      {"shootdown", "x86 flush IPIs sent and the wait for their acks"},
+      {"ipi", "flush IPIs handled on the receiving CPU"},
+      {"tlbi", "arm64 broadcast TLBIs and their DSB ISH wait"},
+      {"sched", "context switches: a task starts running on a CPU"},
+      {"barrier", "barrier waits of the workload"},
+      {"kernel", "kernel work outside system calls (reclaim)"},
+      {"region", "measurement regions"},
+      {"coherence", "stale-TLB and permission violations the checker finds"},
+      {"all", "every category above"}};
+  return v;
+}
+
 std::vector<std::string> categories() {
   auto& r = reg();
   std::lock_guard lock(r.mu);

@@ -22,7 +22,16 @@ void enable_debug(const std::vector<std::string>& categories);
 /// Quiet mode: warnings and errors only.
 void set_quiet(bool quiet);
 
-/// Categories created so far (for --debug help).
+/// Categories created so far.
 std::vector<std::string> categories();
+
+/// The categories `tlbsim run --debug` accepts, with what each prints: the events
+/// of the timeline (--trace) of that category, as they happen, plus "coherence"
+/// (each violation the checker finds) and "all".
+struct Category {
+  const char* name;
+  const char* what;
+};
+const std::vector<Category>& debug_categories();
 
 }  // namespace tlbsim::log

@@ -7,15 +7,27 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
+
+namespace spdlog {
+class logger;
+}
 
 namespace tlbsim {
 
 class TraceWriter {
  public:
   /// `ghz` converts cycles to time; `process` names the trace's process track.
-  TraceWriter(double ghz, std::string process);
+  /// Without `buffer` nothing is kept for write(): the events only go to the debug
+  /// log (tlbsim run --debug without --trace).
+  TraceWriter(double ghz, std::string process, bool buffer = true);
+  ~TraceWriter();
+
+  /// Also prints every complete and instant event of these categories (the
+  /// --debug categories of base/log.h) as a debug line of that category's logger.
+  void log_categories(const std::vector<std::string>& categories);
 
   /// Names the track of `tid` (e.g. "cpu3").
   void thread_name(unsigned tid, const std::string& name);
@@ -37,8 +49,12 @@ class TraceWriter {
 
  private:
   std::string ts(uint64_t cycles) const;
+  void log_event(unsigned tid, const char* category, const std::string& name, uint64_t start,
+                 const uint64_t* dur, const std::string& args) const;
   double m_us_per_cycle;
+  bool m_buffer;
   std::vector<std::string> m_events;
+  std::vector<std::pair<std::string, std::shared_ptr<spdlog::logger>>> m_loggers;
 };
 
 }  // namespace tlbsim

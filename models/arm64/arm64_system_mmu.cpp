@@ -47,6 +47,8 @@ void Arm64SystemMmu::dsb_ish(mm::ExecContext& ctx) {
   const unsigned n = m_pending[ctx.cpu];
   m_pending[ctx.cpu] = 0;
   ++me.stats().flush_requests;
+  if (TraceWriter* tw = m_sys.trace()) [[unlikely]]
+    tw->instant(ctx.cpu, "flush", "DSB ISH after " + std::to_string(n) + " broadcast TLBI(s)", tt.now());
   if (n == 0) return;
   // Synchronise first, so broadcasters reach the DVM node in simulated-time order.
   tt.take_stolen();

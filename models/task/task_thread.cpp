@@ -3,7 +3,9 @@
 
 #include "models/task/task_thread.h"
 
+#include "base/asan_stack.h"
 #include "base/error.h"
+#include "base/trace_writer.h"
 #include "mm/kernel.h"
 #include "models/system.h"
 #include "models/task/lock_model.h"
@@ -42,6 +44,7 @@ void TaskThread::spawn() {
 void TaskThread::main() {
   // An exception must not unwind through the SystemC kernel: hand it to the System,
   // which stops the simulation and rethrows it from run().
+  const void* const top = __builtin_frame_address(0);
   try {
     wait_for_cpu();
     m_started = true;
@@ -54,6 +57,7 @@ void TaskThread::main() {
   } catch (const sc_core::sc_unwind_exception&) {
     throw;  // SystemC kills or resets the thread: not an error of ours
   } catch (...) {
+    asan::unpoison_coroutine_stack_below_caller(top, kStackBytes);  // base/asan_stack.h
     m_sys.fail(std::current_exception());
   }
 }
@@ -124,6 +128,8 @@ void TaskThread::on_cpu(Core& c, uint64_t at) {
   m_switch_in = c.snapshot();
   m_slice_start = at;
   m_stats.last_cpu.set(c.id());
+  if (TraceWriter* tw = m_sys.trace()) [[unlikely]]
+    tw->instant(c.id(), "sched", "run " + m_task.name + " (pid " + std::to_string(m_task.pid) + ")", at);
 }
 
 void TaskThread::off_cpu(uint64_t at) {

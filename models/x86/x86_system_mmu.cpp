@@ -1,5 +1,8 @@
 #include "models/x86/x86_system_mmu.h"
 
+#include <cstdio>
+#include <string>
+
 #include "mm/mm_struct.h"
 #include "models/cpu/core.h"
 #include "base/trace_writer.h"
@@ -36,6 +39,18 @@ uint64_t X86SystemMmu::execute(Core& core, const FlushAction& a,
   }
 }
 
+namespace {
+/// "[0x7f0000000000, +256 pages)", "full" or "batched full" for the debug log.
+std::string describe_flush(const mm::x86::FlushTlbInfo& info) {
+  if (info.full()) return info.mm ? "full" : "batched full";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "[%#llx, +%llu steps of %u KiB)",
+                static_cast<unsigned long long>(info.start),
+                static_cast<unsigned long long>(info.nr_steps()), (1u << info.stride_shift) >> 10);
+  return buf + std::string(info.freed_tables ? " freeing tables" : "");
+}
+}  // namespace
+
 void X86SystemMmu::flush_tlb_local(mm::ExecContext& ctx, const mm::x86::FlushTlbInfo& info) {
   // flush_tlb_mm_range(): only this CPU runs the mm; flush_tlb_func() with
   // interrupts off.
@@ -43,6 +58,9 @@ void X86SystemMmu::flush_tlb_local(mm::ExecContext& ctx, const mm::x86::FlushTlb
   Core& me = tt.core();
   tt.charge_kernel();
   ++me.stats().flush_requests;
+  if (TraceWriter* tw = m_sys.trace()) [[unlikely]]
+    tw->instant(ctx.cpu, "flush", "flush_tlb_mm_range " + describe_flush(info) + ", this CPU only",
+                tt.now());
   tt.irq_disable();
   const FlushAction a = flush_tlb_func_on(ctx.cpu, info, true);
   const uint64_t c = execute(me, a, info);
@@ -64,6 +82,10 @@ void X86SystemMmu::flush_tlb_multi(mm::ExecContext& ctx, const std::vector<unsig
   tt.sync();
   ++me.stats().flush_requests;
   const uint64_t t0 = tt.now();
+  if (TraceWriter* tw = m_sys.trace()) [[unlikely]]
+    tw->instant(ctx.cpu, "flush", "flush_tlb_mm_range " + describe_flush(info) + ", IPIs to " +
+                                      std::to_string(targets.size()) + " CPU(s)" +
+                                      (local ? " and this one" : ""), t0);
   uint64_t send = 0;
   me.pending_acks = static_cast<unsigned>(targets.size());
   for (size_t i = 0; i < targets.size(); ++i) {

@@ -2,12 +2,14 @@
 #include <systemc>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <optional>
 
+#include "base/asan_stack.h"
 #include "base/error.h"
 #include "base/file_util.h"
 #include "base/json_text.h"
@@ -135,7 +137,8 @@ void check_writable(const std::string& out, const std::string& trace) {
 int cmd_run(const std::string& file, const std::vector<std::string>& sets, std::string out,
             bool quiet, bool point, unsigned jobs, bool resume, const std::string& trace,
             std::optional<uint64_t> max_host_memory,
-            const std::vector<std::string>& command_line) {
+            const std::vector<std::string>& command_line, const std::string& debug,
+            const std::vector<std::string>& debug_categories) {
   if (!point) {
     const auto axes = read_sweep_axes(file);
     if (!axes.empty()) {
@@ -150,6 +153,8 @@ int cmd_run(const std::string& file, const std::vector<std::string>& sets, std::
       o.self = self_exe();
       o.paths = search_paths();
       o.max_host_memory = max_host_memory;
+      o.trace_name = trace.empty() ? "" : std::filesystem::path(trace).filename().string();
+      o.debug = debug;
       return run_sweep(o, axes);
     }
   }
@@ -163,13 +168,18 @@ int cmd_run(const std::string& file, const std::vector<std::string>& sets, std::
   {
     System sys(*ex->machine, *ex->kernel, ex->workload, ex->seed, &root);
     std::unique_ptr<TraceWriter> tw;
-    if (!trace.empty()) {
-      tw = std::make_unique<TraceWriter>(ex->machine->freq_ghz(), "tlbsim " + ex->name);
+    // --debug prints the timeline's events of its categories as they happen; without
+    // --trace the timeline itself is not kept.
+    if (!trace.empty() || !debug_categories.empty()) {
+      tw = std::make_unique<TraceWriter>(ex->machine->freq_ghz(), "tlbsim " + ex->name,
+                                         !trace.empty());
+      tw->log_categories(debug_categories);
       sys.set_trace(tw.get());
     }
     try {
       sys.run();
     } catch (const InputError& e) {
+      asan::unpoison_main_stack_below_caller();  // rethrown after sc_start: base/asan_stack.h
       // A run-time error the models raised without a place is the workload's: name it.
       const bool catalog = !ex->workload_ref.empty();
       const InputError placed = e.where().empty()
@@ -186,7 +196,7 @@ int cmd_run(const std::string& file, const std::vector<std::string>& sets, std::
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     meta.simulated_cycles = sim_cycles;
     write_outputs(out, *ex, root, meta);
-    if (tw) tw->write(trace);
+    if (tw && !trace.empty()) tw->write(trace);
     if (!quiet) print_summary(std::cout, *ex, root, meta);
   }
   if (!quiet) std::cout << "results: " << out << "/stats.json\n";
@@ -212,6 +222,7 @@ int sc_main(int argc, char* argv[]) {
   const std::vector<std::string> command_line(argv, argv + argc);
   app.require_subcommand(1);
   std::string file, out, debug, workload_file;
+  std::vector<std::string> debug_categories;
   std::vector<std::string> sets;
   bool quiet = false, markdown = false, point = false, resume = false;
   unsigned jobs = std::max(1u, static_cast<unsigned>(sysconf(_SC_NPROCESSORS_ONLN)));
@@ -222,7 +233,10 @@ int sc_main(int argc, char* argv[]) {
                   "Run this workload file (or catalog name) instead of the experiment's");
   run->add_option("--set", sets, "Override a parameter: key.path=value (repeatable)");
   run->add_flag("--quiet", quiet, "Print nothing but errors");
-  run->add_option("--debug", debug, "Debug log categories, comma separated, or \"all\"");
+  std::string debug_help = "Print events as they happen (stderr), comma separated:";
+  for (const auto& c : log::debug_categories())
+    debug_help += std::string("\n      ") + c.name + ": " + c.what;
+  run->add_option("--debug", debug, debug_help);
   run->add_option("-j,--jobs", jobs, "Sweep: worker processes (default: number of cores)")
       ->check(CLI::PositiveNumber);
   std::string trace, max_host_memory_text;
@@ -314,7 +328,22 @@ int sc_main(int argc, char* argv[]) {
           cur += c;
         }
       }
+      std::vector<std::string> valid;
+      for (const auto& c : log::debug_categories()) valid.push_back(c.name);
+      for (const auto& c : cats)
+        if (std::find(valid.begin(), valid.end(), c) == valid.end()) {
+          std::string msg = "unknown debug category " + quote_excerpt(c);
+          const std::string near = closest_match(c, valid);
+          if (!near.empty()) msg += " (did you mean \"" + near + "\"?)";
+          throw InputError("", msg + "; valid: " + join_choices(valid), "--debug " + debug);
+        }
+      if (std::find(cats.begin(), cats.end(), "all") != cats.end()) {
+        cats.clear();
+        for (const auto& c : valid)
+          if (c != "all") cats.push_back(c);
+      }
       log::enable_debug(cats);
+      debug_categories = cats;
     }
     if (*params) return cmd_params(markdown);
     if (*kernels) return cmd_kernels(markdown);
@@ -330,8 +359,9 @@ int sc_main(int argc, char* argv[]) {
       return run_validate_host(host);
     }
     return cmd_run(file, sets, out, quiet, point, jobs, resume, trace, max_host_memory,
-                   command_line);
+                   command_line, debug, debug_categories);
   } catch (const InputError& e) {
+    asan::unpoison_main_stack_below_caller();  // thrown after sc_start: base/asan_stack.h
     // An error in the --workload argument names the option the user wrote.
     if (!workload_file.empty() && e.file() == "--set " + workload_set_argument(workload_file)) {
       std::cerr << "tlbsim: " << InputError(e.where(), e.message(), "--workload " + workload_file).what()
@@ -341,6 +371,7 @@ int sc_main(int argc, char* argv[]) {
     std::cerr << "tlbsim: " << e.what() << "\n";
     return 2;
   } catch (const std::exception& e) {
+    asan::unpoison_main_stack_below_caller();
     std::cerr << "tlbsim: internal error: " << one_line(e.what()) << "\n";
     return 1;
   }

@@ -345,6 +345,14 @@ int run_sweep(const SweepOptions& o, const std::vector<SweepAxis>& axes) {
       j.argv.push_back("--max-host-memory");
       j.argv.push_back(std::to_string(*o.max_host_memory));
     }
+    if (!o.trace_name.empty()) {
+      j.argv.push_back("--trace");
+      j.argv.push_back((dir / o.trace_name).string());
+    }
+    if (!o.debug.empty()) {
+      j.argv.push_back("--debug");
+      j.argv.push_back(o.debug);
+    }
     for (const auto& s : o.sets) {
       j.argv.push_back("--set");
       j.argv.push_back(s);

@@ -52,6 +52,8 @@ struct SweepOptions {
   std::string self;  // path of the tlbsim executable
   SearchPaths paths;
   std::optional<uint64_t> max_host_memory;  // --max-host-memory, for every point
+  std::string trace_name;  // --trace: this file name in every point's directory
+  std::string debug;       // --debug, for every point (its output goes to run.log)
 };
 
 /// Runs every point; returns 0 when all succeeded, 2 when some point had bad input,

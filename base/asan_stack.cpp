@@ -5,6 +5,7 @@
 #if defined(__SANITIZE_ADDRESS__)
 #include <pthread.h>
 #include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
 #endif
 
 namespace tlbsim::asan {
@@ -20,17 +21,31 @@ constexpr uintptr_t kCoroutineMargin = 16 << 10;
 }
 }  // namespace
 
-[[gnu::noinline, gnu::no_sanitize_address]] void unpoison_main_stack_below_caller() {
-  const auto here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+/// The main thread's stack [low, low + size), or false.
+bool main_stack(uintptr_t& low, size_t& size) {
   pthread_attr_t attr;
-  if (pthread_getattr_np(pthread_self(), &attr) != 0) return;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return false;
   void* addr = nullptr;
-  size_t size = 0;
   const int r = pthread_attr_getstack(&attr, &addr, &size);
   pthread_attr_destroy(&attr);
-  if (r != 0) return;
-  const auto low = reinterpret_cast<uintptr_t>(addr);
-  if (here > low && here <= low + size) unpoison_range(low, here);
+  low = reinterpret_cast<uintptr_t>(addr);
+  return r == 0;
+}
+
+void resync_main_stack() {
+  uintptr_t low = 0;
+  size_t size = 0;
+  if (!main_stack(low, size)) return;
+  void* fake = nullptr;
+  __sanitizer_start_switch_fiber(&fake, reinterpret_cast<const void*>(low), size);
+  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+}
+
+[[gnu::noinline, gnu::no_sanitize_address]] void unpoison_main_stack_below_caller() {
+  const auto here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  uintptr_t low = 0;
+  size_t size = 0;
+  if (main_stack(low, size) && here > low && here <= low + size) unpoison_range(low, here);
 }
 
 [[gnu::noinline, gnu::no_sanitize_address]] void unpoison_coroutine_stack_below_caller(
@@ -43,6 +58,7 @@ constexpr uintptr_t kCoroutineMargin = 16 << 10;
 }
 #else
 void unpoison_main_stack_below_caller() {}
+void resync_main_stack() {}
 void unpoison_coroutine_stack_below_caller(const void*, size_t) {}
 #endif
 

@@ -16,6 +16,12 @@ namespace tlbsim::asan {
 /// of the stack (pthread_getattr_np).
 void unpoison_main_stack_below_caller();
 
+/// Back on the main thread's stack after sc_start(): tells ASan that this is the
+/// stack it runs on (a fiber switch onto the main stack's real bounds). SystemC's
+/// own fiber annotations can leave ASan with the bounds of a coroutine stack that
+/// is freed by now, and LeakSanitizer's exit scan then faults on it.
+void resync_main_stack();
+
 /// On a coroutine stack of `stack_bytes` whose first frame of ours is `top`
 /// (__builtin_frame_address(0) of the thread's entry function): unpoisons from the
 /// caller's frame down to `top - stack_bytes` plus a margin for the frames above

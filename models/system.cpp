@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "base/asan_stack.h"
 #include "base/error.h"
 
 namespace tlbsim {
@@ -209,6 +210,7 @@ void System::run() {
     }
   }
   sc_core::sc_start();
+  asan::resync_main_stack();  // base/asan_stack.h
   if (m_error) std::rethrow_exception(m_error);
   for (auto& [name, b] : m_barriers) {
     if (b.arrived)

@@ -292,7 +292,8 @@ void System::define_barrier(const std::string& name, unsigned participants) {
 RegionStats& System::region(const std::string& name) {
   auto it = m_regions.find(name);
   if (it == m_regions.end())
-    it = m_regions.emplace(name, std::make_unique<RegionStats>(&m_regions_group, "region[" + name + "]"))
+    it = m_regions.emplace(name, std::make_unique<RegionStats>(&m_regions_group, "region[" + name + "]",
+                                                       m_machine.arch() == "arm64"))
              .first;
   return *it->second;
 }

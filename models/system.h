@@ -35,10 +35,32 @@ namespace tlbsim {
 
 /// Statistics of one named measurement region (summed over the CPUs that ran it).
 struct RegionStats : StatGroup {
-  RegionStats(StatGroup* parent, const std::string& name) : StatGroup(parent, name) {
+  /// `arm64`: the invalidation counters also appear under their arm64 names
+  /// (tlbi_by_va, tlbi_asid); on x86 under INVLPG's and the PCID flush's (invlpg,
+  /// full_flushes).
+  RegionStats(StatGroup* parent, const std::string& name, bool arm64) : StatGroup(parent, name) {
     for (size_t i = 0; i < kernel_ops.size(); ++i)
       kernel_ops[i] = std::make_unique<Scalar>(&ops_group, mm::kKOpNames[i], "count",
                                                "Primitive kernel operations of this kind.");
+    if (arm64) {
+      arch_by_va = std::make_unique<CounterRef>(
+          this, "tlbi_by_va", "count",
+          "arm64: TLBI VAE1/VALE1/RVAE1(IS) applied to the CPUs inside the region (= inval_by_va).",
+          &inval_by_va);
+      arch_full = std::make_unique<CounterRef>(
+          this, "tlbi_asid", "count",
+          "arm64: TLBI ASIDE1(IS)/VMALLE1 applied to the CPUs inside the region (= inval_full).",
+          &inval_full);
+    } else {
+      arch_by_va = std::make_unique<CounterRef>(
+          this, "invlpg", "count", "x86: INVLPGs executed by the CPUs inside the region (= inval_by_va).",
+          &inval_by_va);
+      arch_full = std::make_unique<CounterRef>(
+          this, "full_flushes", "count",
+          "x86: full flushes of a PCID (CR3 write / INVPCID) executed by the CPUs inside the region "
+          "(= inval_full).",
+          &inval_full);
+    }
   }
   Scalar entries{this, "entries", "count", "Times a thread entered the region."};
   Scalar cycles{this, "cycles", "cycles", "Wall-clock cycles from the first entry to the last exit."};
@@ -52,8 +74,16 @@ struct RegionStats : StatGroup {
   Scalar walks{this, "walks", "count", "Page walks."};
   Scalar flush_requests{this, "flush_requests", "count", "TLB flush requests initiated (flush_tlb_mm_range)."};
   Scalar ipis_sent{this, "ipis_sent", "count", "Shootdown IPIs sent."};
-  Scalar invlpg{this, "invlpg", "count", "INVLPGs executed by the initiating CPUs."};
-  Scalar full_flushes{this, "full_flushes", "count", "Full PCID flushes executed by the initiating CPUs."};
+  uint64_t inval_by_va = 0, inval_full = 0;
+  CounterRef inval_by_va_stat{this, "inval_by_va", "count",
+                              "TLB invalidations by VA or range executed by the CPUs inside the "
+                              "region (x86 INVLPG; arm64 TLBI by VA or range, as applied to them).",
+                              &inval_by_va};
+  CounterRef inval_full_stat{this, "inval_full", "count",
+                             "Whole-address-space TLB invalidations executed by the CPUs inside the "
+                             "region (x86 CR3 write / INVPCID of a PCID; arm64 TLBI ASIDE1 / VMALLE1).",
+                             &inval_full};
+  std::unique_ptr<CounterRef> arch_by_va, arch_full;  // the architecture's own names
   Scalar ipi_wait_cycles{this, "ipi_wait_cycles", "cycles", "Initiator stall waiting for acks."};
   Scalar tlbis{this, "tlbis", "count", "arm64: broadcast TLBIs issued."};
   Scalar dsb_wait_cycles{this, "dsb_wait_cycles", "cycles", "arm64: DSB ISH completion waits."};

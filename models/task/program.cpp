@@ -104,8 +104,8 @@ void Program::leave_region(const std::string& name) {
   r.walks += d.walks;
   r.flush_requests += d.flush_requests;
   r.ipis_sent += d.ipis_sent;
-  r.invlpg += d.invlpg;
-  r.full_flushes += d.full_flushes;
+  r.inval_by_va += d.invlpg;
+  r.inval_full += d.full_flushes;
   r.ipi_wait_cycles += d.ipi_wait_cycles;
   r.tlbis += d.tlbis;
   r.dsb_wait_cycles += d.dsb_wait_cycles;

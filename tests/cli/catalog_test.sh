@@ -140,6 +140,15 @@ def check_common(r):
         r.eq(f"coherence.{k}", r.v(f"coherence/{k}"), 0)
     # Every process has exited: every page allocated was freed, none is left mapped.
     r.eq("pgfree (all allocated pages freed at exit)", r.vm("pgfree"), r.vm("pgalloc"))
+    # Invalidations under neutral names, and under the architecture's own only.
+    arm64 = ".arm64" in r.id
+    own, other = (("tlbi_by_va", "tlbi_asid"), ("invlpg", "full_flushes")) if arm64 else \
+        (("invlpg", "full_flushes"), ("tlbi_by_va", "tlbi_asid"))
+    for name, reg in r.s["regions"].items():
+        r.eq(f"{name}.inval_by_va = {own[0]}", reg["inval_by_va"]["value"], reg[own[0]]["value"])
+        r.eq(f"{name}.inval_full = {own[1]}", reg["inval_full"]["value"], reg[own[1]]["value"])
+        r.true(f"{name} has no {other[0]}/{other[1]} (the other architecture's names)",
+               other[0] not in reg and other[1] not in reg)
     r.eq("nr_anon_mapped after exit", r.vm("nr_anon_mapped"), 0)
 
 

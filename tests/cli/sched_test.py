@@ -317,7 +317,7 @@ def quantum_storm():
         a = run("q0." + m, m, w, sets=["machine.quantum_cycles=0"])
         b = run("qd." + m, m, w)
         counts = [k for k in a if k.endswith(("ipis_sent", "ipis_received", "tlbi_sent", "faults",
-                                              "invlpg", "full_flushes", "pgfault", "nr_tlb_remote_flush"))]
+                                              "invlpg", "full_flushes", "inval_by_va", "inval_full", "pgfault", "nr_tlb_remote_flush"))]
         diff = [k for k in counts if a[k] != b.get(k)]
         check(not diff, "quantum." + m, f"counts identical, differ: {diff[:5]}")
         ca = get(a, "system.regions.region[storm].cycles")

@@ -32,7 +32,7 @@ std::string config_hash(const Json& config) {
 
 bool headline_metric(const std::string& k) {
   static const char* kRegion[] = {".cycles", ".kernel_cycles", ".faults", ".flush_requests",
-                                  ".ipis_sent", ".invlpg", ".full_flushes", ".tlbis",
+                                  ".ipis_sent", ".inval_by_va", ".inval_full", ".tlbis",
                                   ".ipi_wait_cycles", ".walks", ".dtlb_misses", ".stlb_misses"};
   auto ends_with = [&](const char* s) {
     const size_t n = std::char_traits<char>::length(s);
@@ -127,7 +127,7 @@ void print_summary(std::ostream& os, const Experiment& ex, const StatGroup& root
     os << "\n";
   };
   const std::vector<int> w = {18, 14, 9, 9, 9, 9, 9, 9, 9, 11, 9};
-  row({"region", "cycles", "faults", "flushes", "ipis", "tlbis", "invlpg", "full", "walks",
+  row({"region", "cycles", "faults", "flushes", "ipis", "tlbis", "inval_va", "inval_all", "walks",
        "dtlb_miss", "syscalls"}, w);
   if (const StatGroup* regions = sys->find_group("regions")) {
     Json rj = regions->to_json();
@@ -137,21 +137,22 @@ void print_summary(std::ostream& os, const Experiment& ex, const StatGroup& root
       std::string label = rn.substr(7, rn.size() - 8);  // region[NAME]
       row({label, std::to_string(get(*sys, p + "cycles")), std::to_string(get(*sys, p + "faults")),
            std::to_string(get(*sys, p + "flush_requests")), std::to_string(get(*sys, p + "ipis_sent")),
-           std::to_string(get(*sys, p + "tlbis")), std::to_string(get(*sys, p + "invlpg")), std::to_string(get(*sys, p + "full_flushes")),
+           std::to_string(get(*sys, p + "tlbis")), std::to_string(get(*sys, p + "inval_by_va")), std::to_string(get(*sys, p + "inval_full")),
            std::to_string(get(*sys, p + "walks")), std::to_string(get(*sys, p + "dtlb_misses")),
            std::to_string(get(*sys, p + "syscalls"))}, w);
     }
   }
   os << "\n";
   const std::vector<int> wc = {8, 14, 10, 9, 9, 9, 9, 12, 12, 12};
-  row({"cpu", "cycles", "accesses", "faults", "ipi_tx", "ipi_rx", "invlpg", "dtlb_miss",
+  row({"cpu", "cycles", "accesses", "faults", "ipi_tx", "ipi_rx", "inval_va", "dtlb_miss",
        "l2tlb_miss", "walks"}, wc);
   for (unsigned c = 0; c < ex.machine->cpus(); ++c) {
     const std::string p = "cpu[" + std::to_string(c) + "].";
     row({"cpu" + std::to_string(c), std::to_string(get(*sys, p + "cycles")),
          std::to_string(get(*sys, p + "accesses")), std::to_string(get(*sys, p + "faults")),
          std::to_string(get(*sys, p + "ipis_sent")), std::to_string(get(*sys, p + "ipis_received")),
-         std::to_string(get(*sys, p + "invlpg")), std::to_string(get(*sys, p + "dtlb.misses")),
+         std::to_string(get(*sys, p + "invlpg") + get(*sys, p + "tlbi_by_va")),
+         std::to_string(get(*sys, p + "dtlb.misses")),
          std::to_string(get(*sys, p + "stlb.misses") + get(*sys, p + "l2tlb.misses")),
          std::to_string(get(*sys, p + "walker.walks"))},
         wc);

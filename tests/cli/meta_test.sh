@@ -49,6 +49,14 @@ assert a == b"
 check "unknown debug category is exit 2" test $? -eq 2
 check "unknown debug category: did you mean, valid list" grep -q 'did you mean "flush"?); valid: syscall' "$tmp/bad.err"
 
+# The summary leaves idle CPUs out (one line says how many) unless --all-cpus.
+"$TLBSIM" run "$ROOT/configs/experiments/quickstart.json" --out "$tmp/srv" --set machine=x86_server > "$tmp/srv.txt"
+check "idle CPUs summarised" grep -q '^(62 idle CPUs with all zeros not shown; --all-cpus lists them)$' "$tmp/srv.txt"
+check "busy CPUs listed" grep -q '^cpu1 ' "$tmp/srv.txt"
+check "idle CPU rows left out" bash -c "! grep -q '^cpu63 ' '$tmp/srv.txt'"
+"$TLBSIM" run "$ROOT/configs/experiments/quickstart.json" --out "$tmp/srv" --set machine=x86_server --all-cpus > "$tmp/srv-all.txt"
+check "--all-cpus lists every CPU" grep -q '^cpu63 ' "$tmp/srv-all.txt"
+
 # A sweep with --trace NAME writes NAME into every point; --debug goes to run.log.
 cat > "$tmp/sw.json" <<JSON
 {"name": "sw", "machine": "x86_small", "workload": {"preset": "munmap", "params": {"size": "1MiB"}},

@@ -138,7 +138,7 @@ int cmd_run(const std::string& file, const std::vector<std::string>& sets, std::
             bool quiet, bool point, unsigned jobs, bool resume, const std::string& trace,
             std::optional<uint64_t> max_host_memory,
             const std::vector<std::string>& command_line, const std::string& debug,
-            const std::vector<std::string>& debug_categories) {
+            const std::vector<std::string>& debug_categories, bool all_cpus) {
   if (!point) {
     const auto axes = read_sweep_axes(file);
     if (!axes.empty()) {
@@ -197,7 +197,7 @@ int cmd_run(const std::string& file, const std::vector<std::string>& sets, std::
     meta.simulated_cycles = sim_cycles;
     write_outputs(out, *ex, root, meta);
     if (tw && !trace.empty()) tw->write(trace);
-    if (!quiet) print_summary(std::cout, *ex, root, meta);
+    if (!quiet) print_summary(std::cout, *ex, root, all_cpus, meta);
   }
   if (!quiet) std::cout << "results: " << out << "/stats.json\n";
   return 0;
@@ -224,7 +224,7 @@ int sc_main(int argc, char* argv[]) {
   std::string file, out, debug, workload_file;
   std::vector<std::string> debug_categories;
   std::vector<std::string> sets;
-  bool quiet = false, markdown = false, point = false, resume = false;
+  bool quiet = false, markdown = false, point = false, resume = false, all_cpus = false;
   unsigned jobs = std::max(1u, static_cast<unsigned>(sysconf(_SC_NPROCESSORS_ONLN)));
   auto* run = app.add_subcommand("run", "Run an experiment and write its statistics");
   run->add_option("experiment", file, "Experiment JSON file")->required();
@@ -233,6 +233,7 @@ int sc_main(int argc, char* argv[]) {
                   "Run this workload file (or catalog name) instead of the experiment's");
   run->add_option("--set", sets, "Override a parameter: key.path=value (repeatable)");
   run->add_flag("--quiet", quiet, "Print nothing but errors");
+  run->add_flag("--all-cpus", all_cpus, "Summary: list idle CPUs too (all-zero rows)");
   std::string debug_help = "Print events as they happen (stderr), comma separated:";
   for (const auto& c : log::debug_categories())
     debug_help += std::string("\n      ") + c.name + ": " + c.what;
@@ -359,7 +360,7 @@ int sc_main(int argc, char* argv[]) {
       return run_validate_host(host);
     }
     return cmd_run(file, sets, out, quiet, point, jobs, resume, trace, max_host_memory,
-                   command_line, debug, debug_categories);
+                   command_line, debug, debug_categories, all_cpus);
   } catch (const InputError& e) {
     asan::unpoison_main_stack_below_caller();  // thrown after sc_start: base/asan_stack.h
     // An error in the --workload argument names the option the user wrote.

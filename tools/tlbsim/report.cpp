@@ -1,5 +1,6 @@
 #include "tools/tlbsim/report.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <iomanip>
 #include <sstream>
@@ -108,7 +109,7 @@ uint64_t get(const StatGroup& g, const std::string& path) {
 }
 }  // namespace
 
-void print_summary(std::ostream& os, const Experiment& ex, const StatGroup& root,
+void print_summary(std::ostream& os, const Experiment& ex, const StatGroup& root, bool all_cpus,
                    const RunMeta& meta) {
   const StatGroup* sys = root.find_group("system");
   if (!sys) return;
@@ -146,17 +147,27 @@ void print_summary(std::ostream& os, const Experiment& ex, const StatGroup& root
   const std::vector<int> wc = {8, 14, 10, 9, 9, 9, 9, 12, 12, 12};
   row({"cpu", "cycles", "accesses", "faults", "ipi_tx", "ipi_rx", "inval_va", "dtlb_miss",
        "l2tlb_miss", "walks"}, wc);
+  unsigned idle = 0;
   for (unsigned c = 0; c < ex.machine->cpus(); ++c) {
     const std::string p = "cpu[" + std::to_string(c) + "].";
-    row({"cpu" + std::to_string(c), std::to_string(get(*sys, p + "cycles")),
-         std::to_string(get(*sys, p + "accesses")), std::to_string(get(*sys, p + "faults")),
-         std::to_string(get(*sys, p + "ipis_sent")), std::to_string(get(*sys, p + "ipis_received")),
-         std::to_string(get(*sys, p + "invlpg") + get(*sys, p + "tlbi_by_va")),
-         std::to_string(get(*sys, p + "dtlb.misses")),
-         std::to_string(get(*sys, p + "stlb.misses") + get(*sys, p + "l2tlb.misses")),
-         std::to_string(get(*sys, p + "walker.walks"))},
-        wc);
+    const std::vector<uint64_t> v = {
+        get(*sys, p + "cycles"),        get(*sys, p + "accesses"),
+        get(*sys, p + "faults"),        get(*sys, p + "ipis_sent"),
+        get(*sys, p + "ipis_received"), get(*sys, p + "invlpg") + get(*sys, p + "tlbi_by_va"),
+        get(*sys, p + "dtlb.misses"),   get(*sys, p + "stlb.misses") + get(*sys, p + "l2tlb.misses"),
+        get(*sys, p + "walker.walks")};
+    // A CPU that ran nothing and received nothing: one line for all of them.
+    if (!all_cpus && std::all_of(v.begin(), v.end(), [](uint64_t x) { return x == 0; })) {
+      ++idle;
+      continue;
+    }
+    std::vector<std::string> cells = {"cpu" + std::to_string(c)};
+    for (uint64_t x : v) cells.push_back(std::to_string(x));
+    row(cells, wc);
   }
+  if (idle)
+    os << "(" << idle << " idle CPU" << (idle == 1 ? "" : "s")
+       << " with all zeros not shown; --all-cpus lists them)\n";
   os << "\nstale-TLB violations: " << get(*sys, "coherence.stale_tlb_violations") << "\n";
 }
 

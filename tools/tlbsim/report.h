@@ -31,7 +31,7 @@ void write_outputs(const std::filesystem::path& dir, const Experiment& ex, const
                    const RunMeta& meta);
 
 /// The terminal summary: per region and per CPU, the key metrics.
-void print_summary(std::ostream& os, const Experiment& ex, const StatGroup& root,
+void print_summary(std::ostream& os, const Experiment& ex, const StatGroup& root, bool all_cpus,
                    const RunMeta& meta);
 
 }  // namespace tlbsim

@@ -37,9 +37,20 @@ check "compare shows ratios" grep -q 'region\[munmap\].cycles.*x' "$tmp/cmp"
 "$TLBSIM" compare --markdown "$tmp/out/000-"* "$tmp/out/002-"* | grep -q '^| `system' 
 check "compare --markdown" test $? -eq 0
 if command -v gnuplot >/dev/null; then
-  "$ROOT/tools/plot" "$tmp/out" --out "$tmp/fig" > /dev/null
+  "$ROOT/tools/plot" "$tmp/out" --out "$tmp/fig" --script "$tmp/fig.gp" > /dev/null
   check "plot png" test -s "$tmp/fig.png"
   check "plot svg" test -s "$tmp/fig.svg"
+  # Sizes on a numeric log2 axis, cycles drawn as time, series in natural order
+  # (linux-6.7 before linux-6.15), each with its own dash pattern and marker.
+  check "plot: sizes on a log2 axis" grep -q '^set logscale x 2$' "$tmp/fig.gp"
+  check "plot: time with a unit" grep -q "^set ylabel 'time (µs)'$" "$tmp/fig.gp"
+  check "plot: natural version order" python3 -c "
+import re
+t = re.findall(r\"title '([^']*)'\", open('$tmp/fig.gp').read())
+assert t[-2:] == ['kernel=linux-6.7', 'kernel=linux-6.15'], t"
+  check "plot: distinct dash patterns" test "$(grep -o ' dt [0-9]* ' "$tmp/fig.gp" | sort -u | wc -l)" -eq 2
+  "$ROOT/tools/plot" "$tmp/out" --kind kops --region munmap --style paper --out "$tmp/kops" > /dev/null
+  check "plot kops of a region, paper style (pdf)" test -s "$tmp/kops.pdf"
 fi
 cat > "$tmp/bad.json" <<JSON
 {"name": "b", "machine": "x86_small", "workload": {"preset": "munmap", "params": {"size": "1MiB"}},

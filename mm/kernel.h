@@ -185,6 +185,9 @@ class Kernel {
   /// `mm`; pins the folio (large: pincount +1 and refcount +1; small: refcount
   /// +GUP_PIN_COUNTING_BIAS). Returns the pinned page, or nullopt (no VMA, OOM).
   std::optional<Pfn> pin_user_page(ExecContext& ctx, Mm& mm, VirtAddr va);
+  /// follow_page_mask() / gup_fast for FOLL_WRITE | FOLL_PIN: pins the page at `va`
+  /// when it is mapped present and writable (not the zero page); nullopt otherwise.
+  std::optional<Pfn> try_grab_mapped_page(ExecContext& ctx, Mm& mm, VirtAddr va);
   /// unpin_user_page(): drops one pin taken by pin_user_page (may free the folio).
   void unpin_user_page(ExecContext& ctx, Pfn page);
   /// pin_user_pages(FOLL_WRITE | FOLL_LONGTERM) of [start, start + len) under

@@ -46,6 +46,22 @@ assert freed_m < 64 and freed_u == 64, (freed_m, freed_u)"
   check "$m: exit releases the 16 pins" test "$(val "$tmp/b.$m" kernel/vmstat/nr_foll_pin_released)" = 16
   check "$m: every frame freed" test "$(val "$tmp/b.$m" kernel/vmstat/pgfree)" = "$(val "$tmp/b.$m" kernel/vmstat/pgalloc)"
 done
+# pin_user_pages_fast: pages already mapped writable are pinned without mmap_lock;
+# missing ones take it once (for the slow path) and fault under it, not through the
+# per-VMA lock of a user fault.
+locks() {  # NAME OPS-JSON -> "mmap_lock vma_lock" acquisitions
+  exp "$tmp/$1.json" x86_small "$2"
+  "$TLBSIM" run "$tmp/$1.json" --out "$tmp/$1" --quiet
+  echo "$(val "$tmp/$1" locks/mmap_lock/acquired) $(val "$tmp/$1" locks/vma_lock/acquired)"
+}
+base="$(locks nopin '[{"op": "mmap", "name": "b", "size": "256KiB"}, {"op": "touch", "mapping": "b", "access": "write"}]')"
+fast="$(locks fast '[{"op": "mmap", "name": "b", "size": "256KiB"}, {"op": "touch", "mapping": "b", "access": "write"}, {"op": "pin", "mapping": "b"}]')"
+check "a pin of mapped pages takes no lock ($base vs $fast)" test "$base" = "$fast"
+empty="$(locks empty '[{"op": "mmap", "name": "b", "size": "256KiB"}]')"
+slow="$(locks slow '[{"op": "mmap", "name": "b", "size": "256KiB"}, {"op": "pin", "mapping": "b"}]')"
+check "a pin of missing pages takes mmap_lock once, no VMA lock ($empty vs $slow)" \
+  test "$slow" = "$(( ${empty% *} + 1 )) ${empty#* }"
+
 # A read-only VMA: EFAULT (check_vma_flags with FOLL_WRITE), exit 2 naming the op.
 exp "$tmp/ro.json" x86_small '[{"op": "mmap", "name": "b", "size": "64KiB", "prot": "r"},
   {"op": "pin", "mapping": "b"}]'

@@ -143,6 +143,9 @@ class Kernel {
   /// has kFaultVmaLock) or mmap_lock.
   FaultResult handle_mm_fault_locked(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr,
                                      uint32_t flags);
+  /// handle_mm_fault_locked() without the PGFAULT accounting.
+  FaultResult handle_mm_fault_body(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr,
+                                   uint32_t flags);
 
   // faults (huge_memory.cpp, filemap.cpp)
   /// Creates a file of `nr_pages` pages whose contents are all in the page cache, in

@@ -47,10 +47,21 @@ FaultResult Kernel::handle_mm_fault(ExecContext& ctx, Mm& mm, VirtAddr addr, uin
 
 FaultResult Kernel::handle_mm_fault_locked(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr,
                                            uint32_t flags) {
-  // Mirrors mm/memory.c:handle_mm_fault() → __handle_mm_fault() with the VMA (or
-  // mmap_lock) held: access_error(), then a PMD-level fault (THP) when the PMD is
-  // none and THP is allowed or the PMD maps a THP, else handle_pte_fault().
-  ++m_vmstat.pgfault;  // count_vm_event(PGFAULT)
+  // Mirrors mm/memory.c:handle_mm_fault() with the VMA (or mmap_lock) held, and its
+  // mm_account_fault(): PGFAULT counts completed faults — not VM_FAULT_ERROR
+  // (SIGSEGV, OOM; access_error() is the arch handler's, before handle_mm_fault)
+  // nor VM_FAULT_RETRY (kVmaLockRetry), which is counted once, when retried. kRetry
+  // is Linux's 0 (a racing CPU already changed the entry, or a migration wait): counted.
+  const FaultResult r = handle_mm_fault_body(ctx, mm, vma, addr, flags);
+  if (r == FaultResult::kOk || r == FaultResult::kRetry) ++m_vmstat.pgfault;  // PGFAULT
+  return r;
+}
+
+FaultResult Kernel::handle_mm_fault_body(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr addr,
+                                         uint32_t flags) {
+  // access_error() (arch: the fault handler refuses the access before
+  // handle_mm_fault), then __handle_mm_fault(): a PMD-level fault (THP) when the PMD
+  // is none and THP is allowed or the PMD maps a THP, else handle_pte_fault().
   const bool write = flags & kFaultWrite;
   if (write && !vma.test(kVmWrite)) return FaultResult::kSegv;
   if ((flags & kFaultExec) && !vma.test(kVmExec)) return FaultResult::kSegv;

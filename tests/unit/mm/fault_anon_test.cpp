@@ -144,6 +144,21 @@ TEST_F(AnonFault, T03_AllocationFailureFallsBackOrderByOrder) {
 // T04 — do_anonymous_page(), do_wp_page(), wp_page_copy(): a read maps the zero
 // page (no rmap, refcount, rss or flush); the later write copies into an order-0
 // folio even with mTHP enabled, with one ptep_clear_flush.
+// mm_account_fault() (mm/memory.c): PGFAULT counts completed faults; a write to a
+// read-only VMA is refused (access_error / VM_FAULT_SIGSEGV) and is not counted.
+TEST_F(AnonFault, PgfaultCountsCompletedFaultsOnly) {
+  build();
+  Mm& mm = process({0});
+  const VirtAddr a = map_anon(mm, kPmdSize);
+  ASSERT_EQ(fault(mm, a, true), FaultResult::kOk);
+  EXPECT_EQ(vmstat().pgfault.value(), 1u);
+  ASSERT_EQ(kernel->sys_mprotect(ctx[0], mm, a, kPmdSize, true, false, false), 0);
+  EXPECT_EQ(fault(mm, a + kPageSize, true), FaultResult::kSegv);
+  EXPECT_EQ(vmstat().pgfault.value(), 1u) << "a refused access is no fault Linux counts";
+  ASSERT_EQ(fault(mm, a + kPageSize, false), FaultResult::kOk);
+  EXPECT_EQ(vmstat().pgfault.value(), 2u);
+}
+
 TEST_F(AnonFault, T04_ReadMapsZeroPageThenWriteCopiesOnePage) {
   enable_thp_sizes({4});
   build();

@@ -33,6 +33,7 @@ enum class OpKind : uint8_t {
   kReplay,
   kPin,
   kUnpin,
+  kRepeat,  // expanded by the reader: never executed
 };
 
 enum class AccessKind : uint8_t { kRead, kWrite, kExec };

@@ -1,5 +1,6 @@
 #include "workloads/workload_reader.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -7,6 +8,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <set>
@@ -42,6 +44,7 @@ const char* op_name(OpKind k) {
     case OpKind::kReplay: return "replay";
     case OpKind::kPin: return "pin";
     case OpKind::kUnpin: return "unpin";
+    case OpKind::kRepeat: return "repeat";
   }
   return "?";
 }
@@ -65,6 +68,7 @@ bool op_supported(OpKind k) {
     case OpKind::kMigrate:
     case OpKind::kPin:
     case OpKind::kUnpin:
+    case OpKind::kRepeat:
       return true;
     default:
       return false;
@@ -85,7 +89,8 @@ const std::map<std::string, OpKind>& op_names() {
       {"uffdio_move", OpKind::kUffdioMove}, {"reclaim", OpKind::kReclaim},
       {"sleep", OpKind::kSleep},       {"region", OpKind::kRegion},
       {"migrate", OpKind::kMigrate},   {"replay", OpKind::kReplay},
-      {"pin", OpKind::kPin},           {"unpin", OpKind::kUnpin}};
+      {"pin", OpKind::kPin},           {"unpin", OpKind::kUnpin},
+      {"repeat", OpKind::kRepeat}};
   return m;
 }
 
@@ -253,7 +258,14 @@ struct Scope {
   std::string base_dir;                 // for files the workload names
   uint64_t task_size = kTaskSizeX86;    // end of the user address space
   std::vector<std::pair<uint64_t, std::string>>* op_cpus;  // CPU, pointer of each fork/migrate
+  uint64_t expanded = 0;  // ops read for this process so far, repeats expanded
 };
+
+/// Ops one process may have after `repeat` blocks are expanded (host memory: an op
+/// is about 200 bytes). Long loops belong in an op's own count or repeat.
+constexpr uint64_t kMaxExpandedOps = 1000000;
+
+void substitute(Json& doc, const Json& params, const std::string& pointer);
 
 /// The window keys of munmap, mprotect, madvise, move_pages and touch: `offset`
 /// inside the mapping, `length` (0: to the end) within it. The system calls take
@@ -284,7 +296,35 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope);
 std::vector<Op> read_ops(const Json& j, const std::string& ptr, Scope& scope) {
   if (!j.is_array()) throw InputError(ptr, "expected an array of ops, got " + json_excerpt(j));
   std::vector<Op> ops;
-  for (size_t i = 0; i < j.size(); ++i) ops.push_back(read_op(j[i], ptr + "/" + std::to_string(i), scope));
+  for (size_t i = 0; i < j.size(); ++i) {
+    const std::string optr = ptr + "/" + std::to_string(i);
+    const Json& oj = j[i];
+    if (oj.is_object() && oj.contains("op") && oj["op"] == "repeat") {
+      // {"op": "repeat", "count": N, "index": "i", "ops": [...]}: the body N times,
+      // "${i}" in it replaced by the iteration, 0 to N-1.
+      ObjectReader r(oj, optr, "a repeat op");
+      r.get("op");
+      if (!r.get("count")) throw InputError(optr, "missing required key \"count\"");
+      const uint64_t count = r.uint("count", 0, 1, kMaxExpandedOps);
+      const std::string index = r.name("index", false, "i");
+      const Json* body = r.get("ops");
+      if (!body) throw InputError(optr, "missing required key \"ops\"");
+      r.finish();
+      for (uint64_t k = 0; k < count; ++k) {
+        Json copy = *body;
+        substitute(copy, Json{{index, k}}, r.ptr("ops"));
+        for (Op& op : read_ops(copy, r.ptr("ops"), scope)) ops.push_back(std::move(op));
+        if (scope.expanded > kMaxExpandedOps)
+          throw InputError(r.ptr("count"), "the repeat expands this process to more than " +
+                                               std::to_string(kMaxExpandedOps) +
+                                               " ops; for long loops use an op's own \"count\" "
+                                               "or \"repeat\"");
+      }
+      continue;
+    }
+    ops.push_back(read_op(oj, optr, scope));
+    ++scope.expanded;
+  }
   return ops;
 }
 
@@ -521,7 +561,8 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
 /// exactly "${name}" takes the parameter's JSON value (so numbers stay numbers),
 /// otherwise the value's text is spliced in. `where` gives the pointer on error.
 Json substitute_string(const std::string& s, const Json& params,
-                       const std::function<std::string()>& where) {
+                       const std::function<std::string()>& where,
+                       const std::vector<std::string>& indices) {
   std::string out;
   size_t i = 0;
   while (i < s.size()) {
@@ -534,6 +575,11 @@ Json substitute_string(const std::string& s, const Json& params,
     if (close == std::string::npos)
       throw InputError(where(), "unterminated ${...} in " + quote_excerpt(s));
     const std::string name = s.substr(open + 2, close - open - 2);
+    if (std::find(indices.begin(), indices.end(), name) != indices.end()) {
+      out += s.substr(i, close + 1 - i);  // an enclosing repeat's index (it shadows a
+      i = close + 1;                      // parameter of that name): substituted later
+      continue;
+    }
     auto it = params.find(name);
     if (it == params.end()) {
       std::vector<std::string> known;
@@ -553,12 +599,16 @@ Json substitute_string(const std::string& s, const Json& params,
 /// Substitutes parameters in every string of `doc`, in place and without recursion
 /// (the pointer of a value is built only for a message).
 void substitute(Json& doc, const Json& params, const std::string& pointer) {
+  // The index of a repeat is substituted when the repeat is expanded: inside its
+  // "ops", "${index}" stays as it is.
+  using Indices = std::shared_ptr<const std::vector<std::string>>;
   struct Item {
     Json* value;
     size_t depth;     // of `value` below `doc`
     std::string key;  // its key or index in its parent (escaped)
+    Indices indices;  // the enclosing repeats' index names
   };
-  std::vector<Item> todo{{&doc, 0, ""}};
+  std::vector<Item> todo{{&doc, 0, "", std::make_shared<const std::vector<std::string>>()}};
   std::vector<std::string> path;  // keys from `doc` down to the current value
   while (!todo.empty()) {
     Item item = std::move(todo.back());
@@ -567,17 +617,26 @@ void substitute(Json& doc, const Json& params, const std::string& pointer) {
     if (item.depth) path[item.depth - 1] = item.key;
     Json& v = *item.value;
     if (v.is_object()) {
+      Indices inner = item.indices;
+      if (auto op = v.find("op"); op != v.end() && *op == "repeat") {
+        auto ix = v.find("index");
+        auto grown = std::make_shared<std::vector<std::string>>(*item.indices);
+        grown->push_back(ix != v.end() && ix->is_string() ? ix->get<std::string>() : "i");
+        inner = std::move(grown);
+      }
       for (auto it = v.begin(); it != v.end(); ++it)
-        todo.push_back({&it.value(), item.depth + 1, json_pointer_escape(it.key())});
+        todo.push_back({&it.value(), item.depth + 1, json_pointer_escape(it.key()),
+                        it.key() == "ops" ? inner : item.indices});
     } else if (v.is_array()) {
-      for (size_t i = 0; i < v.size(); ++i) todo.push_back({&v[i], item.depth + 1, std::to_string(i)});
+      for (size_t i = 0; i < v.size(); ++i)
+        todo.push_back({&v[i], item.depth + 1, std::to_string(i), item.indices});
     } else if (v.is_string() && v.get_ref<const std::string&>().find("${") != std::string::npos) {
       const std::string s = v.get<std::string>();
       v = substitute_string(s, params, [&] {
         std::string p = pointer;
         for (const auto& k : path) p += "/" + k;
         return p.empty() ? std::string("/") : p;
-      });
+      }, *item.indices);
     }
   }
 }

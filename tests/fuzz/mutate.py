@@ -55,7 +55,7 @@ FINDINGS = {"bad_message", "internal", "signal", "timeout", "disagree", "other_e
 PLACED = re.compile(r"\S: (/[^ ]*|line \d+(, column \d+)?): ")
 OPS = ["mmap", "touch", "access", "munmap", "mprotect", "madvise", "mremap", "fork", "exit",
        "wait", "barrier", "mlock", "munlock", "move_pages", "uffdio_move", "reclaim", "sleep",
-       "region", "migrate", "replay", "pin", "unpin"]
+       "region", "migrate", "replay", "pin", "unpin", "repeat"]
 MACHINES = ["x86_small", "x86_server", "arm64_small", "arm64_server", "arm64_server_v2"]
 KERNELS = ["linux-6.7", "linux-6.8", "linux-6.9", "linux-6.12", "linux-6.15", "linux-6.18", "linux-6.19"]
 SIZE_KEYS = {"size", "length", "offset", "stride", "align", "target_free", "memory", "bytes"}

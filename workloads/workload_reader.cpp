@@ -15,11 +15,24 @@
 
 #include "base/addr.h"
 #include "base/error.h"
+#include "base/int_expr.h"
 #include "base/json_text.h"
 #include "base/params.h"
 #include "base/size.h"
+#include "workloads/object_reader.h"
+#include "workloads/substitute.h"
 
 namespace tlbsim::workload {
+
+using detail::Expanded;
+using detail::ObjectReader;
+using detail::expand_templates;
+using detail::hex;
+using detail::in_copy;
+using detail::kMaxNameBytes;
+using detail::kMaxTemplateCount;
+using detail::mul;
+using detail::substitute;
 
 const char* op_name(OpKind k) {
   switch (k) {
@@ -106,136 +119,6 @@ std::vector<std::string> keys_of(const std::map<std::string, OpKind>& m) {
 constexpr uint64_t kMaxOpCycles = uint64_t{1} << 44;
 /// Accesses one touch op may make (count × repeat).
 constexpr uint64_t kMaxOpAccesses = uint64_t{1} << 44;
-/// Bytes in a name (mapping, region, barrier, process, thread).
-constexpr size_t kMaxNameBytes = 255;
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
-/// a × b, or nullopt when it does not fit 64 bits.
-std::optional<uint64_t> mul(uint64_t a, uint64_t b) {
-  uint64_t r;
-  if (__builtin_mul_overflow(a, b, &r)) return std::nullopt;
-  return r;
-}
-
-/// Reads fields of one JSON object and rejects the keys nobody asked for.
-class ObjectReader {
- public:
-  ObjectReader(const Json& j, std::string pointer, const char* what)
-      : m_j(j), m_ptr(std::move(pointer)) {
-    if (!j.is_object())
-      throw InputError(m_ptr.empty() ? "/" : m_ptr,
-                       std::string("expected ") + what + " object, got " +
-                           (j.is_array() ? "an array" : json_excerpt(j)));
-  }
-  const std::string& where() const { return m_ptr; }
-  std::string ptr(const std::string& key) const { return m_ptr + "/" + json_pointer_escape(key); }
-  const Json* get(const std::string& key) {
-    m_allowed.insert(key);
-    auto it = m_j.find(key);
-    return it == m_j.end() ? nullptr : &*it;
-  }
-  [[noreturn]] void missing(const std::string& key) const {
-    throw InputError(m_ptr.empty() ? "/" : m_ptr, "missing required key \"" + key + "\"");
-  }
-  std::string str(const std::string& key, const std::string& def, bool required = false) {
-    const Json* v = get(key);
-    if (!v) {
-      if (required) missing(key);
-      return def;
-    }
-    if (!v->is_string()) throw InputError(ptr(key), "expected a string, got " + json_excerpt(*v));
-    return v->get<std::string>();
-  }
-  /// A name: 1 to 255 bytes without control characters; `extra` lists further
-  /// characters it may not contain.
-  std::string name(const std::string& key, bool required, const std::string& def = "",
-                   const char* extra = "") {
-    std::string s = str(key, def, required);
-    if (!get(key)) return s;
-    bool bad = s.empty() || s.size() > kMaxNameBytes;
-    for (unsigned char c : s) bad |= c < 0x20 || c == 0x7f || std::strchr(extra, c) != nullptr;
-    if (bad)
-      throw InputError(ptr(key), std::string("expected a name of 1 to ") +
-                                     std::to_string(kMaxNameBytes) +
-                                     " bytes without control characters" +
-                                     (*extra ? std::string(" or any of ") + extra : "") +
-                                     ", got " + quote_excerpt(s) + " (" + std::to_string(s.size()) +
-                                     " bytes)");
-    return s;
-  }
-  std::string choice(const std::string& key, const std::string& def,
-                     const std::vector<std::string>& choices) {
-    std::string s = str(key, def);
-    for (auto& c : choices)
-      if (c == s) return s;
-    throw InputError(ptr(key), "expected one of " + join_choices(choices) + ", got " + quote_excerpt(s));
-  }
-  uint64_t uint(const std::string& key, uint64_t def, uint64_t min = 0,
-                uint64_t max = UINT64_MAX) {
-    const Json* v = get(key);
-    if (!v) return def;
-    if (!v->is_number_integer() || (!v->is_number_unsigned() && v->get<int64_t>() < 0))
-      throw InputError(ptr(key), "expected a non-negative integer, got " + json_excerpt(*v));
-    const uint64_t x = v->get<uint64_t>();
-    if (x < min)
-      throw InputError(ptr(key), "expected an integer >= " + std::to_string(min) + ", got " +
-                                     json_excerpt(*v));
-    if (x > max)
-      throw InputError(ptr(key), "expected an integer <= " + std::to_string(max) + ", got " +
-                                     json_excerpt(*v));
-    return x;
-  }
-  uint64_t size(const std::string& key, uint64_t def, bool required = false) {
-    const Json* v = get(key);
-    if (!v) {
-      if (required) missing(key);
-      return def;
-    }
-    if (v->is_number_unsigned()) return v->get<uint64_t>();
-    if (!v->is_string())
-      throw InputError(ptr(key), "expected a size such as \"4KiB\" or \"1GiB\", got " + json_excerpt(*v));
-    std::string why;
-    auto s = parse_size(v->get<std::string>(), &why);
-    if (!s) throw InputError(ptr(key), "expected a size such as \"4KiB\" or \"1GiB\" (" + why +
-                                           "), got " + json_excerpt(*v));
-    return *s;
-  }
-  bool boolean(const std::string& key, bool def) {
-    const Json* v = get(key);
-    if (!v) return def;
-    if (!v->is_boolean()) throw InputError(ptr(key), "expected true or false, got " + json_excerpt(*v));
-    return v->get<bool>();
-  }
-  double number(const std::string& key, double def) {
-    const Json* v = get(key);
-    if (!v) return def;
-    if (!v->is_number()) throw InputError(ptr(key), "expected a number, got " + json_excerpt(*v));
-    return v->get<double>();
-  }
-  /// Throws for any key not read (keys starting with "_" are comments).
-  void finish() const {
-    std::vector<std::string> allowed(m_allowed.begin(), m_allowed.end());
-    for (auto it = m_j.begin(); it != m_j.end(); ++it) {
-      if (!it.key().empty() && it.key()[0] == '_') continue;
-      if (m_allowed.count(it.key())) continue;
-      std::string msg = "unknown key " + quote_excerpt(it.key());
-      std::string near = closest_match(it.key(), allowed);
-      if (!near.empty()) msg += " (did you mean \"" + near + "\"?)";
-      msg += "; valid keys here: " + join_choices(allowed);
-      throw InputError(ptr(it.key()), msg);
-    }
-  }
-
- private:
-  const Json& m_j;
-  std::string m_ptr;
-  std::set<std::string> m_allowed;
-};
 
 void parse_prot(ObjectReader& r, Op& op) {
   // "none" (or "" / "-") is PROT_NONE: the mapping exists, every access faults.
@@ -259,13 +142,13 @@ struct Scope {
   uint64_t task_size = kTaskSizeX86;    // end of the user address space
   std::vector<std::pair<uint64_t, std::string>>* op_cpus;  // CPU, pointer of each fork/migrate
   uint64_t expanded = 0;  // ops read for this process so far, repeats expanded
+  Json env;               // parameters and the enclosing templates' and repeats' indices
 };
 
 /// Ops one process may have after `repeat` blocks are expanded (host memory: an op
 /// is about 200 bytes). Long loops belong in an op's own count or repeat.
 constexpr uint64_t kMaxExpandedOps = 1000000;
 
-void substitute(Json& doc, const Json& params, const std::string& pointer);
 
 /// The window keys of munmap, mprotect, madvise, move_pages and touch: `offset`
 /// inside the mapping, `length` (0: to the end) within it. The system calls take
@@ -310,10 +193,14 @@ std::vector<Op> read_ops(const Json& j, const std::string& ptr, Scope& scope) {
       const Json* body = r.get("ops");
       if (!body) throw InputError(optr, "missing required key \"ops\"");
       r.finish();
+      const Json outer = scope.env;
       for (uint64_t k = 0; k < count; ++k) {
         Json copy = *body;
-        substitute(copy, Json{{index, k}}, r.ptr("ops"));
+        scope.env = outer;
+        scope.env[index] = k;
+        substitute(copy, scope.env, r.ptr("ops"));
         for (Op& op : read_ops(copy, r.ptr("ops"), scope)) ops.push_back(std::move(op));
+        scope.env = outer;
         if (scope.expanded > kMaxExpandedOps)
           throw InputError(r.ptr("count"), "the repeat expands this process to more than " +
                                                std::to_string(kMaxExpandedOps) +
@@ -557,89 +444,6 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
   return op;
 }
 
-/// "${name}" in a string replaced by the parameter's value: a string that is
-/// exactly "${name}" takes the parameter's JSON value (so numbers stay numbers),
-/// otherwise the value's text is spliced in. `where` gives the pointer on error.
-Json substitute_string(const std::string& s, const Json& params,
-                       const std::function<std::string()>& where,
-                       const std::vector<std::string>& indices) {
-  std::string out;
-  size_t i = 0;
-  while (i < s.size()) {
-    size_t open = s.find("${", i);
-    if (open == std::string::npos) {
-      out += s.substr(i);
-      break;
-    }
-    size_t close = s.find('}', open);
-    if (close == std::string::npos)
-      throw InputError(where(), "unterminated ${...} in " + quote_excerpt(s));
-    const std::string name = s.substr(open + 2, close - open - 2);
-    if (std::find(indices.begin(), indices.end(), name) != indices.end()) {
-      out += s.substr(i, close + 1 - i);  // an enclosing repeat's index (it shadows a
-      i = close + 1;                      // parameter of that name): substituted later
-      continue;
-    }
-    auto it = params.find(name);
-    if (it == params.end()) {
-      std::vector<std::string> known;
-      for (auto p = params.begin(); p != params.end(); ++p) known.push_back(p.key());
-      throw InputError(where(), "unknown workload parameter " + quote_excerpt(name) +
-                                    (known.empty() ? "; the workload declares no \"params\""
-                                                   : "; declared: " + join_choices(known)));
-    }
-    if (open == 0 && close + 1 == s.size()) return *it;  // the whole string: keep the type
-    out += s.substr(i, open - i);
-    out += it->is_string() ? it->get<std::string>() : it->dump();
-    i = close + 1;
-  }
-  return out;
-}
-
-/// Substitutes parameters in every string of `doc`, in place and without recursion
-/// (the pointer of a value is built only for a message).
-void substitute(Json& doc, const Json& params, const std::string& pointer) {
-  // The index of a repeat is substituted when the repeat is expanded: inside its
-  // "ops", "${index}" stays as it is.
-  using Indices = std::shared_ptr<const std::vector<std::string>>;
-  struct Item {
-    Json* value;
-    size_t depth;     // of `value` below `doc`
-    std::string key;  // its key or index in its parent (escaped)
-    Indices indices;  // the enclosing repeats' index names
-  };
-  std::vector<Item> todo{{&doc, 0, "", std::make_shared<const std::vector<std::string>>()}};
-  std::vector<std::string> path;  // keys from `doc` down to the current value
-  while (!todo.empty()) {
-    Item item = std::move(todo.back());
-    todo.pop_back();
-    path.resize(item.depth);
-    if (item.depth) path[item.depth - 1] = item.key;
-    Json& v = *item.value;
-    if (v.is_object()) {
-      Indices inner = item.indices;
-      if (auto op = v.find("op"); op != v.end() && *op == "repeat") {
-        auto ix = v.find("index");
-        auto grown = std::make_shared<std::vector<std::string>>(*item.indices);
-        grown->push_back(ix != v.end() && ix->is_string() ? ix->get<std::string>() : "i");
-        inner = std::move(grown);
-      }
-      for (auto it = v.begin(); it != v.end(); ++it)
-        todo.push_back({&it.value(), item.depth + 1, json_pointer_escape(it.key()),
-                        it.key() == "ops" ? inner : item.indices});
-    } else if (v.is_array()) {
-      for (size_t i = 0; i < v.size(); ++i)
-        todo.push_back({&v[i], item.depth + 1, std::to_string(i), item.indices});
-    } else if (v.is_string() && v.get_ref<const std::string&>().find("${") != std::string::npos) {
-      const std::string s = v.get<std::string>();
-      v = substitute_string(s, params, [&] {
-        std::string p = pointer;
-        for (const auto& k : path) p += "/" + k;
-        return p.empty() ? std::string("/") : p;
-      }, *item.indices);
-    }
-  }
-}
 
 }  // namespace
 
@@ -758,6 +562,37 @@ void check_barriers(const Workload& w, const std::set<std::string>& names) {
   }
 }
 
+/// One thread of a process, its ops read into `scope` (the process's mappings).
+Thread read_thread(const Expanded& te, size_t ti, unsigned nr_cpus, Scope& scope) {
+  const std::string cpus_text = std::to_string(nr_cpus);
+  ObjectReader tr(te.value, te.ptr, "a thread");
+  Thread t;
+  t.name = tr.name("name", false, "t" + std::to_string(ti));
+  // "cpu" pins the thread; without it the scheduler places it. Any number of
+  // threads may share a CPU. Range-checked as 64 bits before it narrows: 2^32
+  // is not CPU 0.
+  if (tr.get("cpu")) {
+    const uint64_t cpu = tr.uint("cpu", 0);
+    if (cpu >= nr_cpus)
+      throw InputError(tr.ptr("cpu"), "expected a CPU number below " + cpus_text +
+                                          " (the machine has " + cpus_text + " CPUs), got " +
+                                          std::to_string(cpu));
+    t.cpu = static_cast<int>(cpu);
+  }
+  const Json* ops = tr.get("ops");
+  if (!ops) throw InputError(te.ptr, "missing required key \"ops\"");
+  scope.env = te.env;
+  t.ops = read_ops(*ops, tr.ptr("ops"), scope);
+  tr.finish();
+  // The CPUs its fork and migrate ops name.
+  for (const auto& [cpu, fptr] : *scope.op_cpus)
+    if (cpu >= nr_cpus)
+      throw InputError(fptr, "expected a CPU number below " + cpus_text + " (the machine has " +
+                                 cpus_text + " CPUs), got " + std::to_string(cpu));
+  scope.op_cpus->clear();
+  return t;
+}
+
 }  // namespace
 
 Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_cpus,
@@ -772,6 +607,12 @@ Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_
                                                 json_excerpt(*it));
     params = *it;
   }
+  // nr_cpus: the machine's CPU count, so a workload can size itself to the machine
+  // (a sweep over machine.cpus).
+  if (params.contains("nr_cpus"))
+    throw InputError(pointer + "/params/nr_cpus",
+                     "\"nr_cpus\" is the machine's CPU count, set by tlbsim; choose another name");
+  params["nr_cpus"] = nr_cpus;
   Json j = raw;
   j.erase("params");
   substitute(j, params, pointer);
@@ -781,20 +622,15 @@ Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_
   r.str("description", "");
   const Json* procs = r.get("processes");
   if (!procs) throw InputError(pointer.empty() ? "/" : pointer, "missing required key \"processes\"");
-  if (!procs->is_array() || procs->empty())
-    throw InputError(r.ptr("processes"), "expected a non-empty array of processes");
   std::set<std::string> barriers;
   std::vector<std::pair<uint64_t, std::string>> op_cpus;
-  const std::string cpus_text = std::to_string(nr_cpus);
-  for (size_t pi = 0; pi < procs->size(); ++pi) {
-    const std::string pptr = r.ptr("processes") + "/" + std::to_string(pi);
-    ObjectReader pr((*procs)[pi], pptr, "a process");
+  uint64_t nr_threads = 0;
+  const std::vector<Expanded> processes = expand_templates(*procs, r.ptr("processes"), params, "process");
+  for (size_t pi = 0; pi < processes.size(); ++pi) {
+    const Expanded& pe = processes[pi];
+    const std::string& pptr = pe.ptr;
+    ObjectReader pr(pe.value, pptr, "a process");
     Process p;
-    p.name = pr.name("name", false, "p" + std::to_string(pi));
-    const Json* threads = pr.get("threads");
-    if (!threads) throw InputError(pptr, "missing required key \"threads\"");
-    if (!threads->is_array() || threads->empty())
-      throw InputError(pr.ptr("threads"), "expected a non-empty array of threads");
     // Mappings are per process, created in program order; a later thread may use
     // what an earlier thread's mmap created (the barrier orders them at run time).
     Scope scope;
@@ -802,35 +638,33 @@ Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_
     scope.base_dir = base_dir;
     scope.task_size = task_size;
     scope.op_cpus = &op_cpus;
-    for (size_t ti = 0; ti < threads->size(); ++ti) {
-      const std::string tptr = pr.ptr("threads") + "/" + std::to_string(ti);
-      ObjectReader tr((*threads)[ti], tptr, "a thread");
-      Thread t;
-      t.name = tr.name("name", false, "t" + std::to_string(ti));
-      // "cpu" pins the thread; without it the scheduler places it. Any number of
-      // threads may share a CPU. Range-checked as 64 bits before it narrows: 2^32
-      // is not CPU 0.
-      if (tr.get("cpu")) {
-        const uint64_t cpu = tr.uint("cpu", 0);
-        if (cpu >= nr_cpus)
-          throw InputError(tr.ptr("cpu"), "expected a CPU number below " + cpus_text +
-                                              " (the machine has " + cpus_text + " CPUs), got " +
-                                              std::to_string(cpu));
-        t.cpu = static_cast<int>(cpu);
-      }
-      const Json* ops = tr.get("ops");
-      if (!ops) throw InputError(tptr, "missing required key \"ops\"");
-      t.ops = read_ops(*ops, tr.ptr("ops"), scope);
-      tr.finish();
-      p.threads.push_back(std::move(t));
+    std::vector<Expanded> ts;
+    try {
+      p.name = pr.name("name", false, "p" + std::to_string(pi));
+      const Json* threads = pr.get("threads");
+      if (!threads) throw InputError(pptr, "missing required key \"threads\"");
+      ts = expand_templates(*threads, pr.ptr("threads"), pe.env, "thread", pe.copy);
+      nr_threads += ts.size();
+      if (nr_threads > kMaxTemplateCount)
+        throw InputError(pr.ptr("threads"), "the workload has more than " +
+                                                std::to_string(kMaxTemplateCount) + " threads");
+    } catch (const InputError& e) {
+      throw in_copy(e, pe);
     }
-    pr.finish();
+    for (size_t ti = 0; ti < ts.size(); ++ti) {
+      try {
+        p.threads.push_back(read_thread(ts[ti], ti, nr_cpus, scope));
+      } catch (const InputError& e) {
+        throw in_copy(e, ts[ti]);
+      }
+    }
+    try {
+      pr.finish();
+    } catch (const InputError& e) {
+      throw in_copy(e, pe);
+    }
     w.processes.push_back(std::move(p));
   }
-  for (const auto& [cpu, fptr] : op_cpus)
-    if (cpu >= nr_cpus)
-      throw InputError(fptr, "expected a CPU number below " + cpus_text + " (the machine has " +
-                                 cpus_text + " CPUs), got " + std::to_string(cpu));
   r.finish();
   check_barriers(w, barriers);
   return w;

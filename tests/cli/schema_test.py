@@ -62,6 +62,21 @@ bad = [
 ]
 for w in bad:
     expect(not v.is_valid(w), f"accepted {json.dumps(w)}")
+# Templates and expressions: what the reader accepts, the schema accepts.
+good = [
+    {"processes": [{"threads": [{"cpu": 0, "ops": []},
+                                {"count": "${nr_cpus - 1}", "cpu": "${i + 1}",
+                                 "ops": [{"op": "sleep", "cycles": "${i * 100}"}]}]}]},
+    {"processes": {"count": 2, "index": "p", "threads": {"count": 4, "ops": [
+        {"op": "mmap", "name": "m", "size": "1GiB / 4"}]}}},
+]
+for w in good:
+    errs = list(v.iter_errors(w))
+    expect(not errs, f"rejected {json.dumps(w)}: {errs[0].message if errs else ''}")
+for w in [{"processes": [{"threads": {"count": 0, "ops": []}}]},
+          {"processes": [{"threads": {"cpu": 0, "ops": []}}]},
+          {"processes": [{"threads": [{"count": 2, "ops": [], "cpus": 1}]}]}]:
+    expect(not v.is_valid(w), f"accepted {json.dumps(w)}")
 # The schema's op names are exactly the reader's.
 src = (root / "workloads/workload_reader.cpp").read_text()
 reader_ops = set(re.findall(r'\{"([a-z_]+)", OpKind::', src))

@@ -3,18 +3,13 @@
 #include <gtest/gtest.h>
 
 #include "base/error.h"
+#include "tests/unit/workloads/error_of.h"
 
 namespace tlbsim::workload {
 namespace {
 
 InputError error_of(const std::string& text, unsigned cpus = 2) {
-  try {
-    read_workload(Json::parse(text), "/workload", cpus);
-  } catch (const InputError& e) {
-    return e;
-  }
-  ADD_FAILURE() << "accepted: " << text;
-  return InputError("", "");
+  return test::error_of(text, cpus);
 }
 
 const char* kGood = R"({"processes":[{"threads":[{"cpu":0,"ops":[

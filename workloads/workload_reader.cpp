@@ -612,6 +612,14 @@ Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_
   if (params.contains("nr_cpus"))
     throw InputError(pointer + "/params/nr_cpus",
                      "\"nr_cpus\" is the machine's CPU count, set by tlbsim; choose another name");
+  // A parameter's value may use the parameters before it and nr_cpus
+  // ("child_cpu": "${threads}"): each is substituted in declaration order.
+  Json known = Json::object();
+  known["nr_cpus"] = nr_cpus;
+  for (auto it = params.begin(); it != params.end(); ++it) {
+    substitute(it.value(), known, pointer + "/params/" + json_pointer_escape(it.key()));
+    known[it.key()] = it.value();
+  }
   params["nr_cpus"] = nr_cpus;
   Json j = raw;
   j.erase("params");

@@ -33,4 +33,16 @@ print("\n".join(bad) if bad else "ok")
 PY
 check "IPIs 64 x (N-1) on x86, 65 TLBIs on arm64, no violations ($(head -3 "$tmp/check.txt" | tr '\n' ';'))" \
   test "$(cat "$tmp/check.txt")" = ok
+# anon-cow-scaling: the catalog's anon-cow-seq with its `threads` parameter swept
+# (a template of threads - 1 writers, the child on CPU "${threads}"): each thread
+# takes one COW fault and one flush per page of its 64.
+"$TLBSIM" run "$ROOT/configs/experiments/anon-cow-scaling.json" --set workload.params.size_per_thread=256KiB \
+  --out "$tmp/c" --quiet
+check "anon-cow-scaling runs" test $? -eq 0
+got="$(python3 -c '
+import csv, sys
+print(" ".join("%s/%s:%s/%s" % (r["machine"][:3], r["workload.params.threads"], r["system.regions.region[cow].faults"],
+      r["system.regions.region[cow].flush_requests"]) for r in csv.DictReader(open(sys.argv[1]))))' "$tmp/c/sweep.csv")"
+want="$(for m in x86 arm; do for t in 2 4 8 16 32 64; do printf '%s/%d:%d/%d ' $m $t $((t * 64)) $((t * 64)); done; done)"
+check "64 COW faults and flushes per thread at every point (got $got)" test "$got " = "$want"
 finish

@@ -90,6 +90,22 @@ TEST(WorkloadTemplates, NrCpusIsTheMachinesAndCannotBeDeclared) {
   EXPECT_EQ(e.where(), "/workload/params/nr_cpus");
 }
 
+TEST(WorkloadTemplates, ParametersMayUseEarlierOnesAndNrCpus) {
+  Workload w = read_workload(Json::parse(R"({"params": {"threads": 3, "child": "${threads}",
+      "last": "${nr_cpus - 1}", "name": "buf${threads}"}, "processes": [{"threads": [{"cpu": 0,
+      "ops": [{"op": "mmap", "name": "${name}", "size": "4KiB"},
+              {"op": "fork", "cpu": "${child}"}, {"op": "migrate", "cpu": "${last}"}]}]}]})"),
+                             "/workload", 8);
+  const auto& ops = w.processes[0].threads[0].ops;
+  EXPECT_EQ(ops[0].mapping, "buf3");
+  EXPECT_EQ(ops[1].cpu, 3);
+  EXPECT_EQ(ops[2].cpu, 7);
+  // A later parameter is not known yet.
+  InputError e = error_of(R"({"params": {"a": "${b}", "b": 1}, "processes": [{"threads": [{"ops": []}]}]})");
+  EXPECT_EQ(e.where(), "/workload/params/a");
+  EXPECT_NE(e.message().find("unknown workload parameter \"b\""), std::string::npos) << e.what();
+}
+
 TEST(WorkloadTemplates, BadTemplatesAndExpressionsNameTheirPointer) {
   // A count of 0, past the limit, or not a number.
   EXPECT_EQ(error_of(R"({"processes": [{"threads": {"count": 0, "ops": []}}]})").where(),

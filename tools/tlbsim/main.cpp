@@ -138,11 +138,19 @@ int cmd_run(const std::string& file, const std::vector<std::string>& sets, std::
             bool quiet, bool point, unsigned jobs, bool resume, const std::string& trace,
             std::optional<uint64_t> max_host_memory,
             const std::vector<std::string>& command_line, const std::string& debug,
-            const std::vector<std::string>& debug_categories, bool all_cpus) {
+            const std::vector<std::string>& debug_categories, bool all_cpus,
+            const SweepOptions& backend) {
+  if (!backend.sshloginfile.empty() && backend.backend != "parallel")
+    throw InputError("", "--sshloginfile is for --backend parallel", "--sshloginfile");
+  if ((backend.wait || !backend.sbatch_args.empty()) && backend.backend != "slurm")
+    throw InputError("", "--wait and --sbatch-arg are for --backend slurm", "--backend " + backend.backend);
   if (!point) {
     const auto axes = read_sweep_axes(file);
+    if (axes.empty() && backend.backend != "local")
+      throw InputError("", "--backend " + backend.backend + " runs the points of a sweep; " + file +
+                               " has no \"sweep\" (run it without --backend)", "--backend");
     if (!axes.empty()) {
-      SweepOptions o;
+      SweepOptions o = backend;
       o.experiment = file;
       o.sets = sets;
       const std::string name = experiment_name(read_json_file(file), file);
@@ -155,6 +163,10 @@ int cmd_run(const std::string& file, const std::vector<std::string>& sets, std::
       o.max_host_memory = max_host_memory;
       o.trace_name = trace.empty() ? "" : std::filesystem::path(trace).filename().string();
       o.debug = debug;
+      if (o.backend != "local") {  // the commands run elsewhere: absolute paths
+        o.out = std::filesystem::absolute(o.out).lexically_normal();
+        o.experiment = std::filesystem::absolute(o.experiment).lexically_normal();
+      }
       return run_sweep(o, axes);
     }
   }
@@ -246,8 +258,26 @@ int sc_main(int argc, char* argv[]) {
                   "Refuse runs estimated to need more host memory than SIZE (default: the "
                   "host's MemAvailable)");
   run->add_flag("--resume", resume, "Sweep: skip points whose results exist (same configuration)");
+  SweepOptions backend;
+  run->add_option("--backend", backend.backend,
+                  "Sweep: where the points run: local (worker processes, default), parallel "
+                  "(GNU parallel), slurm (one sbatch job array; then tlbsim sweep-collect)")
+      ->check(CLI::IsMember({"local", "parallel", "slurm"}));
+  run->add_option("--sshloginfile", backend.sshloginfile,
+                  "Sweep, --backend parallel: GNU parallel's host list (shared file system)");
+  run->add_option("--sbatch-arg", backend.sbatch_args,
+                  "Sweep, --backend slurm: an extra sbatch option, e.g. --sbatch-arg=--partition=p "
+                  "(repeatable)")
+      ->allow_extra_args(false);
+  run->add_flag("--wait", backend.wait,
+                "Sweep, --backend slurm: wait for the job array, then collect as a local sweep does");
   run->add_flag("--point", point, "Run one point of a sweep (used by the sweep runner)")
       ->group("");
+  auto* collect = app.add_subcommand(
+      "sweep-collect", "Build sweep.csv and the table of a sweep whose points ran elsewhere "
+                       "(--backend slurm); lists points not finished");
+  collect->add_option("dir", out, "The sweep's results directory")->required();
+  collect->add_flag("--quiet", quiet, "Print nothing but errors");
   auto* validate = app.add_subcommand("validate", "Check an experiment without running it");
   validate->add_option("experiment", file, "Experiment JSON file")->required();
   validate->add_option("--workload", workload_file,
@@ -359,8 +389,9 @@ int sc_main(int argc, char* argv[]) {
       host.format = hcsv ? "csv" : hmd ? "markdown" : "text";
       return run_validate_host(host);
     }
+    if (*collect) return collect_sweep(out, quiet);
     return cmd_run(file, sets, out, quiet, point, jobs, resume, trace, max_host_memory,
-                   command_line, debug, debug_categories, all_cpus);
+                   command_line, debug, debug_categories, all_cpus, backend);
   } catch (const InputError& e) {
     asan::unpoison_main_stack_below_caller();  // thrown after sc_start: base/asan_stack.h
     // An error in the --workload argument names the option the user wrote.

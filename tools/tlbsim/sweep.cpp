@@ -22,6 +22,7 @@
 #include "base/stats.h"
 #include "tools/tlbsim/experiment.h"
 #include "tools/tlbsim/report.h"
+#include "tools/tlbsim/sweep_plan.h"
 #include "tools/tlbsim/worker_pool.h"
 
 namespace tlbsim {
@@ -163,56 +164,11 @@ std::map<std::string, double> metrics_of(const fs::path& stats_json) {
   return m;
 }
 
-struct PointResult {
-  std::string status = "pending";  // ok, skipped, bad_input, failed
-  std::string error;
-  std::map<std::string, double> metrics;
-  double seconds = 0;
-};
-
 std::string csv_escape(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
   std::string o = "\"";
   for (char c : s) o += c == '"' ? std::string("\"\"") : std::string(1, c);
   return o + "\"";
-}
-
-/// Effective configuration of each point, as sweep.csv shows it.
-struct PointConfigs {
-  std::vector<std::map<std::string, std::string>> flat;  // per point (empty: bad input)
-  std::vector<std::string> hash;                         // per point
-  std::vector<std::string> columns;  // keys that differ between points or were --set
-};
-
-void write_csv(const fs::path& out, const std::vector<SweepAxis>& axes,
-               const std::vector<SweepPoint>& points, const std::vector<PointResult>& res,
-               const PointConfigs& cfg) {
-  std::set<std::string> cols;
-  for (const auto& r : res)
-    for (const auto& [k, v] : r.metrics)
-      if (headline_metric(k)) cols.insert(k);
-  std::ostringstream csv;
-  csv << "point,dir";
-  for (const auto& a : axes) csv << "," << csv_escape(a.key);
-  csv << ",status,config_hash";
-  for (const auto& c : cfg.columns) csv << "," << csv_escape(c);
-  for (const auto& c : cols) csv << "," << csv_escape(c);
-  csv << ",error\n";
-  for (size_t i = 0; i < points.size(); ++i) {
-    csv << i << "," << csv_escape(points[i].dir);
-    for (const auto& v : points[i].values) csv << "," << csv_escape(v);
-    csv << "," << res[i].status << "," << cfg.hash[i];
-    for (const auto& c : cfg.columns) {
-      auto it = cfg.flat[i].find(c);
-      csv << "," << (it == cfg.flat[i].end() ? "" : csv_escape(it->second));
-    }
-    for (const auto& c : cols) {
-      auto it = res[i].metrics.find(c);
-      csv << "," << (it == res[i].metrics.end() ? "" : format_number(it->second));
-    }
-    csv << "," << csv_escape(res[i].error) << "\n";
-  }
-  write_file_atomic(out / "sweep.csv", csv.str());
 }
 
 std::string fmt_duration(double s) {
@@ -222,36 +178,32 @@ std::string fmt_duration(double s) {
   return buf;
 }
 
-}  // namespace
+/// What `tlbsim sweep-collect` needs to rebuild the plan: written by every sweep.
+void write_inputs(const SweepOptions& o) {
+  Json j;
+  j["experiment"] = fs::absolute(o.experiment).lexically_normal().string();
+  j["sets"] = o.sets;
+  j["root"] = o.paths.root.string();
+  j["workload_paths"] = Json::array();
+  for (const auto& p : o.paths.workloads) j["workload_paths"].push_back(fs::absolute(p).string());
+  j["max_host_memory"] = o.max_host_memory ? Json(*o.max_host_memory) : Json();
+  j["trace_name"] = o.trace_name;
+  j["debug"] = o.debug;
+  j["backend"] = o.backend;
+  fs::create_directories(sweep_state_dir(o.out));
+  write_file_atomic(sweep_state_dir(o.out) / "inputs.json", j.dump(2) + "\n");
+}
 
-int run_sweep(const SweepOptions& o, const std::vector<SweepAxis>& axes) {
-  check_sweep_sets(o.sets, axes, o.experiment);
-  const auto points = expand_sweep(axes);
-  std::vector<PointResult> res(points.size());
-  std::error_code ec;
-  fs::create_directories(o.out, ec);
-  if (ec || !fs::is_directory(o.out))
-    throw InputError("", "cannot create the sweep's output directory (" +
-                             (ec ? ec.message() : std::string("a file is in the way")) + ")",
-                     "--out " + o.out.string());
-  // One sweep per directory at a time. The lock's file description is inherited by
-  // the workers (no O_CLOEXEC), so it stays held while any worker of an interrupted
-  // sweep is still alive: --resume then refuses instead of racing it.
-  const fs::path lock_path = o.out / ".sweep.lock";
-  const int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT, 0644);
-  if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
-    throw InputError("", "another sweep, or a worker of an interrupted one, is still writing "
-                         "this directory (" + lock_path.string() + " is locked); wait for it "
-                         "to finish", "--out " + o.out.string());
-  const bool tty = !o.quiet && isatty(STDOUT_FILENO);
-  const auto t0 = std::chrono::steady_clock::now();
-  size_t done = 0, ran = 0;
-  double ran_seconds = 0;
-
-  // Every point's effective configuration, resolved here: it goes into sweep.csv,
-  // decides --resume (a result is reused only for the very same configuration),
-  // and a point whose input is bad is reported without launching a worker.
-  PointConfigs cfg;
+/// Every point's effective configuration, the sweep.csv columns, the points still
+/// to run (--resume reuses a result only for the very same configuration) and
+/// their command lines. A point whose input is bad is reported without running.
+SweepPlan plan_sweep(const SweepOptions& o, const std::vector<SweepAxis>& axes) {
+  SweepPlan plan;
+  plan.axes = axes;
+  plan.points = expand_sweep(axes);
+  const auto& points = plan.points;
+  plan.res.resize(points.size());
+  PointConfigs& cfg = plan.cfg;
   cfg.flat.resize(points.size());
   cfg.hash.resize(points.size());
   for (const auto& p : points) {
@@ -264,8 +216,8 @@ int run_sweep(const SweepOptions& o, const std::vector<SweepAxis>& axes) {
       cfg.hash[p.index] = config_hash(c);
       flatten_config(c, "", cfg.flat[p.index]);
     } catch (const InputError& e) {
-      res[p.index].status = "bad_input";
-      res[p.index].error = e.what();
+      plan.res[p.index].status = "bad_input";
+      plan.res[p.index].error = e.what();
     }
   }
   {
@@ -286,60 +238,28 @@ int run_sweep(const SweepOptions& o, const std::vector<SweepAxis>& axes) {
     for (const auto& c : cols)
       if (!axis_keys.count(c)) cfg.columns.push_back(c);
   }
-  std::vector<size_t> todo;
+  std::error_code ec;
   for (const auto& p : points) {
-    // A worker killed while writing leaves a temporary file next to its results;
-    // nobody else writes here (the lock), so every one of them is stale.
-    for (const char* f : {"stats.json", "stats.csv"})
-      for (const auto& e : fs::directory_iterator(o.out / p.dir, ec))
-        if (e.path().filename().string().rfind(std::string(f) + ".tmp.", 0) == 0)
-          fs::remove(e.path(), ec);
-    if (res[p.index].status == "bad_input") {
-      ++done;
-      continue;
-    }
+    if (plan.res[p.index].status == "bad_input") continue;
     const fs::path stats = o.out / p.dir / "stats.json";
     if (o.resume && fs::exists(stats)) {
       try {
         if (read_json_file(stats)["meta"]["config_hash"] == cfg.hash[p.index]) {
-          res[p.index].metrics = metrics_of(stats);
-          res[p.index].status = "skipped";
-          ++done;
+          plan.res[p.index].metrics = metrics_of(stats);
+          plan.res[p.index].status = "skipped";
           continue;
         }
       } catch (const std::exception&) {
         // unreadable: run it again
       }
     }
-    todo.push_back(p.index);
+    plan.todo.push_back(p.index);
   }
-  write_csv(o.out, axes, points, res, cfg);
-
-  auto progress = [&](const std::string& line) {
-    if (o.quiet) return;
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const size_t left = points.size() - done;
-    const double per = ran ? ran_seconds / ran : 0;
-    const double eta = ran ? per * static_cast<double>(left) / std::max(1u, o.jobs) : 0;
-    if (tty) {
-      const int width = 30;
-      const int filled = static_cast<int>(width * done / std::max<size_t>(1, points.size()));
-      std::cout << "\r\033[K" << line << "\n[" << std::string(filled, '=')
-                << std::string(width - filled, ' ') << "] " << done << "/" << points.size()
-                << " points, " << fmt_duration(elapsed) << " elapsed"
-                << (ran ? ", ETA " + fmt_duration(eta) : "") << std::flush;
-    } else {
-      std::cout << "[" << done << "/" << points.size() << "] " << line
-                << (ran ? " (ETA " + fmt_duration(eta) + ")" : "") << "\n" << std::flush;
-    }
-  };
-
-  std::vector<WorkerJob> jobs(points.size());
-  for (size_t idx : todo) {
+  plan.jobs.resize(points.size());
+  for (size_t idx : plan.todo) {
     const SweepPoint& p = points[idx];
     const fs::path dir = o.out / p.dir;
-    fs::create_directories(dir);
-    WorkerJob& j = jobs[idx];
+    WorkerJob& j = plan.jobs[idx];
     j.argv = {o.self, "run", o.experiment.string(), "--quiet", "--point", "--out", dir.string()};
     if (o.max_host_memory) {
       j.argv.push_back("--max-host-memory");
@@ -363,29 +283,33 @@ int run_sweep(const SweepOptions& o, const std::vector<SweepAxis>& axes) {
     }
     j.log = dir / "run.log";
   }
-  run_workers(jobs, todo, o.jobs, [&](size_t idx, const WorkerResult& wr) {
-    PointResult& r = res[idx];
-    r.seconds = wr.seconds;
-    const fs::path dir = o.out / points[idx].dir;
-    if (wr.exit_code == 0) {
-      r.status = "ok";
-      r.metrics = metrics_of(dir / "stats.json");
-    } else {
-      r.status = wr.exit_code == 2 ? "bad_input" : "failed";
-      r.error = read_log(jobs[idx].log);
-    }
-    ++done;
-    ++ran;
-    ran_seconds += wr.seconds;
-    write_csv(o.out, axes, points, res, cfg);
-    progress("point " + std::to_string(idx) + " " + r.status + ": " + points[idx].label + " (" +
-             format_number(std::round(wr.seconds * 100) / 100) + " s)" +
-             (r.error.empty() ? "" : " — " + r.error));
-  });
-  if (tty) std::cout << "\n";
+  return plan;
+}
 
-  // The table: per point, per region, cycles / flushes / IPIs or TLBIs.
-  if (!o.quiet) {
+/// Creates the points' directories, clearing what an earlier run left that would
+/// be mistaken for this one's: temporary files of killed writers (nobody else
+/// writes here: the lock) and the exit status and log of points about to run.
+void prepare_point_dirs(const fs::path& out, const SweepPlan& plan) {
+  std::error_code ec;
+  for (const auto& p : plan.points) {
+    for (const char* f : {"stats.json", "stats.csv"})
+      for (const auto& e : fs::directory_iterator(out / p.dir, ec))
+        if (e.path().filename().string().rfind(std::string(f) + ".tmp.", 0) == 0)
+          fs::remove(e.path(), ec);
+  }
+  for (size_t idx : plan.todo) {
+    const fs::path dir = out / plan.points[idx].dir;
+    fs::create_directories(dir);
+    fs::remove(dir / kPointExitStatus, ec);
+  }
+}
+
+/// The table (per point, per region: cycles, flushes, IPIs, TLBIs), the failed
+/// points on stderr, and the exit code.
+int report_sweep(const fs::path& out, const SweepPlan& plan, bool quiet) {
+  const auto& points = plan.points;
+  const auto& res = plan.res;
+  if (!quiet) {
     std::set<std::string> regions;
     for (const auto& r : res)
       for (const auto& [k, v] : r.metrics)
@@ -413,17 +337,203 @@ int run_sweep(const SweepOptions& o, const std::vector<SweepAxis>& axes) {
       }
       std::printf("\n");
     }
-    std::cout << "\nresults: " << (o.out / "sweep.csv").string() << "\n";
+    std::fflush(stdout);
+    std::cout << "\nresults: " << (out / "sweep.csv").string() << "\n";
   }
   bool bad = false, failed = false;
+  size_t pending = 0;
   for (size_t i = 0; i < points.size(); ++i) {
     if (res[i].status == "bad_input") bad = true;
     if (res[i].status == "failed") failed = true;
+    if (res[i].status == "pending") ++pending;
     if (res[i].status == "bad_input" || res[i].status == "failed")
       std::cerr << "tlbsim: sweep point " << i << " (" << points[i].label << ") " << res[i].status
                 << ": " << res[i].error << "\n";
   }
-  return failed ? 1 : bad ? 2 : 0;
+  if (pending)
+    std::cerr << "tlbsim: " << pending << " of " << points.size()
+              << " points have not finished; collect again later, or rerun them with --resume\n";
+  return failed || pending ? 1 : bad ? 2 : 0;
+}
+
+/// Points run as local worker processes, -j at a time, with progress.
+void run_local_backend(const SweepOptions& o, SweepPlan& plan) {
+  const auto& points = plan.points;
+  auto& res = plan.res;
+  const bool tty = !o.quiet && isatty(STDERR_FILENO);
+  const auto t0 = std::chrono::steady_clock::now();
+  size_t done = points.size() - plan.todo.size(), ran = 0;
+  double ran_seconds = 0;
+  auto progress = [&](const std::string& line) {
+    if (o.quiet) return;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const size_t left = points.size() - done;
+    const double per = ran ? ran_seconds / ran : 0;
+    const double eta = ran ? per * static_cast<double>(left) / std::max(1u, o.jobs) : 0;
+    if (tty) {
+      const int width = 30;
+      const int filled = static_cast<int>(width * done / std::max<size_t>(1, points.size()));
+      std::cerr << "\r\033[K" << line << "\n[" << std::string(filled, '=')
+                << std::string(width - filled, ' ') << "] " << done << "/" << points.size()
+                << " points, " << fmt_duration(elapsed) << " elapsed"
+                << (ran ? ", ETA " + fmt_duration(eta) : "") << std::flush;
+    } else {
+      std::cerr << "[" << done << "/" << points.size() << "] " << line
+                << (ran ? " (ETA " + fmt_duration(eta) + ")" : "") << "\n" << std::flush;
+    }
+  };
+  run_workers(plan.jobs, plan.todo, o.jobs, [&](size_t idx, const WorkerResult& wr) {
+    PointResult& r = res[idx];
+    r.seconds = wr.seconds;
+    const fs::path dir = o.out / points[idx].dir;
+    write_file_atomic(dir / kPointExitStatus, std::to_string(wr.exit_code) + "\n");
+    if (wr.exit_code == 0) {
+      r.status = "ok";
+      r.metrics = metrics_of(dir / "stats.json");
+    } else {
+      r.status = wr.exit_code == 2 ? "bad_input" : "failed";
+      r.error = read_log(plan.jobs[idx].log);
+    }
+    ++done;
+    ++ran;
+    ran_seconds += wr.seconds;
+    write_sweep_csv(o.out, plan);
+    progress("point " + std::to_string(idx) + " " + r.status + ": " + points[idx].label + " (" +
+             format_number(std::round(wr.seconds * 100) / 100) + " s)" +
+             (r.error.empty() ? "" : " — " + r.error));
+  });
+  if (tty) std::cerr << "\n";
+}
+
+/// Holds the sweep lock of `out` for as long as this process (and, inherited, its
+/// workers) lives.
+void lock_sweep_dir(const fs::path& out) {
+  // The lock's file description is inherited by the workers (no O_CLOEXEC), so it
+  // stays held while any worker of an interrupted sweep is still alive: --resume
+  // then refuses instead of racing it.
+  const fs::path lock_path = out / ".sweep.lock";
+  const int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT, 0644);
+  if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
+    throw InputError("", "another sweep, or a worker of an interrupted one, is still writing "
+                         "this directory (" + lock_path.string() + " is locked); wait for it "
+                         "to finish", "--out " + out.string());
+}
+
+}  // namespace
+
+void write_sweep_csv(const fs::path& out, const SweepPlan& plan) {
+  const auto& points = plan.points;
+  const auto& res = plan.res;
+  const auto& cfg = plan.cfg;
+  std::set<std::string> cols;
+  for (const auto& r : res)
+    for (const auto& [k, v] : r.metrics)
+      if (headline_metric(k)) cols.insert(k);
+  std::ostringstream csv;
+  csv << "point,dir";
+  for (const auto& a : plan.axes) csv << "," << csv_escape(a.key);
+  csv << ",status,config_hash";
+  for (const auto& c : cfg.columns) csv << "," << csv_escape(c);
+  for (const auto& c : cols) csv << "," << csv_escape(c);
+  csv << ",error\n";
+  for (size_t i = 0; i < points.size(); ++i) {
+    csv << i << "," << csv_escape(points[i].dir);
+    for (const auto& v : points[i].values) csv << "," << csv_escape(v);
+    csv << "," << res[i].status << "," << cfg.hash[i];
+    for (const auto& c : cfg.columns) {
+      auto it = cfg.flat[i].find(c);
+      csv << "," << (it == cfg.flat[i].end() ? "" : csv_escape(it->second));
+    }
+    for (const auto& c : cols) {
+      auto it = res[i].metrics.find(c);
+      csv << "," << (it == res[i].metrics.end() ? "" : format_number(it->second));
+    }
+    csv << "," << csv_escape(res[i].error) << "\n";
+  }
+  write_file_atomic(out / "sweep.csv", csv.str());
+}
+
+void collect_points(const fs::path& out, SweepPlan& plan, const std::vector<size_t>& which) {
+  for (size_t idx : which) {
+    PointResult& r = plan.res[idx];
+    const fs::path dir = out / plan.points[idx].dir;
+    const fs::path stats = dir / "stats.json";
+    r.metrics.clear();
+    r.error.clear();
+    std::error_code ec;
+    if (fs::exists(stats, ec)) {
+      try {
+        if (read_json_file(stats)["meta"]["config_hash"] == plan.cfg.hash[idx]) {
+          r.metrics = metrics_of(stats);
+          r.status = "ok";
+          continue;
+        }
+      } catch (const std::exception&) {
+        // unreadable: as if absent
+      }
+    }
+    const std::string code = read_log(dir / kPointExitStatus);
+    if (code.empty()) {
+      r.status = "pending";
+      continue;
+    }
+    r.status = code == "2" ? "bad_input" : "failed";
+    r.error = read_log(dir / "run.log");
+    if (r.error.empty()) r.error = "exit status " + code;
+  }
+}
+
+int run_sweep(const SweepOptions& o, const std::vector<SweepAxis>& axes) {
+  check_sweep_sets(o.sets, axes, o.experiment);
+  std::error_code ec;
+  fs::create_directories(o.out, ec);
+  if (ec || !fs::is_directory(o.out))
+    throw InputError("", "cannot create the sweep's output directory (" +
+                             (ec ? ec.message() : std::string("a file is in the way")) + ")",
+                     "--out " + o.out.string());
+  lock_sweep_dir(o.out);
+  check_no_active_slurm_job(o.out);
+  SweepPlan plan = plan_sweep(o, axes);
+  prepare_point_dirs(o.out, plan);
+  write_inputs(o);
+  write_sweep_csv(o.out, plan);
+  if (o.backend == "parallel") {
+    run_parallel_backend(o, plan);
+    collect_points(o.out, plan, plan.todo);
+  } else if (o.backend == "slurm") {
+    if (!run_slurm_backend(o, plan)) return 0;
+    collect_points(o.out, plan, plan.todo);
+  } else {
+    run_local_backend(o, plan);
+  }
+  write_sweep_csv(o.out, plan);
+  return report_sweep(o.out, plan, o.quiet);
+}
+
+int collect_sweep(const fs::path& out, bool quiet) {
+  const fs::path inputs = sweep_state_dir(out) / "inputs.json";
+  std::error_code ec;
+  if (!fs::exists(inputs, ec))
+    throw InputError("", "not a sweep directory (no " + inputs.string() +
+                             "; `tlbsim run` of a sweep writes it)", out.string());
+  const Json j = read_json_file(inputs);
+  SweepOptions o;
+  o.out = out;
+  o.experiment = j.at("experiment").get<std::string>();
+  o.sets = j.at("sets").get<std::vector<std::string>>();
+  o.paths.root = j.at("root").get<std::string>();
+  for (const auto& p : j.at("workload_paths")) o.paths.workloads.emplace_back(p.get<std::string>());
+  if (!j.at("max_host_memory").is_null()) o.max_host_memory = j["max_host_memory"].get<uint64_t>();
+  const auto axes = read_sweep_axes(o.experiment);
+  if (axes.empty())
+    throw InputError("/sweep", "the experiment has no sweep any more", o.experiment.string());
+  SweepPlan plan = plan_sweep(o, axes);
+  std::vector<size_t> all;
+  for (const auto& p : plan.points)
+    if (plan.res[p.index].status != "bad_input") all.push_back(p.index);
+  collect_points(out, plan, all);
+  write_sweep_csv(out, plan);
+  return report_sweep(out, plan, quiet);
 }
 
 }  // namespace tlbsim

@@ -5,6 +5,8 @@
 // result directory atomically, and is skipped on --resume when its stats.json
 // exists with the same configuration hash, so an interrupted sweep loses no
 // finished work. sweep.csv (one row per point) is rewritten after every point.
+// Backends: local worker processes (default), GNU parallel (several hosts through
+// its --sshloginfile), or one Slurm job array collected by `tlbsim sweep-collect`.
 #pragma once
 
 #include <filesystem>
@@ -54,10 +56,20 @@ struct SweepOptions {
   std::optional<uint64_t> max_host_memory;  // --max-host-memory, for every point
   std::string trace_name;  // --trace: this file name in every point's directory
   std::string debug;       // --debug, for every point (its output goes to run.log)
+  std::string backend = "local";  // local | parallel | slurm
+  std::string sshloginfile;       // parallel: GNU parallel's --sshloginfile
+  std::vector<std::string> sbatch_args;  // slurm: extra sbatch options
+  bool wait = false;              // slurm: wait for the job array, then collect
 };
 
-/// Runs every point; returns 0 when all succeeded, 2 when some point had bad input,
-/// 1 when some point failed otherwise. Prints progress and the final table.
+/// Runs every point on the backend; returns 0 when all succeeded, 2 when some point
+/// had bad input, 1 when some point failed otherwise (or, submitted to Slurm
+/// without --wait, 0 once the array is queued). Prints progress and the table.
 int run_sweep(const SweepOptions& opts, const std::vector<SweepAxis>& axes);
+
+/// `tlbsim sweep-collect DIR`: sweep.csv and the table from the points' result
+/// directories, for a sweep whose points ran elsewhere (a Slurm job array).
+/// Returns as run_sweep does; 1 also when some point has not finished.
+int collect_sweep(const std::filesystem::path& out, bool quiet);
 
 }  // namespace tlbsim

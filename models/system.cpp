@@ -264,22 +264,55 @@ void System::barrier_wait(TaskThread& t, const std::string& name, bool spin) {
   }
 }
 
-void System::spin_at_barrier(TaskThread& t, Barrier& b, uint64_t generation) {
-  // A user-mode spin loop: interrupts overlap it; the tick preempts it when its
-  // slice is over and another task waits on its CPU.
-  while (b.generation == generation) {
+template <class Done>
+void System::spin_until(TaskThread& t, sc_core::sc_event& ev, Done done) {
+  while (!done()) {
     const unsigned cpu = t.cpu_id();
     if (m_sched->nr_queued(cpu)) {
       const uint64_t left = t.slice_left();
-      if (left) sc_core::wait(cycles_to_sc(left), *b.released);
-      if (b.generation != generation) break;
+      if (left) sc_core::wait(cycles_to_sc(left), ev);
+      if (done()) break;
       t.absorb_irqs();
       t.maybe_preempt();
     } else {
-      sc_core::wait(*b.released);
+      sc_core::wait(ev);
     }
   }
   t.absorb_irqs();
+}
+
+void System::spin_at_barrier(TaskThread& t, Barrier& b, uint64_t generation) {
+  spin_until(t, *b.released, [&] { return b.generation != generation; });
+}
+
+System::Semaphore& System::semaphore(const std::string& name) {
+  Semaphore& s = m_sems[name];
+  if (!s.posted) s.posted = std::make_unique<sc_core::sc_event>();
+  return s;
+}
+
+bool System::sem_post(TaskThread& t, const std::string& name) {
+  Semaphore& s = semaphore(name);
+  ++s.count;
+  const bool slept = !s.sleepers.empty();
+  std::vector<TaskThread*> wake;
+  wake.swap(s.sleepers);
+  for (TaskThread* w : wake) t.wake(*w);
+  s.posted->notify();
+  return slept;
+}
+
+void System::sem_await(TaskThread& t, const std::string& name, bool spin) {
+  Semaphore& s = semaphore(name);
+  if (spin) {
+    spin_until(t, *s.posted, [&] { return s.count > 0; });
+  } else {
+    while (s.count == 0) {
+      s.sleepers.push_back(&t);
+      t.block();
+    }
+  }
+  --s.count;
 }
 
 void System::define_barrier(const std::string& name, unsigned participants) {

@@ -175,6 +175,13 @@ class System {
   /// Waits at barrier `name` until every participant arrived: asleep in the kernel
   /// (futex) or spinning in user mode.
   void barrier_wait(TaskThread& t, const std::string& name, bool spin);
+  /// sem_post() of the workload semaphore `name`: one more unit; wakes its
+  /// sleepers (each re-checks). Returns whether a task slept on it (the post then
+  /// is a futex_wake system call).
+  bool sem_post(TaskThread& t, const std::string& name);
+  /// sem_wait(): until semaphore `name` is positive, asleep (futex) or spinning in
+  /// user mode; then takes one unit.
+  void sem_await(TaskThread& t, const std::string& name, bool spin);
   /// Declares a barrier for harness programs (workload barriers are found in the ops).
   void define_barrier(const std::string& name, unsigned participants);
   RegionStats& region(const std::string& name);
@@ -198,6 +205,16 @@ class System {
     std::vector<TaskThread*> sleepers;
     std::unique_ptr<sc_core::sc_event> released;
   };
+  struct Semaphore {
+    uint64_t count = 0;
+    std::vector<TaskThread*> sleepers;
+    std::unique_ptr<sc_core::sc_event> posted;
+  };
+  Semaphore& semaphore(const std::string& name);
+  /// A user-mode spin loop until `done()`, woken by `ev`: interrupts overlap it;
+  /// the tick preempts it when its slice is over and another task waits on its CPU.
+  template <class Done>
+  void spin_until(TaskThread& t, sc_core::sc_event& ev, Done done);
   struct Process {
     mm::Mm* mm = nullptr;
     unsigned live_threads = 0;
@@ -246,6 +263,7 @@ class System {
   std::vector<std::unique_ptr<TaskThread>> m_threads;  // by pid
   std::vector<TaskThread*> m_initial;                  // workload threads, in order
   std::map<std::string, Barrier> m_barriers;
+  std::map<std::string, Semaphore> m_sems;
   std::exception_ptr m_error;
   TraceWriter* m_trace = nullptr;
   uint64_t m_flow_id = 0;

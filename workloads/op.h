@@ -33,6 +33,8 @@ enum class OpKind : uint8_t {
   kReplay,
   kPin,
   kUnpin,
+  kPost,   // sem_post() of a named semaphore
+  kAwait,  // sem_wait(): until the semaphore is positive, then take one
   kRepeat,  // expanded by the reader: never executed
 };
 
@@ -75,7 +77,7 @@ struct Op {
 
   // barrier / region: name; region: body
   std::string name;
-  bool spin = false;  // barrier, sleep: busy-wait in user mode instead of sleeping
+  bool spin = false;  // barrier, sleep, await: busy-wait in user mode instead of sleeping
   std::vector<Op> body;
 
   // sleep

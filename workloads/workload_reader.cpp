@@ -57,6 +57,8 @@ const char* op_name(OpKind k) {
     case OpKind::kReplay: return "replay";
     case OpKind::kPin: return "pin";
     case OpKind::kUnpin: return "unpin";
+    case OpKind::kPost: return "post";
+    case OpKind::kAwait: return "await";
     case OpKind::kRepeat: return "repeat";
   }
   return "?";
@@ -73,6 +75,8 @@ bool op_supported(OpKind k) {
     case OpKind::kExit:
     case OpKind::kWait:
     case OpKind::kBarrier:
+    case OpKind::kPost:
+    case OpKind::kAwait:
     case OpKind::kSleep:
     case OpKind::kRegion:
     case OpKind::kReplay:
@@ -103,6 +107,7 @@ const std::map<std::string, OpKind>& op_names() {
       {"sleep", OpKind::kSleep},       {"region", OpKind::kRegion},
       {"migrate", OpKind::kMigrate},   {"replay", OpKind::kReplay},
       {"pin", OpKind::kPin},           {"unpin", OpKind::kUnpin},
+      {"post", OpKind::kPost},         {"await", OpKind::kAwait},
       {"repeat", OpKind::kRepeat}};
   return m;
 }
@@ -143,6 +148,9 @@ struct Scope {
   std::vector<std::pair<uint64_t, std::string>>* op_cpus;  // CPU, pointer of each fork/migrate
   uint64_t expanded = 0;  // ops read for this process so far, repeats expanded
   Json env;               // parameters and the enclosing templates' and repeats' indices
+  // Semaphore name and pointer of every post and await of the workload.
+  std::vector<std::pair<std::string, std::string>>* sem_posts;
+  std::vector<std::pair<std::string, std::string>>* sem_awaits;
 };
 
 /// Ops one process may have after `repeat` blocks are expanded (host memory: an op
@@ -384,6 +392,15 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
       op.name = r.name("name", true);
       op.spin = r.choice("wait", "block", {"block", "spin"}) == "spin";
       scope.barriers->insert(op.name);
+      break;
+    case OpKind::kPost:
+    case OpKind::kAwait:
+      // A counting semaphore shared by the whole workload (sem_post / sem_wait on a
+      // process-shared semaphore): await blocks until a post made it positive.
+      op.name = r.name("name", true);
+      if (op.kind == OpKind::kAwait)
+        op.spin = r.choice("wait", "block", {"block", "spin"}) == "spin";
+      (op.kind == OpKind::kPost ? scope.sem_posts : scope.sem_awaits)->emplace_back(op.name, r.ptr("name"));
       break;
     case OpKind::kSleep:
       op.cycles = r.uint("cycles", 0, 0, kMaxOpCycles);
@@ -631,6 +648,7 @@ Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_
   const Json* procs = r.get("processes");
   if (!procs) throw InputError(pointer.empty() ? "/" : pointer, "missing required key \"processes\"");
   std::set<std::string> barriers;
+  std::vector<std::pair<std::string, std::string>> sem_posts, sem_awaits;
   std::vector<std::pair<uint64_t, std::string>> op_cpus;
   uint64_t nr_threads = 0;
   const std::vector<Expanded> processes = expand_templates(*procs, r.ptr("processes"), params, "process");
@@ -646,6 +664,8 @@ Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_
     scope.base_dir = base_dir;
     scope.task_size = task_size;
     scope.op_cpus = &op_cpus;
+    scope.sem_posts = &sem_posts;
+    scope.sem_awaits = &sem_awaits;
     std::vector<Expanded> ts;
     try {
       p.name = pr.name("name", false, "p" + std::to_string(pi));
@@ -675,6 +695,14 @@ Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_
   }
   r.finish();
   check_barriers(w, barriers);
+  // An await needs a post of its semaphore somewhere in the workload; more awaits
+  // than posts would leave the last ones waiting forever.
+  std::map<std::string, int64_t> balance;
+  for (const auto& [name, ptr] : sem_posts) ++balance[name];
+  for (const auto& [name, ptr] : sem_awaits)
+    if (--balance[name] < 0)
+      throw InputError(ptr, "semaphore " + quote_excerpt(name) + " is awaited more often than it "
+                            "is posted in the whole workload: the last await would wait forever");
   return w;
 }
 

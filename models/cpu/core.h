@@ -70,7 +70,7 @@ struct CoreStats : StatGroup {
   Scalar handler_cycles{this, "handler_cycles", "cycles", "Cycles of IPI handlers (interrupt entry, flush, exit)."};
   Scalar irq_idle_cycles{this, "irq_idle_cycles", "cycles", "Handler and DVM-snoop cycles while no task ran here (idle time; no task pays them)."};
   Scalar local_flush_cycles{this, "local_flush_cycles", "cycles", "Cycles of INVLPG/CR3 flushes this CPU executed."};
-  Scalar barrier_wait_cycles{this, "barrier_wait_cycles", "cycles", "Cycles tasks spun here at barriers in user mode (sleeping waits are idle time)."};
+  Scalar barrier_wait_cycles{this, "barrier_wait_cycles", "cycles", "Cycles tasks spun here at barriers and semaphores (await) in user mode (sleeping waits are idle time)."};
   Scalar lock_spin_cycles{this, "lock_spin_cycles", "cycles", "Cycles tasks spun here waiting for kernel spinlocks."};
   Scalar tlbi_sent{this, "tlbi_sent", "count", "arm64: broadcast TLBIs this CPU issued."};
   Scalar tlbi_local{this, "tlbi_local", "count", "arm64: local (non-broadcast) TLBIs this CPU issued."};

@@ -299,6 +299,35 @@ void Program::exec_op(const Op& op) {
     case OpKind::kBarrier:
       barrier_op(op);
       break;
+    case OpKind::kPost: {
+      // sem_post(): an atomic increment in user mode; futex_wake() only when a
+      // task sleeps on the semaphore (glibc new_sem_post).
+      m_t.take_stolen();
+      m_t.sync();
+      const uint64_t t = m_t.now();
+      if (m_sys.sem_post(m_t, op.name)) {
+        ++m_t.core().stats().syscalls;
+        ctx.count(mm::KOp::kSyscallEntry);
+        m_t.charge_kernel();
+      }
+      trace_span("barrier", "post " + op.name, t);
+      break;
+    }
+    case OpKind::kAwait: {
+      // sem_wait(): futex_wait() when it must sleep; a spin stays in user mode.
+      m_t.take_stolen();
+      if (!op.spin) {
+        ++m_t.core().stats().syscalls;
+        ctx.count(mm::KOp::kSyscallEntry);
+        m_t.charge_kernel();
+      }
+      m_t.sync();
+      const uint64_t t = m_t.now();
+      m_sys.sem_await(m_t, op.name, op.spin);
+      if (op.spin) m_t.core().stats().barrier_wait_cycles += m_t.now() - t;
+      trace_span("barrier", (op.spin ? "spin at " : "sleep at ") + op.name, t);
+      break;
+    }
     case OpKind::kReplay:
       if (m_t.core().is_arm64()) {
         op_replay_with<arm64::Arm64CoreMmu>(op);

@@ -45,4 +45,26 @@ print(" ".join("%s/%s:%s/%s" % (r["machine"][:3], r["workload.params.threads"], 
       r["system.regions.region[cow].flush_requests"]) for r in csv.DictReader(open(sys.argv[1]))))' "$tmp/c/sweep.csv")"
 want="$(for m in x86 arm; do for t in 2 4 8 16 32 64; do printf '%s/%d:%d/%d ' $m $t $((t * 64)) $((t * 64)); done; done)"
 check "64 COW faults and flushes per thread at every point (got $got)" test "$got " = "$want"
+# post / await: thread 1 waits for thread 0's mmap (after a sleep), touches the 16
+# pages, posts; thread 0 waits for that and unmaps: one IPI to CPU 1, 16 faults there.
+cat > "$tmp/sem.json" <<'JSON'
+{"machine": "x86_small", "kernel": "linux-6.15", "workload": {"processes": [{"threads": [
+ {"cpu": 0, "ops": [{"op": "sleep", "cycles": 100000}, {"op": "mmap", "name": "m", "size": "64KiB"},
+   {"op": "post", "name": "mapped"}, {"op": "await", "name": "used"},
+   {"op": "region", "name": "munmap", "ops": [{"op": "munmap", "mapping": "m"}]}]},
+ {"cpu": 1, "ops": [{"op": "await", "name": "mapped"}, {"op": "touch", "mapping": "m", "access": "write"},
+   {"op": "post", "name": "used"}]}]}]}}
+JSON
+"$TLBSIM" run "$tmp/sem.json" --out "$tmp/sem" --quiet
+check "post/await runs" test $? -eq 0
+got="$(python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))["stats"]["system"]
+print(s["regions"]["region[munmap]"]["ipis_sent"]["value"], s["cpu[1]"]["faults"]["value"],
+      s["cpu[1]"]["cycles"]["value"] > 100000)' "$tmp/sem/stats.json")"
+check "post/await: one IPI in munmap, 16 faults on CPU 1, which ran past the sleep (got $got)" test "$got" = "1 16 True"
+sed 's/{"op": "await", "name": "used"},/{"op": "await", "name": "used"}, {"op": "await", "name": "used"},/' "$tmp/sem.json" > "$tmp/sem2.json"
+"$TLBSIM" validate "$tmp/sem2.json" > /dev/null 2> "$tmp/sem2.err"
+check "more awaits than posts: exit 2" test $? -eq 2
+check "more awaits than posts: message" grep -q 'ops/4/name: semaphore "used" is awaited more often than it is posted' "$tmp/sem2.err"
 finish

@@ -98,9 +98,12 @@ struct Op {
   uint64_t addr = 0;
   bool fixed = false;
 
-  // replay: the trace file's runs over the named mappings
+  // replay: `trace_runs` runs of the trace file from byte `trace_start` over the
+  // named mappings, read as a stream (workloads/trace_file.h)
   std::vector<std::string> mappings;
-  std::shared_ptr<const std::vector<TraceEntry>> trace;
+  std::string trace_file;
+  uint64_t trace_start = 0;
+  uint64_t trace_runs = 0;
 };
 
 struct Thread {

@@ -21,6 +21,7 @@
 #include "base/size.h"
 #include "workloads/object_reader.h"
 #include "workloads/substitute.h"
+#include "workloads/trace_file.h"
 
 namespace tlbsim::workload {
 
@@ -435,8 +436,12 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
       }
       std::string file = r.str("trace", "", true);
       if (!file.empty() && file[0] != '/') file = scope.base_dir + "/" + file;
+      op.trace_file = file;
+      op.trace_start = r.uint("start", 0);
+      op.trace_runs = r.uint("runs", 0);
       try {
-        op.trace = std::make_shared<const std::vector<TraceEntry>>(read_trace_file(file, sizes));
+        // Checked now, streamed again when it runs: memory independent of its length.
+        op.trace_runs = validate_trace_file(file, sizes, op.trace_start, op.trace_runs);
       } catch (const InputError& e) {
         if (e.file().empty()) throw InputError(r.ptr("trace"), e.message());
         throw;
@@ -464,56 +469,6 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
 
 }  // namespace
 
-std::vector<TraceEntry> read_trace_file(const std::string& path,
-                                        const std::vector<uint64_t>& mapping_sizes) {
-  std::ifstream in(path);
-  if (!in) throw InputError("", "trace file " + quote_excerpt(path) + " not found or unreadable");
-  std::vector<TraceEntry> v;
-  std::string line;
-  size_t lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    const std::string where = "line " + std::to_string(lineno);
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream ls(line);
-    std::string m_text, page_hex, kind, count_text;
-    if (!(ls >> m_text >> page_hex >> kind))
-      throw InputError(where, "expected \"MAPPING PAGE KIND [COUNT]\", got " + quote_excerpt(line), path);
-    ls >> count_text;
-    std::string rest;
-    if (ls >> rest) throw InputError(where, "unexpected text " + quote_excerpt(rest), path);
-    // Every field is range-checked here: strtoull saturates and wraps silently.
-    auto number = [&](const std::string& text, int base, const char* what) {
-      errno = 0;
-      char* end = nullptr;
-      const uint64_t x = std::strtoull(text.c_str(), &end, base);
-      if (text.empty() || text[0] == '-' || text[0] == '+' || !end || *end || errno == ERANGE)
-        throw InputError(where, std::string("expected ") + what + ", got " + quote_excerpt(text), path);
-      return x;
-    };
-    TraceEntry e;
-    const uint64_t m = number(m_text, 10, "a mapping index");
-    if (m >= mapping_sizes.size())
-      throw InputError(where, "mapping index " + std::to_string(m) + " but the replay op names " +
-                                  std::to_string(mapping_sizes.size()) + " mappings", path);
-    e.mapping = static_cast<uint32_t>(m);
-    e.page = number(page_hex, 16, "a hex page offset");
-    const uint64_t pages = mapping_sizes[m] / kPageSize + (mapping_sizes[m] % kPageSize != 0);
-    if (e.page >= pages)
-      throw InputError(where, "page " + quote_excerpt(page_hex) + " lies beyond mapping " +
-                                  std::to_string(m) + " (" + std::to_string(pages) + " pages)", path);
-    if (kind == "r") e.kind = AccessKind::kRead;
-    else if (kind == "w") e.kind = AccessKind::kWrite;
-    else if (kind == "x") e.kind = AccessKind::kExec;
-    else throw InputError(where, "expected kind r, w or x, got " + quote_excerpt(kind), path);
-    const uint64_t count = count_text.empty() ? 1 : number(count_text, 10, "a count");
-    if (count == 0 || count > 0xffffffffu)
-      throw InputError(where, "expected a count between 1 and 2^32-1, got " + quote_excerpt(count_text), path);
-    e.count = static_cast<uint32_t>(count);
-    v.push_back(e);
-  }
-  return v;
-}
 
 namespace {
 

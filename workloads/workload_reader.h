@@ -25,12 +25,6 @@ using Json = nlohmann::ordered_json;
 Workload read_workload(const Json& j, const std::string& pointer, unsigned nr_cpus,
                        const std::string& base_dir = ".", uint64_t task_size = kTaskSizeX86);
 
-/// Reads a trace file of the replay op ("MAPPING PAGE(hex) KIND [COUNT]" per line)
-/// over mappings of the given sizes; InputError with the line number on malformed
-/// lines and pages beyond their mapping.
-std::vector<TraceEntry> read_trace_file(const std::string& path,
-                                        const std::vector<uint64_t>& mapping_sizes);
-
 /// Ops that parse but cannot be executed by this version of the simulator.
 bool op_supported(OpKind k);
 

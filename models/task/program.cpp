@@ -9,6 +9,8 @@
 #include "mm/kernel.h"
 #include "models/system.h"
 #include "models/task/task_thread.h"
+#include "base/json_text.h"
+#include "workloads/trace_file.h"
 #include "workloads/zipf_sampler.h"
 
 namespace tlbsim {
@@ -486,7 +488,12 @@ void Program::op_replay_with(const Op& op) {
   // Each trace run: `count` accesses of one kind to one page of a named mapping.
   std::vector<std::pair<VirtAddr, uint64_t>> maps;
   for (const auto& name : op.mappings) maps.push_back(m_sys.mapping(m_t.process(), name, op.pointer));
-  for (const workload::TraceEntry& e : *op.trace) {
+  workload::TraceReader in(op.trace_file, op.trace_start);
+  workload::TraceEntry e;
+  for (uint64_t n = 0; n < op.trace_runs; ++n) {
+    if (!in.next(e) || e.mapping >= maps.size())
+      throw InputError(op.pointer, "trace file " + quote_excerpt(op.trace_file) +
+                                       " changed after the workload was read");
     const auto& [base, len] = maps[e.mapping];
     if ((e.page << kPageShift) >= len)
       throw InputError(op.pointer, "trace page " + std::to_string(e.page) + " lies beyond mapping \"" +

@@ -293,9 +293,9 @@ printf '0 10000000000000 r\n' > "$tmp/tr/big.trace"
 printf '0 0 r 99999999999999999999999\n' > "$tmp/tr/count.trace"
 printf '%s' "$(ops "$MMAP, {\"op\": \"replay\", \"trace\": \"big.trace\", \"mappings\": [\"b\"]}")" > "$tmp/tr/big.json"
 printf '%s' "$(ops "$MMAP, {\"op\": \"replay\", \"trace\": \"count.trace\", \"mappings\": [\"b\"]}")" > "$tmp/tr/count.json"
-check_bad trace_page_2_52 "big.trace: line 1: page \"10000000000000\" lies beyond mapping 0 (256 pages)" \
+check_bad trace_page_2_52 "big.trace: line 1: page 0x10000000000000 lies beyond mapping 0 (256 pages)" \
   "$tmp/tr/big.json"
-check_bad trace_count_overflow "count.trace: line 1: expected a count, got" "$tmp/tr/count.json"
+check_bad trace_count_overflow "count.trace: line 1: expected a count (too large), in" "$tmp/tr/count.json"
 
 echo "$pass passed, $fails failed"
 [ "$fails" -eq 0 ]

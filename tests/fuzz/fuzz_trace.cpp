@@ -7,7 +7,7 @@
 #include <string>
 
 #include "base/error.h"
-#include "workloads/workload_reader.h"
+#include "workloads/trace_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string path = [] {
@@ -21,7 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   }
   try {
-    (void)tlbsim::workload::read_trace_file(path, {4096, 1ull << 30, 12345});
+    (void)tlbsim::workload::validate_trace_file(path, {4096, 1ull << 30, 12345});
   } catch (const tlbsim::InputError& e) {
     if (e.where().rfind("line ", 0) != 0 && !e.where().empty()) __builtin_trap();
   }

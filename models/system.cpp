@@ -291,9 +291,9 @@ System::Semaphore& System::semaphore(const std::string& name) {
   return s;
 }
 
-bool System::sem_post(TaskThread& t, const std::string& name) {
+bool System::sem_post(TaskThread& t, const std::string& name, uint64_t count) {
   Semaphore& s = semaphore(name);
-  ++s.count;
+  s.count += count;
   const bool slept = !s.sleepers.empty();
   std::vector<TaskThread*> wake;
   wake.swap(s.sleepers);

@@ -178,7 +178,7 @@ class System {
   /// sem_post() of the workload semaphore `name`: one more unit; wakes its
   /// sleepers (each re-checks). Returns whether a task slept on it (the post then
   /// is a futex_wake system call).
-  bool sem_post(TaskThread& t, const std::string& name);
+  bool sem_post(TaskThread& t, const std::string& name, uint64_t count = 1);
   /// sem_wait(): until semaphore `name` is positive, asleep (futex) or spinning in
   /// user mode; then takes one unit.
   void sem_await(TaskThread& t, const std::string& name, bool spin);

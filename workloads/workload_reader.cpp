@@ -139,6 +139,11 @@ void parse_prot(ObjectReader& r, Op& op) {
   op.prot_exec = prot.find('x') != std::string::npos;
 }
 
+struct SemUse {
+  std::string name, ptr;
+  uint64_t units;
+};
+
 struct Scope {
   std::map<std::string, uint64_t> mappings;  // names mmapped so far in this process → size
   std::set<std::string>* barriers;           // every barrier name used
@@ -149,9 +154,9 @@ struct Scope {
   std::vector<std::pair<uint64_t, std::string>>* op_cpus;  // CPU, pointer of each fork/migrate
   uint64_t expanded = 0;  // ops read for this process so far, repeats expanded
   Json env;               // parameters and the enclosing templates' and repeats' indices
-  // Semaphore name and pointer of every post and await of the workload.
-  std::vector<std::pair<std::string, std::string>>* sem_posts;
-  std::vector<std::pair<std::string, std::string>>* sem_awaits;
+  // Every post and await of the workload: semaphore, pointer, units.
+  std::vector<SemUse>* sem_posts;
+  std::vector<SemUse>* sem_awaits;
 };
 
 /// Ops one process may have after `repeat` blocks are expanded (host memory: an op
@@ -401,7 +406,10 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
       op.name = r.name("name", true);
       if (op.kind == OpKind::kAwait)
         op.spin = r.choice("wait", "block", {"block", "spin"}) == "spin";
-      (op.kind == OpKind::kPost ? scope.sem_posts : scope.sem_awaits)->emplace_back(op.name, r.ptr("name"));
+      else
+        op.count = r.uint("count", 1, 1, 0xffffffffu);  // units added at once
+      (op.kind == OpKind::kPost ? scope.sem_posts : scope.sem_awaits)
+          ->push_back({op.name, r.ptr("name"), op.kind == OpKind::kPost ? op.count : 1});
       break;
     case OpKind::kSleep:
       op.cycles = r.uint("cycles", 0, 0, kMaxOpCycles);
@@ -603,7 +611,7 @@ Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_
   const Json* procs = r.get("processes");
   if (!procs) throw InputError(pointer.empty() ? "/" : pointer, "missing required key \"processes\"");
   std::set<std::string> barriers;
-  std::vector<std::pair<std::string, std::string>> sem_posts, sem_awaits;
+  std::vector<SemUse> sem_posts, sem_awaits;
   std::vector<std::pair<uint64_t, std::string>> op_cpus;
   uint64_t nr_threads = 0;
   const std::vector<Expanded> processes = expand_templates(*procs, r.ptr("processes"), params, "process");
@@ -652,10 +660,10 @@ Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_
   check_barriers(w, barriers);
   // An await needs a post of its semaphore somewhere in the workload; more awaits
   // than posts would leave the last ones waiting forever.
-  std::map<std::string, int64_t> balance;
-  for (const auto& [name, ptr] : sem_posts) ++balance[name];
-  for (const auto& [name, ptr] : sem_awaits)
-    if (--balance[name] < 0)
+  std::map<std::string, uint64_t> balance;
+  for (const auto& u : sem_posts) balance[u.name] += u.units;
+  for (const auto& [name, ptr, units] : sem_awaits)
+    if (balance[name]-- == 0)
       throw InputError(ptr, "semaphore " + quote_excerpt(name) + " is awaited more often than it "
                             "is posted in the whole workload: the last await would wait forever");
   return w;

@@ -307,7 +307,7 @@ void Program::exec_op(const Op& op) {
       m_t.take_stolen();
       m_t.sync();
       const uint64_t t = m_t.now();
-      if (m_sys.sem_post(m_t, op.name)) {
+      if (m_sys.sem_post(m_t, op.name, op.count)) {
         ++m_t.core().stats().syscalls;
         ctx.count(mm::KOp::kSyscallEntry);
         m_t.charge_kernel();

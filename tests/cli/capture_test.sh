@@ -24,7 +24,7 @@ for m in x86_server arm64_server; do
   check "$m: no stale-TLB violation" test "$(stat "$tmp/run-$m" "s['coherence']['stale_tlb_violations']['value']")" = 0
 done
 # The munmap of the 16 pages while the worker computes on CPU 1: an IPI there.
-check "x86: the munmap IPIs the worker's CPU" test "$(stat "$tmp/run-x86_server" "s['cpu[1]']['ipis_received']['value'] >= 1")" = True
+check "x86: the munmap IPIs the worker's CPU" test "$(stat "$tmp/run-x86_server" "s['cpu'][1]['ipis_received']['value'] >= 1")" = True
 check "arm64: broadcast TLBIs instead of IPIs" test "$(stat "$tmp/run-arm64_server" "(s['regions']['region[capture]']['ipis_sent']['value'], s['regions']['region[capture]']['tlbis']['value'] > 0)")" = "(0, True)"
 # The import is a function of the logs.
 "$importer" "$tmp/tt-logs" -o "$tmp/tt2.json" --quiet

@@ -9,7 +9,7 @@ cat > "$tmp/s.json" <<JSON
  "workload": {"preset": "munmap", "params": {"size": "1MiB"}},
  "sweep": {"machine": ["x86_server", "arm64_server"], "workload.params.size": ["1MiB"]}}
 JSON
-"$TLBSIM" run "$tmp/s.json" --out "$tmp/s" -j 2 --quiet
+"$TLBSIM" run "$tmp/s.json" --out "$tmp/s" -j 2 --quiet --all-cpus
 check "sweep exits 0" test $? -eq 0
 a="$(ls -d "$tmp/s/000-"*)"; b="$(ls -d "$tmp/s/001-"*)"
 check "the point labels hold commas" grep -q , <<<"$(basename "$a")"
@@ -33,9 +33,24 @@ import csv, json
 each = {r[0]: r for r in csv.reader(open('$tmp/percpu.csv'))}
 summed = {r[0]: r for r in csv.reader(open('$tmp/all.csv'))}
 j = json.load(open('$a/stats.json'))['stats']['system']
-want = sum(v['stlb']['misses']['value'] for k, v in j.items() if k.startswith('cpu['))
+want = sum(v['stlb']['misses']['value'] for v in j['cpu'] if v is not None)
 got = float(summed['system.cpu[*].stlb.misses'][1])
 assert got == want and want > 0, (got, want)"
+
+# stats.json: per-CPU groups are one list "cpu"; a CPU that did nothing is null
+# unless --all-cpus (the points above kept all 64); stats.csv has every CPU.
+"$TLBSIM" run "$tmp/s.json" --out "$tmp/idle" --quiet
+p="$(ls -d "$tmp/idle/000-"*)"
+check "stats.json: cpu is a list of 64, idle CPUs null, CPUs 0 and 1 not" python3 -c "
+import json
+c = json.load(open('$p/stats.json'))['stats']['system']['cpu']
+assert isinstance(c, list) and len(c) == 64, type(c)
+assert c[0] is not None and c[1] is not None and all(x is None for x in c[2:]), [x is None for x in c]"
+check "--all-cpus keeps every CPU" python3 -c "
+import json
+c = json.load(open('$a/stats.json'))['stats']['system']['cpu']
+assert len(c) == 64 and all(x is not None for x in c)"
+check "stats.csv keeps the flat paths" grep -q '^system.cpu\[63\].cycles,' "$p/stats.csv"
 
 # Time from each run's clock: x86_server 2.6 GHz... whatever the preset says.
 "$TLBSIM" compare --csv "$a" "$b" > "$tmp/head.csv"

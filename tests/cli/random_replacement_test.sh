@@ -16,7 +16,7 @@ cat > "$tmp/rr.json" <<'JSON'
 JSON
 misses() {
   "$TLBSIM" run "$tmp/rr.json" --out "$tmp/out-$1-$2" --quiet --set "seed=$1" || exit 1
-  python3 -c "import json; print(json.load(open('$tmp/out-$1-$2/stats.json'))['stats']['system']['cpu[0]']['stlb']['misses']['value'])"
+  python3 -c "import json; print(json.load(open('$tmp/out-$1-$2/stats.json'))['stats']['system']['cpu'][0]['stlb']['misses']['value'])"
 }
 a="$(misses 1 a)"; b="$(misses 2 a)"; again="$(misses 1 b)"
 fails=0

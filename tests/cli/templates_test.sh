@@ -60,8 +60,8 @@ check "post/await runs" test $? -eq 0
 got="$(python3 -c '
 import json, sys
 s = json.load(open(sys.argv[1]))["stats"]["system"]
-print(s["regions"]["region[munmap]"]["ipis_sent"]["value"], s["cpu[1]"]["faults"]["value"],
-      s["cpu[1]"]["cycles"]["value"] > 100000)' "$tmp/sem/stats.json")"
+print(s["regions"]["region[munmap]"]["ipis_sent"]["value"], s["cpu"][1]["faults"]["value"],
+      s["cpu"][1]["cycles"]["value"] > 100000)' "$tmp/sem/stats.json")"
 check "post/await: one IPI in munmap, 16 faults on CPU 1, which ran past the sleep (got $got)" test "$got" = "1 16 True"
 sed 's/{"op": "await", "name": "used"},/{"op": "await", "name": "used"}, {"op": "await", "name": "used"},/' "$tmp/sem.json" > "$tmp/sem2.json"
 "$TLBSIM" validate "$tmp/sem2.json" > /dev/null 2> "$tmp/sem2.err"

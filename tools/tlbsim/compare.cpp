@@ -73,8 +73,8 @@ Run load_run(const std::string& arg, bool per_cpu) {
       m && m->is_object() && m->contains("freq_ghz") && (*m)["freq_ghz"].is_number())
     ghz = (*m)["freq_ghz"].get<double>();
   std::map<std::string, double> dist_count, dist_weighted;
-  std::function<void(const Json&, const std::string&)> walk = [&](const Json& n, const std::string& path) {
-    if (n.is_object() && n.contains("value") && n.contains("unit")) {
+  for_each_stat(j["stats"], [&](const std::string& path, const Json& n) {
+    {
       const Json& v = n["value"];
       const std::string key = per_cpu ? path : group_cpus(path);
       if (v.is_number()) {
@@ -88,13 +88,8 @@ Run load_run(const std::string& arg, bool per_cpu) {
         dist_count[key] += c;
         dist_weighted[key] += c * v["mean"].get<double>();
       }
-      return;
     }
-    if (!n.is_object()) return;
-    for (auto it = n.begin(); it != n.end(); ++it)
-      walk(it.value(), path.empty() ? it.key() : path + "." + it.key());
-  };
-  walk(j["stats"], "");
+  });
   for (const auto& [k, c] : dist_count) {
     r.metrics[k + ".count"] = c;
     r.metrics[k + ".mean"] = c > 0 ? dist_weighted[k] / c : 0;

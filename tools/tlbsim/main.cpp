@@ -163,6 +163,7 @@ int cmd_run(const std::string& file, const std::vector<std::string>& sets, std::
       o.max_host_memory = max_host_memory;
       o.trace_name = trace.empty() ? "" : std::filesystem::path(trace).filename().string();
       o.debug = debug;
+      o.all_cpus = all_cpus;
       if (o.backend != "local") {  // the commands run elsewhere: absolute paths
         o.out = std::filesystem::absolute(o.out).lexically_normal();
         o.experiment = std::filesystem::absolute(o.experiment).lexically_normal();
@@ -207,7 +208,7 @@ int cmd_run(const std::string& file, const std::vector<std::string>& sets, std::
     meta.host_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     meta.simulated_cycles = sim_cycles;
-    write_outputs(out, *ex, root, meta);
+    write_outputs(out, *ex, root, meta, all_cpus);
     if (tw && !trace.empty()) tw->write(trace);
     if (!quiet) print_summary(std::cout, *ex, root, all_cpus, meta);
   }
@@ -245,7 +246,8 @@ int sc_main(int argc, char* argv[]) {
                   "Run this workload file (or catalog name) instead of the experiment's");
   run->add_option("--set", sets, "Override a parameter: key.path=value (repeatable)");
   run->add_flag("--quiet", quiet, "Print nothing but errors");
-  run->add_flag("--all-cpus", all_cpus, "Summary: list idle CPUs too (all-zero rows)");
+  run->add_flag("--all-cpus", all_cpus,
+                "List idle CPUs too: in the summary, and in stats.json (otherwise null there)");
   std::string debug_help = "Print events as they happen (stderr), comma separated:";
   for (const auto& c : log::debug_categories())
     debug_help += std::string("\n      ") + c.name + ": " + c.what;

@@ -1,6 +1,7 @@
 #include "tools/tlbsim/report.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <iomanip>
 #include <sstream>
@@ -49,8 +50,63 @@ bool headline_metric(const std::string& k) {
          k == "system.kernel.vmstat.pgfault" || k == "system.coherence.stale_tlb_violations";
 }
 
+namespace {
+
+/// Whether every number under `j` is zero (an idle CPU's statistics).
+bool all_zero(const Json& j) {
+  if (j.is_number()) return j.get<double>() == 0;
+  if (j.is_object() || j.is_array()) {
+    for (const auto& v : j)
+      if (!all_zero(v)) return false;
+  }
+  return true;
+}
+
+/// NAME[0], NAME[1], ... siblings -> one list NAME (at the first one's place), all-zero
+/// elements null unless `keep_zero`. Recursion follows the stat tree (a few levels).
+Json listify(const Json& j, bool keep_zero) {
+  if (!j.is_object()) return j;
+  if (j.contains("value") && j.contains("unit")) return j;
+  Json out = Json::object();
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& k = it.key();
+    const size_t open = k.rfind('[');
+    bool indexed = open != std::string::npos && open > 0 && k.back() == ']' && open + 2 < k.size();
+    for (size_t i = open + 1; indexed && i + 1 < k.size(); ++i)
+      indexed = std::isdigit(static_cast<unsigned char>(k[i])) != 0;
+    if (!indexed) {
+      out[k] = listify(it.value(), keep_zero);
+      continue;
+    }
+    const std::string name = k.substr(0, open);
+    const size_t idx = std::stoul(k.substr(open + 1, k.size() - open - 2));
+    Json& list = out[name];
+    if (!list.is_array()) list = Json::array();
+    while (list.size() <= idx) list.push_back(nullptr);
+    list[idx] = keep_zero || !all_zero(it.value()) ? listify(it.value(), keep_zero) : Json();
+  }
+  return out;
+}
+
+}  // namespace
+
+void for_each_stat(const Json& stats, const std::function<void(const std::string&, const Json&)>& f) {
+  std::function<void(const Json&, const std::string&)> walk = [&](const Json& n, const std::string& path) {
+    if (n.is_object() && n.contains("value") && n.contains("unit")) {
+      f(path, n);
+    } else if (n.is_array()) {
+      for (size_t i = 0; i < n.size(); ++i)
+        if (!n[i].is_null()) walk(n[i], path + "[" + std::to_string(i) + "]");
+    } else if (n.is_object()) {
+      for (auto it = n.begin(); it != n.end(); ++it)
+        walk(it.value(), path.empty() ? it.key() : path + "." + it.key());
+    }
+  };
+  walk(stats, "");
+}
+
 void write_outputs(const std::filesystem::path& dir, const Experiment& ex, const StatGroup& root,
-                   const RunMeta& meta) {
+                   const RunMeta& meta, bool all_cpus) {
   Json config = ex.effective_config();
   Json j = Json::object();
   Json m = Json::object();
@@ -80,7 +136,7 @@ void write_outputs(const std::filesystem::path& dir, const Experiment& ex, const
   m["host_seconds"] = std::stod(format_number(meta.host_seconds));
   j["meta"] = std::move(m);
   j["config"] = std::move(config);
-  j["stats"] = root.to_json();
+  j["stats"] = listify(root.to_json(), all_cpus);
   // stats.csv first, stats.json (the resume key) last: a run killed between the two
   // renames leaves no new stats.json beside an old stats.csv.
   std::vector<StatRow> rows;

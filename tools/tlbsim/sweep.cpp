@@ -150,16 +150,9 @@ void flatten_config(const Json& j, const std::string& path, std::map<std::string
 std::map<std::string, double> metrics_of(const fs::path& stats_json) {
   std::map<std::string, double> m;
   Json j = read_json_file(stats_json);
-  std::function<void(const Json&, const std::string&)> walk = [&](const Json& n, const std::string& path) {
-    if (n.is_object() && n.contains("value") && n.contains("unit")) {
-      if (n["value"].is_number()) m[path] = n["value"].get<double>();
-      return;
-    }
-    if (!n.is_object()) return;
-    for (auto it = n.begin(); it != n.end(); ++it)
-      walk(it.value(), path.empty() ? it.key() : path + "." + it.key());
-  };
-  walk(j["stats"], "");
+  for_each_stat(j["stats"], [&](const std::string& path, const Json& n) {
+    if (n["value"].is_number()) m[path] = n["value"].get<double>();
+  });
   m["meta.simulated_cycles"] = j["meta"]["simulated_cycles"].get<double>();
   return m;
 }
@@ -273,6 +266,7 @@ SweepPlan plan_sweep(const SweepOptions& o, const std::vector<SweepAxis>& axes) 
       j.argv.push_back("--debug");
       j.argv.push_back(o.debug);
     }
+    if (o.all_cpus) j.argv.push_back("--all-cpus");
     for (const auto& s : o.sets) {
       j.argv.push_back("--set");
       j.argv.push_back(s);

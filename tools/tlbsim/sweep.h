@@ -60,6 +60,7 @@ struct SweepOptions {
   std::string sshloginfile;       // parallel: GNU parallel's --sshloginfile
   std::vector<std::string> sbatch_args;  // slurm: extra sbatch options
   bool wait = false;              // slurm: wait for the job array, then collect
+  bool all_cpus = false;          // --all-cpus for every point (idle CPUs kept in stats.json)
 };
 
 /// Runs every point on the backend; returns 0 when all succeeded, 2 when some point

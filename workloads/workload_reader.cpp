@@ -146,6 +146,11 @@ struct SemUse {
 
 struct Scope {
   std::map<std::string, uint64_t> mappings;  // names mmapped so far in this process → size
+  // Literal names the process's threads mmap anywhere → (size, thread): a thread may
+  // use a mapping another thread makes later in the file (the run orders them, with
+  // post/await or barriers; an access before the mmap is a run-time error).
+  std::map<std::string, std::pair<uint64_t, size_t>> other_threads;
+  size_t thread = 0;
   std::set<std::string>* barriers;           // every barrier name used
   unsigned depth = 0;      // fork nesting
   bool in_region = false;
@@ -258,6 +263,10 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
   auto require_mapping = [&]() -> uint64_t {
     op.mapping = r.str("mapping", "", true);
     auto m = scope.mappings.find(op.mapping);
+    if (m == scope.mappings.end() && scope.depth == 0) {
+      auto o = scope.other_threads.find(op.mapping);
+      if (o != scope.other_threads.end() && o->second.second != scope.thread) return o->second.first;
+    }
     if (m == scope.mappings.end()) {
       std::vector<std::string> known;
       for (const auto& [k, _] : scope.mappings) known.push_back(k);
@@ -436,11 +445,18 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
         const std::string mp = r.ptr("mappings") + "/" + std::to_string(i);
         if (!m.is_string()) throw InputError(mp, "expected a mapping name, got " + json_excerpt(m));
         auto known = scope.mappings.find(m.get<std::string>());
-        if (known == scope.mappings.end())
+        uint64_t size = 0;
+        if (known != scope.mappings.end()) {
+          size = known->second;
+        } else if (auto o = scope.other_threads.find(m.get<std::string>());
+                   scope.depth == 0 && o != scope.other_threads.end() && o->second.second != scope.thread) {
+          size = o->second.first;
+        } else {
           throw InputError(mp, "no mapping named " + quote_excerpt(m.get<std::string>()) +
                                    " is created by an earlier mmap of this process");
+        }
         op.mappings.push_back(m.get<std::string>());
-        sizes.push_back(known->second);
+        sizes.push_back(size);
       }
       std::string file = r.str("trace", "", true);
       if (!file.empty() && file[0] != '/') file = scope.base_dir + "/" + file;
@@ -540,6 +556,43 @@ void check_barriers(const Workload& w, const std::set<std::string>& names) {
                            " by another that names it (uses after an exit do not count): the "
                            "last uses would wait forever");
   }
+}
+
+/// The mmaps of each thread with a literal name and size, outside forked children:
+/// name → (size, thread index). Looked at only for names the reading order has
+/// not met yet.
+std::map<std::string, std::pair<uint64_t, size_t>> thread_mmaps(const std::vector<Expanded>& ts) {
+  std::map<std::string, std::pair<uint64_t, size_t>> out;
+  for (size_t ti = 0; ti < ts.size(); ++ti) {
+    auto it = ts[ti].value.find("ops");
+    if (it == ts[ti].value.end()) continue;
+    std::vector<const Json*> todo{&*it};
+    while (!todo.empty()) {
+      const Json* j = todo.back();
+      todo.pop_back();
+      if (j->is_array()) {
+        for (const auto& e : *j) todo.push_back(&e);
+        continue;
+      }
+      if (!j->is_object()) continue;
+      auto op = j->find("op");
+      if (op == j->end() || !op->is_string()) continue;
+      if (*op == "mmap") {
+        auto n = j->find("name");
+        auto sz = j->find("size");
+        if (n == j->end() || !n->is_string() || sz == j->end()) continue;
+        const std::string& name = n->get_ref<const std::string&>();
+        if (name.find("${") != std::string::npos) continue;
+        std::optional<uint64_t> size;
+        if (sz->is_number_unsigned()) size = sz->get<uint64_t>();
+        else if (sz->is_string()) size = parse_size(sz->get_ref<const std::string&>());
+        if (size && *size) out.emplace(name, std::make_pair(*size, ti));
+      } else if (*op == "region" || *op == "repeat") {
+        if (auto b = j->find("ops"); b != j->end()) todo.push_back(&*b);
+      }
+    }
+  }
+  return out;
 }
 
 /// One thread of a process, its ops read into `scope` (the process's mappings).
@@ -642,7 +695,9 @@ Workload read_workload(const Json& raw, const std::string& pointer, unsigned nr_
     } catch (const InputError& e) {
       throw in_copy(e, pe);
     }
+    scope.other_threads = thread_mmaps(ts);
     for (size_t ti = 0; ti < ts.size(); ++ti) {
+      scope.thread = ti;
       try {
         p.threads.push_back(read_thread(ts[ti], ti, nr_cpus, scope));
       } catch (const InputError& e) {

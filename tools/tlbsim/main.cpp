@@ -171,12 +171,14 @@ int cmd_run(const std::string& file, const std::vector<std::string>& sets, std::
       return run_sweep(o, axes);
     }
   }
+  // host_seconds covers the whole run: reading and checking the experiment (a
+  // replay's traces are read once to check them), the simulation, the results.
+  const auto t0 = std::chrono::steady_clock::now();
   auto ex = load_experiment(file, sets, search_paths(), point);
   check_host_memory(*ex, max_host_memory);
   if (out.empty()) out = "results/" + ex->name;
   check_writable(out, trace);
   StatGroup root("");
-  const auto t0 = std::chrono::steady_clock::now();
   uint64_t sim_cycles = 0;
   {
     System sys(*ex->machine, *ex->kernel, ex->workload, ex->seed, &root);

@@ -183,7 +183,7 @@ void print_summary(std::ostream& os, const Experiment& ex, const StatGroup& root
     }
     os << "\n";
   };
-  const std::vector<int> w = {18, 14, 9, 9, 9, 9, 9, 9, 9, 11, 9};
+  const std::vector<int> w = {18, 14, 9, 9, 9, 9, 10, 10, 9, 11, 9};
   row({"region", "cycles", "faults", "flushes", "ipis", "tlbis", "inval_va", "inval_all", "walks",
        "dtlb_miss", "syscalls"}, w);
   if (const StatGroup* regions = sys->find_group("regions")) {

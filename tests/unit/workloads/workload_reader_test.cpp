@@ -136,3 +136,28 @@ TEST(WorkloadReader, MmapBeyondTheMachinesTaskSizeIsRefused) {
 
 }  // namespace
 }  // namespace tlbsim::workload
+
+namespace tlbsim::workload {
+namespace {
+
+TEST(WorkloadReader, AThreadMayUseAMappingALaterThreadMakes) {
+  // Thread 0 waits for thread 1's mmap (post/await) and reads the mapping; the
+  // reader accepts it with the size thread 1 declares.
+  Workload w = read_workload(Json::parse(R"({"processes": [{"threads": [
+      {"ops": [{"op": "await", "name": "made"}, {"op": "touch", "mapping": "m", "length": "8KiB"}]},
+      {"ops": [{"op": "mmap", "name": "m", "size": "64KiB"}, {"op": "post", "name": "made"}]}]}]})"),
+                             "/workload", 2);
+  EXPECT_EQ(w.processes[0].threads[0].ops[1].length, 8192u);
+  // Within one thread the order still counts: a use before its own mmap is refused,
+  // and so is a window beyond the other thread's size.
+  InputError e = error_of(R"({"processes": [{"threads": [{"ops": [
+      {"op": "touch", "mapping": "m"}, {"op": "mmap", "name": "m", "size": "64KiB"}]}]}]})");
+  EXPECT_EQ(e.where(), "/workload/processes/0/threads/0/ops/0/mapping");
+  e = error_of(R"({"processes": [{"threads": [
+      {"ops": [{"op": "touch", "mapping": "m", "length": "128KiB"}]},
+      {"ops": [{"op": "mmap", "name": "m", "size": "64KiB"}]}]}]})");
+  EXPECT_EQ(e.where(), "/workload/processes/0/threads/0/ops/0/length");
+}
+
+}  // namespace
+}  // namespace tlbsim::workload

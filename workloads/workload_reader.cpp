@@ -263,7 +263,7 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
   auto require_mapping = [&]() -> uint64_t {
     op.mapping = r.str("mapping", "", true);
     auto m = scope.mappings.find(op.mapping);
-    if (m == scope.mappings.end() && scope.depth == 0) {
+    if (m == scope.mappings.end()) {
       auto o = scope.other_threads.find(op.mapping);
       if (o != scope.other_threads.end() && o->second.second != scope.thread) return o->second.first;
     }
@@ -449,7 +449,7 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
         if (known != scope.mappings.end()) {
           size = known->second;
         } else if (auto o = scope.other_threads.find(m.get<std::string>());
-                   scope.depth == 0 && o != scope.other_threads.end() && o->second.second != scope.thread) {
+                   o != scope.other_threads.end() && o->second.second != scope.thread) {
           size = o->second.first;
         } else {
           throw InputError(mp, "no mapping named " + quote_excerpt(m.get<std::string>()) +

@@ -486,14 +486,20 @@ void Program::op_touch_with(const Op& op) {
 template <CoreMmu Mmu>
 void Program::op_replay_with(const Op& op) {
   // Each trace run: `count` accesses of one kind to one page of a named mapping.
-  std::vector<std::pair<VirtAddr, uint64_t>> maps;
-  for (const auto& name : op.mappings) maps.push_back(m_sys.mapping(m_t.process(), name, op.pointer));
+  // Mappings are looked up at their first run: one the op lists but no longer
+  // reaches (another thread unmapped it meanwhile) is not an error.
+  std::vector<std::pair<VirtAddr, uint64_t>> maps(op.mappings.size(), {VirtAddr(0), 0});
+  std::vector<bool> known(op.mappings.size(), false);
   workload::TraceReader in(op.trace_file, op.trace_start);
   workload::TraceEntry e;
   for (uint64_t n = 0; n < op.trace_runs; ++n) {
     if (!in.next(e) || e.mapping >= maps.size())
       throw InputError(op.pointer, "trace file " + quote_excerpt(op.trace_file) +
                                        " changed after the workload was read");
+    if (!known[e.mapping]) [[unlikely]] {
+      maps[e.mapping] = m_sys.mapping(m_t.process(), op.mappings[e.mapping], op.pointer);
+      known[e.mapping] = true;
+    }
     const auto& [base, len] = maps[e.mapping];
     if ((e.page << kPageShift) >= len)
       throw InputError(op.pointer, "trace page " + std::to_string(e.page) + " lies beyond mapping \"" +

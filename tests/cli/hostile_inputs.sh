@@ -221,6 +221,12 @@ printf '#!/bin/sh\nulimit -v 8000000\nexec "%s" "$@"\n' "$TLBSIM" > "$tmp/limite
 chmod +x "$tmp/limited"
 TLBSIM="$tmp/limited" expect_bad memory_under_ulimit "but the address-space limit (ulimit -v)" \
   '{"machine": {"preset": "x86_small", "memory": "1TiB"}, "workload": "munmap"}' --max-host-memory 1TiB
+# Fuzz finding (mutant 3734 of the 2026-12-04 campaign): walk-cache entries cost 33
+# bytes, not 24; 128 CPUs with 2^20 each under a 4 GiB ulimit was a bad_alloc (exit 1).
+printf '#!/bin/sh\nulimit -v 4194304\nexec "%s" "$@"\n' "$TLBSIM" > "$tmp/limited4"
+chmod +x "$tmp/limited4"
+TLBSIM="$tmp/limited4" expect_bad walk_cache_times_cpus "/machine/cpus: this run needs about 4.5GiB" \
+  '{"machine": {"preset": "arm64_server", "cpus": 128, "arm64": {"walk_cache_entries": 1048576}}, "workload": "munmap"}'
 out="$("$TLBSIM" validate "$tmp/small.json" 2>&1)"
 grep -q "of host memory)" <<<"$out" && pass=$((pass + 1)) || fail "validate prints the estimate: $out"
 

@@ -252,6 +252,7 @@ class Importer {
     int live_threads = 1;  // threads that exist now (cloned ones included)
     int nthreads_total = 1;  // threads the process makes (from pass 1)
     uint64_t pid = 0;
+    size_t image = 0;  // which exec image of the process
     bool done = false;
     // pass 1
     bool collect = false;
@@ -337,8 +338,18 @@ class Importer {
   /// Before thread `a` changes mapping `id`: every other thread that accessed it
   /// since its last event has done so (it posts where it stands; `a` waits).
   void before_event(Proc& p, uint32_t id) {
-    if (p.collect || p.threads.size() < 2) return;
+    // A forked child is one stream (and its own process): no edges.
+    if (p.collect || p.child) return;
     MappingState& m = mapping(id);
+    // After the last change another thread made (an mprotect, then this munmap).
+    if (m.event_sem && m.event_thread != p.cur) {
+      uint64_t& seen = p.threads[static_cast<size_t>(p.cur)]->synced[id];
+      if (seen != m.event_sem) {
+        seen = m.event_sem;
+        await(*p.threads[static_cast<size_t>(p.cur)], m.event_sem);
+      }
+    }
+    if (p.threads.size() < 2) return;
     for (int b : m.readers) {
       if (b == p.cur) continue;
       const uint64_t sem = m_next_sem++;
@@ -352,6 +363,7 @@ class Importer {
     if (p.collect) return;
     MappingState& m = mapping(id);
     ++m.epoch;
+    if (p.child) return;  // the parent's ordering state is not the child's
     m.event_thread = p.cur;
     m.event_sem = 0;
     // With one live thread, every later thread is created after this point (its
@@ -432,7 +444,12 @@ class Importer {
   // ---- accesses
   void access(Proc& p, uint64_t addr, uint64_t size, char kind) {
     ++st.accesses;
-    const uint64_t first = page_down(addr), last = page_down(addr + (size ? size - 1 : 0));
+    const uint64_t first = page_down(addr);
+    if (first >= kTaskSize || size > kPage) {  // beyond the user address space, or malformed
+      ++st.dropped;
+      return;
+    }
+    const uint64_t last = page_down(addr + (size ? size - 1 : 0));
     for (uint64_t pg = first; pg <= last; pg += kPage) access_page(p, pg, kind);
   }
   void access_page(Proc& p, uint64_t pg, char kind) {
@@ -455,14 +472,15 @@ class Importer {
       const uint32_t id = it->second.id;
       MappingState& m = mapping(id);
       // Ordering: a mapping another thread changed is used only after that change.
-      if (m.event_sem && m.event_thread != p.cur) {
+      if (!p.child && m.event_sem && m.event_thread != p.cur) {
         uint64_t& seen = s.synced[id];
         if (seen != m.event_sem) {
           seen = m.event_sem;
           await(s, m.event_sem);
         }
       }
-      if (std::find(m.readers.begin(), m.readers.end(), p.cur) == m.readers.end()) m.readers.push_back(p.cur);
+      if (!p.child && std::find(m.readers.begin(), m.readers.end(), p.cur) == m.readers.end())
+        m.readers.push_back(p.cur);
       s.c_start = it->first;
       s.c_end = it->second.end;
       s.c_id = id;
@@ -616,7 +634,8 @@ void Importer::thread_switch(Proc& p, uint64_t tid) {
       idx = static_cast<int>(p.vg_thread.size());
     } else {
       idx = static_cast<int>(p.threads.size());
-      p.threads.push_back(&new_stream("p" + std::to_string(p.pid) + ".t" + std::to_string(idx)));
+      p.threads.push_back(&new_stream("p" + std::to_string(p.pid) + ".i" + std::to_string(p.image) + ".t" +
+                                      std::to_string(idx)));
       ++st.threads;
       if (sem) await(*p.threads.back(), sem);
     }
@@ -665,8 +684,9 @@ void Importer::syscall(Proc& p, Syscall& c) {
       unmap_range(p, old, old + oldlen);
       map_range(p, at, at + newlen, "rw", "m");
     }
-  } else if ((n == "sys_clone" || n == "sys_clone3") && c.ok && (arg(0) & 0x100)) {
-    // A thread (CLONE_VM): it starts after this point of its creator.
+  } else if (n == "sys_clone" && c.ok && (arg(0) & 0x10000)) {
+    // A thread (CLONE_THREAD; posix_spawn's CLONE_VM | CLONE_VFORK child is a
+    // process): it starts after this point of its creator.
     if (p.child) {
       ++st.merged_child_threads;
     } else {
@@ -681,6 +701,18 @@ void Importer::syscall(Proc& p, Syscall& c) {
     if (p.collect) return;
     ++st.forks;
     ++p.live_children;
+    // The child's address space is the parent's at the fork: after every change
+    // another thread made to it.
+    if (!p.child)
+      for (const auto& [start, piece] : p.live) {
+        MappingState& m = mapping(piece.id);
+        if (!m.event_sem || m.event_thread == p.cur) continue;
+        uint64_t& seen = s->synced[piece.id];
+        if (seen != m.event_sem) {
+          seen = m.event_sem;
+          await(*s, m.event_sem);
+        }
+      }
     Json op = {{"op", "fork"}};
     if (m_logs.count(child)) {
       close_segment(*s);
@@ -827,6 +859,7 @@ Json Importer::run_process(uint64_t pid, Proc* parent) {
   const auto& logs = m_logs.at(pid);
   Stream* out = nullptr;
   Json result = Json::array();
+  std::vector<Stream*> all_threads;  // the root's threads of every image (main first)
   std::map<uint64_t, Piece> inherited = parent ? parent->live : std::map<uint64_t, Piece>{};
   for (size_t image = 0; image < logs.size(); ++image) {
     // Pass 1: the threads it makes, and the memory it touches outside every traced
@@ -847,11 +880,21 @@ Json Importer::run_process(uint64_t pid, Proc* parent) {
     // Pass 2.
     Proc p;
     p.pid = pid;
+    p.image = image;
     p.child = parent != nullptr;
     p.nthreads_total = p1.nthreads_total;
     p.live = inherited;
+    if (parent && image == 0) {  // fork: the child keeps the parent's break
+      p.heap_start = parent->heap_start;
+      p.heap_end = parent->heap_end;
+    }
     if (!out) out = &new_stream("p" + std::to_string(pid) + (parent ? ".child" : ".t0"));
+    // A new image: what the stream cached of the old one's mappings is void.
+    out->c_start = 1;
+    out->c_end = 0;
+    out->c_in_seg = false;
     p.threads.push_back(out);
+    p1.image = image;
     if (!parent && image == 0) ++st.threads;
     p.vg_thread[1] = 0;
     if (image > 0) {
@@ -873,9 +916,19 @@ Json Importer::run_process(uint64_t pid, Proc* parent) {
         if (pg >= j->first && pg < j->second) return true;
       return false;
     };
+    // Whether a traced range or an inherited mapping lies between pages a < b.
+    auto blocked = [&](uint64_t a, uint64_t b) {
+      auto l = p.live.upper_bound(a);
+      if (l != p.live.end() && l->first < b) return true;
+      for (const auto& [lo, hi] : p1.ever)
+        if (lo < b && hi > a + kPage) return true;
+      return false;
+    };
     for (size_t i = 0; i < pages.size();) {
       size_t j = i;
-      while (j + 1 < pages.size() && pages[j + 1] - pages[j] <= (m_gap + 1) * kPage && !traced(pages[j + 1]) == !traced(pages[i])) ++j;
+      while (j + 1 < pages.size() && pages[j + 1] - pages[j] <= (m_gap + 1) * kPage &&
+             !traced(pages[j + 1]) == !traced(pages[i]) && !blocked(pages[j], pages[j + 1]))
+        ++j;
       if (!traced(pages[i])) {
         const uint32_t id = new_mapping("init", pages[i]);
         p.live[pages[i]] = {pages[j] + kPage, id};
@@ -890,15 +943,18 @@ Json Importer::run_process(uint64_t pid, Proc* parent) {
     process_log(p, logs[image]);
     for (Stream* t : p.threads) close_segment(*t);
     inherited = p.live;
-    if (!parent && image + 1 == logs.size()) {
-      for (size_t t = 0; t < p.threads.size(); ++t) {
-        // Region "capture": the whole program's flushes, IPIs and time in the summary.
-        Json region = {{"op", "region"}, {"name", "capture"}, {"ops", p.threads[t]->ops}};
-        Json th = {{"name", "t" + std::to_string(t)}, {"ops", Json::array({std::move(region)})},
-                   {"_stream", p.threads[t]->trace_rel}};
-        result.push_back(std::move(th));
-      }
+    if (!parent) {
+      if (all_threads.empty()) all_threads.push_back(out);
+      for (size_t t = 1; t < p.threads.size(); ++t) all_threads.push_back(p.threads[t]);
     }
+  }
+  // Every image's threads (a thread of an image that exec'd ends where it was).
+  for (size_t t = 0; t < all_threads.size(); ++t) {
+    // Region "capture": the whole program's flushes, IPIs and time in the summary.
+    Json region = {{"op", "region"}, {"name", "capture"}, {"ops", all_threads[t]->ops}};
+    Json th = {{"name", "t" + std::to_string(t)}, {"ops", Json::array({std::move(region)})},
+               {"_stream", all_threads[t]->trace_rel}};
+    result.push_back(std::move(th));
   }
   if (parent) {
     result = out->ops;

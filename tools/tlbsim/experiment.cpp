@@ -256,12 +256,15 @@ HostMemoryEstimate estimate_host_memory(const Experiment& ex) {
   // Coefficients measured as VmHWM (docs/guide.md, "Host memory"): the frame table
   // and the coherence checker's per-frame state cost 13.3 MiB per simulated GiB, page
   // tables and folio state of touched memory up to 6.7 MiB more; a CPU 300 KiB plus
-  // 24 bytes per TLB or walk-cache entry; a cache 4 bytes per 64-byte line; a zipf
+  // 24 bytes per TLB entry, 33 per walk-cache entry (arm64_server, 8 CPUs with 2^20
+  // walk-cache entries each: VmHWM 262 MB above 16 entries, 32.8 bytes per entry);
+  // a cache 4 bytes per 64-byte line; a zipf
   // touch 8 bytes per page of its window (the CPU model's CDF table).
   constexpr uint64_t kBase = 32ull << 20;
   constexpr uint64_t kPerSimulatedGiB = 20ull << 20;
   constexpr uint64_t kPerCpu = 300ull << 10;
   constexpr uint64_t kPerTlbEntry = 24;
+  constexpr uint64_t kPerWalkCacheEntry = 33;
   constexpr uint64_t kPerCacheLine = 4;
   constexpr uint64_t kPerZipfPage = 8;
   const MachineParams& m = *ex.machine;
@@ -274,11 +277,13 @@ HostMemoryEstimate estimate_host_memory(const Experiment& ex) {
   terms.push_back({mem / (1ull << 30) * kPerSimulatedGiB + (mem % (1ull << 30)) * kPerSimulatedGiB / (1ull << 30),
                    "/machine/memory", format_size(mem) + " of simulated memory"});
   const uint64_t cpus = m.cpus();
-  const uint64_t entries = uint64_t{m.l1d.entries()} + m.l1d_2m.entries() + m.stlb.entries() +
-                           m.walker.pml4_cache_entries() + m.walker.pdpt_cache_entries() +
-                           m.walker.pde_cache_entries() + m.arm64.walk_cache_entries();
+  const uint64_t tlb_entries = uint64_t{m.l1d.entries()} + m.l1d_2m.entries() + m.stlb.entries();
+  const uint64_t walk_entries = uint64_t{m.walker.pml4_cache_entries()} + m.walker.pdpt_cache_entries() +
+                                m.walker.pde_cache_entries() + m.arm64.walk_cache_entries();
+  const uint64_t entries = tlb_entries + walk_entries;
   const uint64_t private_lines = (m.cache.l1d.bytes().value + m.cache.l2.bytes().value) / 64;
-  terms.push_back({cpus * (kPerCpu + entries * kPerTlbEntry + private_lines * kPerCacheLine),
+  terms.push_back({cpus * (kPerCpu + tlb_entries * kPerTlbEntry + walk_entries * kPerWalkCacheEntry +
+                           private_lines * kPerCacheLine),
                    "/machine/cpus", std::to_string(cpus) + " CPUs with " + std::to_string(entries) +
                                         " TLB entries each"});
   terms.push_back({uint64_t{m.topology.sockets()} * (m.cache.llc.bytes().value / 64) * kPerCacheLine,

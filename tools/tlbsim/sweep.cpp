@@ -294,7 +294,9 @@ void prepare_point_dirs(const fs::path& out, const SweepPlan& plan) {
   for (size_t idx : plan.todo) {
     const fs::path dir = out / plan.points[idx].dir;
     fs::create_directories(dir);
-    fs::remove(dir / kPointExitStatus, ec);
+    // A point about to run has no result yet: an old one would read as this run's
+    // to sweep-collect while a Slurm or parallel task is still pending.
+    for (const char* f : {kPointExitStatus, "stats.json", "stats.csv"}) fs::remove(dir / f, ec);
   }
 }
 
@@ -383,7 +385,12 @@ void run_local_backend(const SweepOptions& o, SweepPlan& plan) {
     write_file_atomic(dir / kPointExitStatus, std::to_string(wr.exit_code) + "\n");
     if (wr.exit_code == 0) {
       r.status = "ok";
-      r.metrics = metrics_of(dir / "stats.json");
+      try {
+        r.metrics = metrics_of(dir / "stats.json");
+      } catch (const std::exception& e) {
+        r.status = "failed";
+        r.error = std::string("unreadable stats.json: ") + e.what();
+      }
     } else {
       r.status = wr.exit_code == 2 ? "bad_input" : "failed";
       r.error = read_log(plan.jobs[idx].log);

@@ -103,9 +103,9 @@ void run_parallel_backend(const SweepOptions& o, SweepPlan& plan) {
               << o.jobs << (o.sshloginfile.empty() ? "" : ", hosts of " + o.sshloginfile)
               << "); job log " << (state / "parallel.joblog").string() << "\n";
   const int code = run_tool(argv, state / "parallel.log");
-  // parallel exits with the number of failed jobs (up to 100); above that it
-  // failed itself, and its log says why.
-  if (code > 100)
+  // parallel exits with the number of failed jobs (101: more than 100); above
+  // that it failed itself, and its log says why.
+  if (code > 101)
     std::cerr << "tlbsim: GNU parallel failed (exit " << code << "): "
               << first_line(read_log(state / "parallel.log")) << "\n";
 }
@@ -151,7 +151,9 @@ void check_no_active_slurm_job(const fs::path& out) {
   const std::string squeue = find_on_path("squeue");
   if (id.empty() || squeue.empty()) return;
   const fs::path log = sweep_state_dir(out) / "squeue.log";
-  run_tool({squeue, "-h", "-j", id, "-o", "%i"}, log);
+  // Only states in which a task may still write: a finished job can stay listed
+  // for a while (MinJobAge).
+  run_tool({squeue, "-h", "-j", id, "-t", "PD,R,CG,S,CF", "-o", "%i"}, log);
   // squeue of a finished job prints nothing (or an "Invalid job id" error).
   const std::string listed = read_log(log);
   if (!listed.empty() && listed.find("nvalid") == std::string::npos)

@@ -441,6 +441,9 @@ def long_workload(text):
     for m in re.finditer(r'"(size|length|count|repeat|pages|target_free|memory|stride)":\s*(\d+)', text):
         if int(m.group(2)) >= 10**6:
             return True
+    # Bytes written as a plain number anywhere (a sweep axis value, size_per_thread).
+    if any(int(m.group(0)) >= 512 << 20 for m in re.finditer(r"\b\d{9,}\b", text)):
+        return True
     return '"sweep"' in text and text.count("machine") > 3
 
 

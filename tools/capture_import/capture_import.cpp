@@ -14,6 +14,11 @@
 // outside any traced mapping — the executable, ld.so, the stack, which the kernel
 // or valgrind mapped before tracing began — pass 2 writes), with a 4 MiB buffer;
 // memory grows with the program's footprint and system calls, not with the trace.
+//
+// One file on purpose (for now): the importer is one state machine over one stream —
+// address space, thread streams and ordering edges change together at every line —
+// and ~1,000 lines; the log parsing (LineReader, parse_num, Syscall) is the part to
+// move out first when it grows.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -414,10 +415,19 @@ void lock_sweep_dir(const fs::path& out) {
   // then refuses instead of racing it.
   const fs::path lock_path = out / ".sweep.lock";
   const int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT, 0644);
-  if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
+  if (lock_fd < 0)
+    throw InputError("", "cannot open the sweep lock " + lock_path.string() + ": " +
+                             std::strerror(errno), "--out " + out.string());
+  int rc;
+  do rc = flock(lock_fd, LOCK_EX | LOCK_NB);
+  while (rc != 0 && errno == EINTR);
+  if (rc != 0 && errno == EWOULDBLOCK)
     throw InputError("", "another sweep, or a worker of an interrupted one, is still writing "
                          "this directory (" + lock_path.string() + " is locked); wait for it "
                          "to finish", "--out " + out.string());
+  if (rc != 0)
+    throw InputError("", "cannot lock " + lock_path.string() + ": " + std::strerror(errno),
+                     "--out " + out.string());
 }
 
 }  // namespace

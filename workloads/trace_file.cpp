@@ -5,6 +5,7 @@
 #include "base/addr.h"
 #include "base/error.h"
 #include "base/json_text.h"
+#include "workloads/object_reader.h"
 
 namespace tlbsim::workload {
 
@@ -130,13 +131,15 @@ uint64_t validate_trace_file(const std::string& path, const std::vector<uint64_t
   TraceEntry e;
   uint64_t n = 0;
   while ((runs == 0 || n < runs) && r.next(e)) {
-    const std::string where = "line " + std::to_string(r.line()) +
-                              (start ? " after byte " + std::to_string(start) : "");
+    // The message's place is built only for a bad line (this loop sees every run).
+    auto where = [&] {
+      return "line " + std::to_string(r.line()) + (start ? " after byte " + std::to_string(start) : "");
+    };
     if (e.mapping >= pages.size())
-      throw InputError(where, "mapping index " + std::to_string(e.mapping) + " but the replay op names " +
+      throw InputError(where(), "mapping index " + std::to_string(e.mapping) + " but the replay op names " +
                                   std::to_string(pages.size()) + " mappings", path);
     if (e.page >= pages[e.mapping])
-      throw InputError(where, "page 0x" + [&] { char b[24]; std::snprintf(b, sizeof b, "%llx", static_cast<unsigned long long>(e.page)); return std::string(b); }() +
+      throw InputError(where(), "page " + detail::hex(e.page) +
                                   " lies beyond mapping " + std::to_string(e.mapping) + " (" +
                                   std::to_string(pages[e.mapping]) + " pages)", path);
     ++n;

@@ -315,21 +315,10 @@ void Program::exec_op(const Op& op) {
       trace_span("barrier", "post " + op.name, t);
       break;
     }
-    case OpKind::kAwait: {
+    case OpKind::kAwait:
       // sem_wait(): futex_wait() when it must sleep; a spin stays in user mode.
-      m_t.take_stolen();
-      if (!op.spin) {
-        ++m_t.core().stats().syscalls;
-        ctx.count(mm::KOp::kSyscallEntry);
-        m_t.charge_kernel();
-      }
-      m_t.sync();
-      const uint64_t t = m_t.now();
-      m_sys.sem_await(m_t, op.name, op.spin);
-      if (op.spin) m_t.core().stats().barrier_wait_cycles += m_t.now() - t;
-      trace_span("barrier", (op.spin ? "spin at " : "sleep at ") + op.name, t);
+      wait_op(op, [&] { m_sys.sem_await(m_t, op.name, op.spin); });
       break;
-    }
     case OpKind::kReplay:
       if (m_t.core().is_arm64()) {
         op_replay_with<arm64::Arm64CoreMmu>(op);
@@ -511,6 +500,11 @@ void Program::op_replay_with(const Op& op) {
 }
 
 void Program::barrier_op(const Op& op) {
+  wait_op(op, [&] { m_sys.barrier_wait(m_t, op.name, op.spin); });
+}
+
+template <class Wait>
+void Program::wait_op(const Op& op, Wait wait) {
   m_t.take_stolen();
   if (!op.spin) {
     // futex_wait: a system call that sleeps (the CPU runs another task or idles).
@@ -520,7 +514,7 @@ void Program::barrier_op(const Op& op) {
   }
   m_t.sync();
   const uint64_t t = m_t.now();
-  m_sys.barrier_wait(m_t, op.name, op.spin);
+  wait();
   if (op.spin) m_t.core().stats().barrier_wait_cycles += m_t.now() - t;
   trace_span("barrier", (op.spin ? "spin at " : "sleep at ") + op.name, t);
 }

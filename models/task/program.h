@@ -49,6 +49,10 @@ class Program {
   /// A workload barrier: "block" sleeps in the kernel (futex: the CPU runs another
   /// task or idles with the mm loaded lazily), "spin" busy-waits in user mode.
   void barrier_op(const workload::Op& op);
+  /// A wait of barrier or await: futex_wait (a system call that sleeps) or a
+  /// user-mode spin, `wait()` the waiting itself.
+  template <class Wait>
+  void wait_op(const workload::Op& op, Wait wait);
   /// The mapping's length and the window's length of a syscall_on_window().
   struct Window {
     uint64_t mapping_len;

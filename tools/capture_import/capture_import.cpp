@@ -531,6 +531,8 @@ class Importer {
 
   // ---- system calls
   void syscall(Proc& p, Syscall& c);
+  /// The result of thread `tid`'s pending (async) call arrived in `result`.
+  void complete_pending(Proc& p, uint64_t tid, std::string_view result);
   void thread_switch(Proc& p, uint64_t tid);
   void process_log(Proc& p, const fs::path& log);
   Json run_process(uint64_t pid, Proc* parent);
@@ -744,6 +746,15 @@ void Importer::syscall(Proc& p, Syscall& c) {
   }
 }
 
+void Importer::complete_pending(Proc& p, uint64_t tid, std::string_view result) {
+  auto it = p.pending.find(tid);
+  if (it == p.pending.end()) return;
+  parse_result(result, it->second);
+  Syscall call = std::move(it->second);
+  p.pending.erase(it);
+  if (call.done) syscall(p, call);
+}
+
 void Importer::process_log(Proc& p, const fs::path& log) {
   LineReader in(log);
   const char *b, *e;
@@ -785,13 +796,7 @@ void Importer::process_log(Proc& p, const fs::path& log) {
       if (close == std::string_view::npos) continue;
       std::string_view rest = line.substr(close + 2);
       if (rest.rfind("...", 0) == 0) {  // "... [async] --> Success(x)": an earlier call ends
-        auto it = p.pending.find(tid);
-        if (it != p.pending.end()) {
-          parse_result(rest, it->second);
-          Syscall call = std::move(it->second);
-          p.pending.erase(it);
-          if (call.done) syscall(p, call);
-        }
+        complete_pending(p, tid, rest);
         continue;
       }
       Syscall call;
@@ -842,13 +847,7 @@ void Importer::process_log(Proc& p, const fs::path& log) {
       continue;
     }
     if (line.rfind(" --> ", 0) == 0) {  // the result of the last call, on its own line
-      auto it = p.pending.find(p.last_tid);
-      if (it != p.pending.end()) {
-        parse_result(line, it->second);
-        Syscall call = std::move(it->second);
-        p.pending.erase(it);
-        if (call.done) syscall(p, call);
-      }
+      complete_pending(p, p.last_tid, line);
       continue;
     }
     auto sched = line.find("SCHED[");

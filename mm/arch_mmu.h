@@ -64,6 +64,9 @@ class ArchMmu {
   virtual void init_new_context(Mm& mm) = 0;
   /// destroy_context: the mm is gone; no CPU may still have it loaded.
   virtual void destroy_context(Mm& mm) = 0;
+  /// arch_exit_mmap: exit_mmap() is about to tear the mm down (mm->exiting is set);
+  /// mm/mmap.c:exit_mmap() calls it first, under mmap_read_lock (Linux 6.18).
+  virtual void arch_exit_mmap(ExecContext& ctx, Mm& mm) { (void)ctx, (void)mm; }
 
   // --- context switches on ctx.cpu -------------------------------------------
   /// switch_mm_irqs_off: ctx.cpu starts running user code of `next`.

@@ -56,6 +56,8 @@ void Kernel::exit_mmap(ExecContext& ctx, Mm& mm) {
   // held for read, then for write free the page tables (unlinking the anon_vmas),
   // finish the gather (the last flush) and remove the VMAs.
   CauseScope cause(ctx, FlushCause::kExit);
+  mm.exiting = true;
+  m_arch.arch_exit_mmap(ctx, mm);
   std::vector<Vma*> vmas;
   MmuGather tlb(*this, ctx, mm, /*fullmm=*/true);
   mmap_read_lock(ctx, mm);

@@ -77,6 +77,10 @@ class Mm {
   VirtAddr mmap_base = VirtAddr(0x7ffff7fff000ull);
 
   bool dead = false;  // exit_mmap ran
+  /// exit_mmap began: the last user is gone (mm_users == 0), no CPU runs the mm in
+  /// user mode again. arm64 relies on it to leave the leaves of the dying ASID in the
+  /// TLBs (tlb_flush() with fullmm).
+  bool exiting = false;
   /// MMF_HAS_PINNED: some page of this mm was ever pinned with FOLL_PIN (sticky;
   /// not inherited by fork). Makes fork check folio_maybe_dma_pinned().
   bool has_pinned = false;

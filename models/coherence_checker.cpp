@@ -1,5 +1,7 @@
 #include "models/coherence_checker.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <stdexcept>
 
 #include "base/log.h"
@@ -11,15 +13,146 @@ namespace {
 const char* const kWhat[] = {"stale TLB entry used", "stale walk-cache entry used",
                              "TLB entry alive across break-before-make",
                              "TLB entry outlived its frame until a by-VA invalidation",
-                             "TLB entry granted what the current PTE does not"};
+                             "TLB entry granted what the current PTE does not",
+                             "frame freed while a TLB still held a live translation to it",
+                             "page table freed while a walk cache still pointed to it"};
+
+unsigned order_of(PageSize size) { return page_shift(size) - kPageShift; }
 }  // namespace
 
 void CoherenceChecker::report(unsigned cpu, VirtAddr va, Pfn frame, StaleKind kind) {
   const uint64_t pfn = frame.value();
+  const char* what = m_what[m_freed_by[pfn]];
   const char* freed_by = kind == StaleKind::kBreakBeforeMake ? "contpte_convert (no flush)"
-                         : m_freed_by[pfn]                   ? m_freed_by[pfn]
+                         : what                              ? what
                                                              : "?";
   record(StaleTlbViolation{cpu, va.value(), pfn, freed_by, kind});
+}
+
+uint8_t CoherenceChecker::intern(const char* what) {
+  // The kernel names its free paths with string literals: a handful of pointers.
+  for (size_t i = 1; i < m_what.size(); ++i)
+    if (m_what[i] == what) return static_cast<uint8_t>(i);
+  if (m_what.size() > 255) return 0;
+  m_what.push_back(what);
+  return static_cast<uint8_t>(m_what.size() - 1);
+}
+
+uint32_t& CoherenceChecker::cached(PageSize size, Pfn pfn) {
+  std::vector<uint32_t>& v = m_cached[static_cast<size_t>(size)];
+  if (v.empty()) v.assign((m_gen.size() >> order_of(size)) + 1, 0);
+  return v[pfn.value() >> order_of(size)];
+}
+
+bool CoherenceChecker::filled(unsigned cpu, const TlbEntry& e) {
+  if (m_live && !m_live->may_use(cpu, e.asid, false)) return false;
+  ++cached(e.size, e.pfn);
+  ++m_tracked;
+  return true;
+}
+
+void CoherenceChecker::left(const TlbEntry& e) {
+  --cached(e.size, e.pfn);
+  --m_tracked;
+}
+
+bool CoherenceChecker::filled(unsigned cpu, const WalkCacheEntry& e) {
+  if (m_live && !m_live->may_use(cpu, e.asid, true)) return false;
+  ++m_cached[0][e.table.value()];
+  ++m_tracked;
+  return true;
+}
+
+void CoherenceChecker::left(const WalkCacheEntry& e) {
+  --m_cached[0][e.table.value()];
+  --m_tracked;
+}
+
+void CoherenceChecker::attach(unsigned cpu, Tlb& t) {
+  if (cpu >= m_structures.size()) m_structures.resize(cpu + 1);
+  m_structures[cpu].tlbs.push_back(&t);
+}
+
+void CoherenceChecker::attach(unsigned cpu, WalkCache& w) {
+  if (cpu >= m_structures.size()) m_structures.resize(cpu + 1);
+  m_structures[cpu].walk_caches.push_back(&w);
+}
+
+void CoherenceChecker::retire(unsigned cpu, uint16_t tag) {
+  if (!m_live || m_tracked == 0 || cpu >= m_structures.size()) return;
+  const bool leaf = m_live->may_use(cpu, tag, false);
+  const bool walk = m_live->may_use(cpu, tag, true);
+  CpuStructures& s = m_structures[cpu];
+  if (!leaf)
+    for (Tlb* t : s.tlbs)
+      m_retired += t->untrack_if([tag](const TlbEntry& e) { return !e.global && e.asid == tag; });
+  if (!walk)
+    for (WalkCache* w : s.walk_caches)
+      m_retired += w->untrack_if([tag](const WalkCacheEntry& e) { return e.asid == tag; });
+}
+
+void CoherenceChecker::retire_everywhere(uint16_t tag) {
+  for (unsigned c = 0; c < m_structures.size(); ++c) retire(c, tag);
+}
+
+void CoherenceChecker::on_frames_freed(Pfn pfn, uint64_t nr, const char* what) {
+  const uint8_t w = intern(what);
+  for (uint64_t i = 0; i < nr; ++i) {
+    ++m_gen[pfn.value() + i];
+    m_freed_by[pfn.value() + i] = w;
+  }
+  m_frames_freed += nr;
+  if (m_tracked == 0 || nr == 0) return;
+  uint64_t live = 0;
+  const uint32_t* base = m_cached[0].data() + pfn.value();
+  for (uint64_t i = 0; i < nr; ++i) live += base[i];
+  for (size_t s = 1; s < kNumPageSizes; ++s) {
+    const std::vector<uint32_t>& v = m_cached[s];
+    if (v.empty()) continue;
+    const unsigned o = order_of(static_cast<PageSize>(s));
+    for (uint64_t b = pfn.value() >> o; b <= (pfn.value() + nr - 1) >> o; ++b) live += v[b];
+  }
+  if (live) report_freed_while_cached(pfn, nr, live);
+}
+
+void CoherenceChecker::report_freed_while_cached(Pfn pfn, uint64_t nr, uint64_t expected) {
+  // Rare (a broken kernel): find the entries by scanning every structure, stop
+  // counting them (a later free of the same frame must not report them again), then
+  // report each — the CPU, the address and the frame it still translates to.
+  const uint64_t first = pfn.value();
+  const uint64_t last = first + nr - 1;
+  std::vector<StaleTlbViolation> found;
+  const char* what = m_what[m_freed_by[first]];
+  const std::string freed_by = what ? what : "?";
+  for (unsigned cpu = 0; cpu < m_structures.size(); ++cpu) {
+    for (Tlb* t : m_structures[cpu].tlbs)
+      t->untrack_if([&](const TlbEntry& e) {
+        const uint64_t lo = e.pfn.value();
+        const uint64_t hi = lo + (e.bytes() >> kPageShift) - 1;
+        if (hi < first || lo > last) return false;
+        const uint64_t f = std::max(lo, first);
+        found.push_back(StaleTlbViolation{cpu, e.base().value() + ((f - lo) << kPageShift), f,
+                                          freed_by + "; still in " + t->geometry().name,
+                                          StaleKind::kFreedWhileCached});
+        return true;
+      });
+    for (WalkCache* wc : m_structures[cpu].walk_caches)
+      wc->untrack_if([&](const WalkCacheEntry& e) {
+        if (e.table.value() < first || e.table.value() > last) return false;
+        found.push_back(StaleTlbViolation{cpu,
+                                          e.base(wc->geometry().level_shift[e.level]).value(),
+                                          e.table.value(),
+                                          freed_by + "; still in " + wc->geometry().name,
+                                          StaleKind::kTableFreedWhileCached});
+        return true;
+      });
+  }
+  if (found.size() != expected)
+    throw std::logic_error("coherence checker: " + std::to_string(expected) +
+                           " live cached translations counted for frames [" +
+                           std::to_string(first) + ", " + std::to_string(last) + "], " +
+                           std::to_string(found.size()) + " found");
+  for (StaleTlbViolation& v : found) record(std::move(v));
 }
 
 void CoherenceChecker::record(StaleTlbViolation v) {
@@ -28,16 +161,20 @@ void CoherenceChecker::record(StaleTlbViolation v) {
   if (v.kind == StaleKind::kBreakBeforeMake) ++m_bbm_violations;
   if (v.kind == StaleKind::kFreedBeforeInvalidate) ++m_freed_before_invalidate;
   if (v.kind == StaleKind::kPermission) ++m_permission_violations;
+  if (v.kind == StaleKind::kFreedWhileCached || v.kind == StaleKind::kTableFreedWhileCached)
+    ++m_freed_while_cached;
   const char* what = kWhat[static_cast<size_t>(v.kind)];
   if (m_first.size() < 16) {
     log::get("coherence")->warn("{}: cpu {} va {:#x} frame {:#x}: {}", what, v.cpu, v.va, v.pfn,
                                 v.freed_by);
     m_first.push_back(v);
   }
-  if (m_fail_fast)
-    throw std::runtime_error(std::string(what) + ": cpu " + std::to_string(v.cpu) + " va " +
-                             std::to_string(v.va) + " frame " + std::to_string(v.pfn) + " (" +
-                             v.freed_by + ")");
+  if (m_fail_fast) {
+    char where[96];
+    std::snprintf(where, sizeof where, ": cpu %u va %#llx frame %#llx (", v.cpu,
+                  static_cast<unsigned long long>(v.va), static_cast<unsigned long long>(v.pfn));
+    throw CoherenceStop(std::string(what) + where + v.freed_by + ")");
+  }
 }
 
 void CoherenceChecker::check_permission(unsigned cpu, VirtAddr va, Access kind,

@@ -7,6 +7,16 @@
 // continues from a cached pointer to a freed page table), and the arm64 model asks
 // at every contpte break-before-make whether a TLB still holds the block.
 //
+// At the free: every TLB and walk-cache entry the hardware may still use is counted
+// against the frames it translates to (or, for a walk-cache entry, the table it points
+// to), from its fill until it is dropped — or until the translation is retired: its
+// CPU will flush it before using it again, as the architecture's TranslationLiveness
+// says (x86: a PCID whose tlb_gen fell behind the mm's, or an mm gone; arm64: the ASID
+// of an mm being torn down, whose leaves Linux never flushes). A frame or page table
+// freed with a positive count is reported at that moment, deterministically: the
+// kernel freed it before every CPU that may still reach it had flushed — including a
+// lazy CPU's paging-structure caches, which hardware may walk speculatively.
+//
 // Permissions: a frame that stays allocated can still be reached through a stale
 // entry (fork's write protection, mprotect, a COW replacement, an unmap of a page
 // another mm keeps). With permission checking on, every TLB hit that lets an access
@@ -20,7 +30,9 @@
 // upgrades; a spurious fault re-walks) is never a violation.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -29,7 +41,9 @@
 #include "base/stats.h"
 #include "mm/phys_mem.h"
 #include "models/cpu/core_mmu.h"
+#include "models/tlb/residency.h"
 #include "models/tlb/tlb.h"
+#include "models/tlb/walk_cache.h"
 
 namespace tlbsim {
 
@@ -53,22 +67,54 @@ class KernelActivity {
   virtual std::string describe(unsigned cpu) = 0;
 };
 
-class CoherenceChecker final : public mm::FrameObserver {
+/// Thrown at the first violation when machine.coherence_fail_fast is set: a result of
+/// the kernel under test, not an internal error.
+class CoherenceStop : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Whether a CPU may still use a translation it caches under a tag (x86 PCID, arm64
+/// ASID) without flushing it first; supplied by each architecture's system MMU.
+class TranslationLiveness {
+ public:
+  virtual ~TranslationLiveness() = default;
+  /// `walk`: a paging-structure (walk-cache) entry, which hardware may also use for
+  /// speculative walks while the tag is loaded; else a leaf TLB entry.
+  virtual bool may_use(unsigned cpu, uint16_t tag, bool walk) const = 0;
+};
+
+class CoherenceChecker final : public mm::FrameObserver, public Residency {
  public:
   CoherenceChecker(uint64_t nr_frames, bool fail_fast, StatGroup* stats_parent)
-      : m_gen(nr_frames, 0), m_freed_by(nr_frames, nullptr), m_fail_fast(fail_fast),
-        m_stats(stats_parent, "coherence") {}
+      : m_gen(nr_frames, 0), m_freed_by(nr_frames, 0), m_what{nullptr}, m_fail_fast(fail_fast),
+        m_stats(stats_parent, "coherence") {
+    m_cached[0].assign(nr_frames, 0);
+  }
 
   const uint32_t* generations() const { return m_gen.data(); }
 
-  void on_frames_freed(Pfn pfn, uint64_t nr, const char* what) override {
-    for (uint64_t i = 0; i < nr; ++i) {
-      ++m_gen[pfn.value() + i];
-      m_freed_by[pfn.value() + i] = what;
-    }
-    m_frames_freed += nr;
-  }
+  void on_frames_freed(Pfn pfn, uint64_t nr, const char* what) override;
   void on_frames_allocated(Pfn, uint64_t) override {}
+
+  /// Which cached translations are live (set by the System once the arch exists;
+  /// without it every fill counts as live).
+  void set_liveness(const TranslationLiveness* l) { m_live = l; }
+  /// Residency (models/tlb/residency.h): counts live cached translations per frame.
+  bool filled(unsigned cpu, const TlbEntry& e) override;
+  void left(const TlbEntry& e) override;
+  bool filled(unsigned cpu, const WalkCacheEntry& e) override;
+  void left(const WalkCacheEntry& e) override;
+  void attach(unsigned cpu, Tlb& t) override;
+  void attach(unsigned cpu, WalkCache& w) override;
+  /// The liveness of `tag` on `cpu` may have ended (a flush moved the mm's tlb_gen
+  /// past the CPU's, the tag was unloaded, its mm is being torn down): stop counting
+  /// the entries that are no longer live.
+  void retire(unsigned cpu, uint16_t tag);
+  /// retire() on every CPU.
+  void retire_everywhere(uint16_t tag);
+  /// Live cached translations counted now (for tests).
+  uint64_t tracked() const { return m_tracked; }
 
   /// The core MMUs' stale hook (models/cpu/core_mmu.h StaleHook).
   static void on_stale(void* self, unsigned cpu, VirtAddr va, Pfn pfn, StaleKind kind) {
@@ -102,9 +148,28 @@ class CoherenceChecker final : public mm::FrameObserver {
 
  private:
   void record(StaleTlbViolation v);
+  /// The count of translations of `size` at frame `pfn` (allocated at first use).
+  uint32_t& cached(PageSize size, Pfn pfn);
+  /// Reports, and stops counting, every live entry that translates to or points at a
+  /// frame of [pfn, pfn + nr); `expected` is what the counts said.
+  void report_freed_while_cached(Pfn pfn, uint64_t nr, uint64_t expected);
+  uint8_t intern(const char* what);
 
   std::vector<uint32_t> m_gen;
-  std::vector<const char*> m_freed_by;
+  std::vector<uint8_t> m_freed_by;   // index into m_what
+  std::vector<const char*> m_what;   // [0] = nullptr ("?")
+  /// [PageSize] → live cached translations of that size per naturally aligned block
+  /// of frames (walk-cache pointers count in [k4K] at the table's frame).
+  std::array<std::vector<uint32_t>, kNumPageSizes> m_cached;
+  uint64_t m_tracked = 0;
+  uint64_t m_retired = 0;
+  uint64_t m_freed_while_cached = 0;
+  const TranslationLiveness* m_live = nullptr;
+  struct CpuStructures {
+    std::vector<Tlb*> tlbs;
+    std::vector<WalkCache*> walk_caches;
+  };
+  std::vector<CpuStructures> m_structures;
   bool m_fail_fast;
   std::vector<StaleTlbViolation> m_first;
   uint64_t m_violations = 0;
@@ -162,6 +227,15 @@ class CoherenceChecker final : public mm::FrameObserver {
                                 "The same mismatch while a kernel call that may still flush it "
                                 "had not returned (allowed; not counted above).",
                                 &m_permission_in_flight};
+  CounterRef m_fwc_stat{&m_stats, "freed_while_cached_violations", "count",
+                        "Frames or page tables freed while a TLB or walk cache of some CPU still "
+                        "held a translation to them that the hardware may use (found at the free).",
+                        &m_freed_while_cached};
+  CounterRef m_retired_stat{&m_stats, "translations_retired", "count",
+                            "Cached translations no longer counted as live because their CPU "
+                            "will flush them before use (x86: its PCID's tlb_gen fell behind; "
+                            "arm64: the ASID of an mm being torn down).",
+                            &m_retired};
   CounterRef m_freed_stat{&m_stats, "frames_freed", "frames", "Frames returned to the allocator.",
                           &m_frames_freed};
 };

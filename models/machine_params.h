@@ -293,7 +293,8 @@ struct MachineParams : ParamSet {
       "frame, write and exec rights) once the kernel call that changed it has returned "
       "(permission violations)."};
   Param<bool> coherence_fail_fast{this, "coherence_fail_fast", false, "",
-                                  "Stop the run at the first stale-TLB violation."};
+                                  "Stop the run at the first coherence violation of any kind (exit code 1, the "
+                                  "violation on stderr, no result files)."};
 
   void validate(const std::string& pointer) const override {
     if (arch() == "arm64" && pgtable_levels() != 4)

@@ -73,6 +73,7 @@ System::System(const MachineParams& machine, const mm::KernelProfile& profile,
     cfg.phys = m_pm.get();
     auto a = std::make_unique<Arm64SystemMmu>(cfg, machine.arm64, *this, &m_stats);
     m_arm64 = a.get();
+    if (m_checker) m_checker->set_liveness(m_arm64);
     m_arch = std::move(a);
   } else {
     mm::X86ArchConfig cfg;
@@ -82,6 +83,7 @@ System::System(const MachineParams& machine, const mm::KernelProfile& profile,
     cfg.apply(profile);
     auto a = std::make_unique<X86SystemMmu>(cfg, machine.x86, *this, &m_stats);
     m_x86 = a.get();
+    if (m_checker) m_checker->set_liveness(m_x86);
     m_arch = std::move(a);
   }
   m_kernel = std::make_unique<mm::Kernel>(profile, *m_pm, *m_arch, &m_stats);

@@ -1,5 +1,7 @@
 #include "mm/arch/x86_arch_mmu.h"
 
+#include <algorithm>
+
 #include "mm/mm_struct.h"
 
 namespace tlbsim::mm {
@@ -12,12 +14,14 @@ X86ArchMmuBase::X86ArchMmuBase(const X86ArchConfig& cfg, StatGroup* stats_parent
   m_targets.resize(cfg.nr_cpus);
   for (auto& t : m_targets) t.reserve(cfg.nr_cpus);
   m_batch.assign(cfg.nr_cpus, CpuMask(cfg.nr_cpus));
+  m_batch_mms.resize(cfg.nr_cpus);
 }
 
 void X86ArchMmuBase::init_new_context(Mm& mm) { (void)mm; }
 
 void X86ArchMmuBase::destroy_context(Mm& mm) {
   // No CPU may still have it loaded: lazy users switched away (mmdrop ordering).
+  tlb_gen_moved(mm);
   for (auto& c : m_cpu) {
     if (c.loaded_mm == &mm) c.loaded_mm = nullptr;
     for (auto& slot : c.ctxs)
@@ -105,6 +109,7 @@ void X86ArchMmuBase::flush_tlb_mm_range(ExecContext& ctx, Mm& mm, uint64_t start
     flush_tlb_local(ctx, info);
   }
   // else: nobody has the mm loaded; nothing to flush.
+  tlb_gen_moved(mm);
 }
 
 void X86ArchMmuBase::tlb_flush(ExecContext& ctx, Mm& mm, const TlbFlushRequest& req) {
@@ -151,6 +156,8 @@ void X86ArchMmuBase::arch_tlbbatch_add_pending(ExecContext& ctx, Mm& mm, VirtAdd
   ctx.sync_with_cpus();
   mm.inc_tlb_gen();
   m_batch[ctx.cpu] |= mm.cpumask();
+  std::vector<const Mm*>& mms = m_batch_mms[ctx.cpu];
+  if (std::find(mms.begin(), mms.end(), &mm) == mms.end()) mms.push_back(&mm);
 }
 
 void X86ArchMmuBase::arch_tlbbatch_flush(ExecContext& ctx) {
@@ -183,6 +190,8 @@ void X86ArchMmuBase::arch_tlbbatch_flush(ExecContext& ctx) {
     flush_tlb_local(ctx, info);
   }
   batch.clear_all();
+  for (const Mm* mm : m_batch_mms[self]) tlb_gen_moved(*mm);
+  m_batch_mms[self].clear();
 }
 
 }  // namespace tlbsim::mm

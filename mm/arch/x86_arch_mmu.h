@@ -93,6 +93,11 @@ class X86ArchMmuBase : public ArchMmu {
   virtual void flush_tlb_local(ExecContext& ctx, const x86::FlushTlbInfo& info) = 0;
   /// Hardware: CR3 write for a context switch (flush = without NOFLUSH).
   virtual void load_cr3(ExecContext& ctx, const x86::SwitchAction& action) = 0;
+  /// mm's tlb_gen moved on (a flush completed) or the mm is being destroyed: every
+  /// CPU whose slot of mm is now behind will flush that PCID before using it again
+  /// (switch_mm_irqs_off compares the generations), so the hardware model may stop
+  /// treating those cached translations as usable.
+  virtual void tlb_gen_moved(const Mm& mm) { (void)mm; }
 
   /// flush_tlb_func() on `cpu`: the decision (and state update) that the CPU's TLB
   /// must then execute; `initiator` says whether it runs on the requesting CPU.
@@ -107,6 +112,7 @@ class X86ArchMmuBase : public ArchMmu {
   // flight at the same time (each waits for its acks).
   std::vector<std::vector<unsigned>> m_targets;
   std::vector<CpuMask> m_batch;     // per CPU: arch_tlbflush_unmap_batch.cpumask
+  std::vector<std::vector<const Mm*>> m_batch_mms;  // per CPU: the mms added to the batch
 };
 
 }  // namespace tlbsim::mm

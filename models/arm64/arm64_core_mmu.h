@@ -66,6 +66,19 @@ class Arm64CoreMmu : public CoreMmuCounters {
     m_perm_ctx = ctx;
   }
 
+  /// Reports every TLB and walk-cache fill and drop to `r`.
+  void attach_residency(Residency& r) {
+    for (Tlb* t : {&m_l1d, m_l2.get()}) {
+      if (!t) continue;
+      t->set_residency(&r, m_cpu);
+      r.attach(m_cpu, *t);
+    }
+    if (m_walk_cache) {
+      m_walk_cache->set_residency(&r, m_cpu);
+      r.attach(m_cpu, *m_walk_cache);
+    }
+  }
+
   const Tlb& l1d() const { return m_l1d; }
   const Tlb* l2() const { return m_l2.get(); }
   const WalkCache* walk_cache() const { return m_walk_cache.get(); }

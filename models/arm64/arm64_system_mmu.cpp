@@ -19,6 +19,26 @@ Arm64SystemMmu::Arm64SystemMmu(const mm::Arm64ArchConfig& cfg, const Arm64Params
       m_last_delivery(cfg.nr_cpus, 0),
       m_dvm(std::make_unique<DvmNode>("dvm", sys)) {}
 
+bool Arm64SystemMmu::may_use(unsigned cpu, uint16_t asid, bool walk) const {
+  const mm::Mm* owner = loaded_mm(cpu) && loaded_mm(cpu)->asid() == asid ? loaded_mm(cpu) : nullptr;
+  if (!owner)
+    for (const auto& m : m_sys.kernel().mms())
+      if (!m->dead && m->asid() == asid) owner = m.get();
+  if (!owner || owner->dead) return false;
+  if (owner->exiting) return walk && m_sys.core(cpu).asid() == asid;
+  return true;
+}
+
+void Arm64SystemMmu::arch_exit_mmap(mm::ExecContext& ctx, mm::Mm& mm) {
+  (void)ctx;
+  if (CoherenceChecker* checker = m_sys.checker()) checker->retire_everywhere(mm.asid());
+}
+
+void Arm64SystemMmu::destroy_context(mm::Mm& mm) {
+  Arm64ArchMmuBase::destroy_context(mm);
+  if (CoherenceChecker* checker = m_sys.checker()) checker->retire_everywhere(mm.asid());
+}
+
 void Arm64SystemMmu::tlbi(mm::ExecContext& ctx, const std::vector<mm::arm64::TlbiOp>& ops) {
   // Broadcast: the issuer's TLBs drop the entries now, the others when the DVM node
   // delivers them.
@@ -73,7 +93,12 @@ void Arm64SystemMmu::dsb_ish(mm::ExecContext& ctx) {
 
 void Arm64SystemMmu::cpu_switch_mm(mm::ExecContext& ctx, mm::Mm& next) {
   Core& me = m_sys.core(ctx.cpu);
+  const uint16_t was = me.asid();
   me.set_context(next.asid(), next.pgd());
+  // TTBR0 no longer holds the previous ASID: the walk-cache entries of an mm being
+  // torn down can no longer be walked.
+  if (CoherenceChecker* checker = m_sys.checker(); checker && was != next.asid())
+    checker->retire(ctx.cpu, was);
   TaskThread::of(ctx).advance(m_params.ttbr_switch_cycles());
 }
 

@@ -22,16 +22,27 @@
 
 #include "mm/arch/arm64_arch_mmu.h"
 #include "models/arm64/dvm_node.h"
+#include "models/coherence_checker.h"
 #include "models/machine_params.h"
 
 namespace tlbsim {
 
 class System;
 
-class Arm64SystemMmu final : public mm::Arm64ArchMmuBase {
+class Arm64SystemMmu final : public mm::Arm64ArchMmuBase, public TranslationLiveness {
  public:
   Arm64SystemMmu(const mm::Arm64ArchConfig& cfg, const Arm64Params& params, System& sys,
                  StatGroup* stats_parent);
+
+  /// TranslationLiveness: ASIDs are global and never reused before a rollover's
+  /// flush, so an entry stays usable while its ASID belongs to a live mm — except
+  /// the leaves of an mm being torn down, which Linux never flushes (tlb_flush() with
+  /// fullmm: "the ASID allocator won't reallocate our ASID without invalidating the
+  /// entire TLB"); its walk-cache entries stay usable while TTBR0 holds the ASID.
+  bool may_use(unsigned cpu, uint16_t asid, bool walk) const override;
+
+  void arch_exit_mmap(mm::ExecContext& ctx, mm::Mm& mm) override;
+  void destroy_context(mm::Mm& mm) override;
 
  protected:
   void tlbi(mm::ExecContext& ctx, const std::vector<mm::arm64::TlbiOp>& ops) override;

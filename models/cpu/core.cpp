@@ -78,6 +78,7 @@ Core::Core(sc_core::sc_module_name name, unsigned id, System& sys, StatGroup* st
       mmu.set_frame_generations({c->generations()});
       mmu.set_stale_hook(&CoherenceChecker::on_stale, c);
       if (c->permissions_enabled()) mmu.set_permission_hook(&CoherenceChecker::on_hit, c);
+      mmu.attach_residency(*c);
     }
   };
   handler_end.assign(sys.machine().cpus(), 0);

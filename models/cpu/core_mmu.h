@@ -9,6 +9,7 @@
 
 #include <concepts>
 #include <cstdint>
+#include <utility>
 
 #include "base/addr.h"
 #include "models/mem/cache_hierarchy.h"
@@ -43,6 +44,10 @@ enum class StaleKind : uint8_t {
                            // freed: the kernel freed before flushing (ordering contract)
   kPermission,             // a TLB hit allowed an access that the current PTE does not
                            // (not present, another frame, read-only, no-exec)
+  kFreedWhileCached,       // a frame was freed while a TLB the hardware may still use
+                           // held a translation to it (found at the free)
+  kTableFreedWhileCached,  // a page table was freed while a walk cache the hardware may
+                           // still use pointed to it (found at the free)
 };
 
 /// Called on every stale use; set by the coherence checker.
@@ -98,6 +103,7 @@ concept CoreMmu = requires(M m, const M cm, VirtAddr va, Access a, uint16_t asid
   m.set_frame_generations(FrameGenerations{});
   m.set_stale_hook(StaleHook{}, nullptr);
   m.set_permission_hook(PermissionHook{}, nullptr);
+  m.attach_residency(std::declval<Residency&>());
 };
 
 }  // namespace tlbsim

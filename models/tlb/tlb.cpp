@@ -103,11 +103,13 @@ TlbEntry* Tlb::insert(const TlbEntry& entry, TlbEntry* evicted_out) {
   }
   if (displaced) {
     --m_count_by_size[static_cast<size_t>(m_entries[slot].size)];
+    if (m_entries[slot].tracked) m_res->left(m_entries[slot]);
   }
   ++m_count_by_size[static_cast<size_t>(entry.size)];
 
   m_entries[slot] = entry;
   m_entries[slot].valid = true;
+  m_entries[slot].tracked = m_res != nullptr && m_res->filled(m_res_cpu, m_entries[slot]);
   m_keys[slot] = want;
   m_tags[slot] = micro_tag(want);
   touch(slot);

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "base/addr.h"
+#include "models/tlb/residency.h"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -88,6 +89,7 @@ struct TlbEntry {
   bool user : 1 = false;
   bool executable : 1 = false;
   bool dirty : 1 = false;  ///< Filled from a dirty PTE: a store needs no D-bit update walk.
+  bool tracked : 1 = false;  ///< Counted by the attached Residency (set by insert()).
 
   /// A valid entry for the page of @size containing @va, mapping frame @pfn onwards,
   /// tagged with @asid; permission bits, global and fill_id are left clear.
@@ -245,6 +247,17 @@ class Tlb {
   template <class F>
   void for_each_valid(F&& f) const;
 
+  /// Reports every entry stored, dropped or displaced to @r as the CPU @cpu's (see
+  /// models/tlb/residency.h); nullptr detaches. Entries already stored stay untracked.
+  void set_residency(Residency* r, unsigned cpu) {
+    m_res = r;
+    m_res_cpu = cpu;
+  }
+  /// Stops tracking every tracked entry e for which @pred(e) is true (Residency::left
+  /// is called for each); the entries stay cached. Return: how many.
+  template <class Pred>
+  size_t untrack_if(Pred&& pred);
+
   /// Number of valid entries.
   size_t occupancy() const { return m_occupancy; }
   const TlbGeometry& geometry() const { return m_geometry; }
@@ -321,6 +334,8 @@ class Tlb {
   std::vector<uint64_t> m_plru;      // Tree-PLRU: ways-1 node bits per set, heap order.
   uint64_t m_tick = 0;
   uint64_t m_rng = 0;  // Random: xorshift64 state, never 0.
+  Residency* m_res = nullptr;
+  unsigned m_res_cpu = 0;
 };
 
 // ---- inline hot path --------------------------------------------------------------
@@ -430,6 +445,10 @@ inline const TlbEntry* Tlb::peek(VirtAddr va, uint16_t asid) const {
 template <class OnDrop>
 void Tlb::drop(uint32_t index, OnDrop& on_drop) {
   on_drop(static_cast<const TlbEntry&>(m_entries[index]));
+  if (m_entries[index].tracked) {
+    m_entries[index].tracked = false;
+    m_res->left(m_entries[index]);
+  }
   --m_count_by_size[static_cast<size_t>(m_entries[index].size)];
   --m_set_used[index / m_ways];
   m_entries[index].valid = false;
@@ -529,6 +548,20 @@ size_t Tlb::invalidate_if(Pred&& pred, OnDrop&& on_drop) {
   for (uint32_t i = 0; i < total; ++i) {
     if (m_keys[i] != 0 && pred(static_cast<const TlbEntry&>(m_entries[i]))) {
       drop(i, on_drop);
+      ++n;
+    }
+  }
+  return n;
+}
+
+template <class Pred>
+size_t Tlb::untrack_if(Pred&& pred) {
+  size_t n = 0;
+  for (size_t i = 0; i < m_entries.size(); ++i) {
+    TlbEntry& e = m_entries[i];
+    if (m_keys[i] != 0 && e.tracked && pred(static_cast<const TlbEntry&>(e))) {
+      e.tracked = false;
+      m_res->left(e);
       ++n;
     }
   }

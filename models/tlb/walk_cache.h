@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "base/addr.h"
+#include "models/tlb/residency.h"
 #include "models/tlb/tlb.h"
 
 namespace tlbsim {
@@ -59,7 +60,8 @@ struct WalkCacheEntry {
   Pfn table;            ///< Frame of the next-level table this entry points to.
   uint16_t asid = 0;
   uint8_t level = 0;
-  bool valid = false;
+  bool valid : 1 = false;
+  bool tracked : 1 = false;  ///< Counted by the attached Residency (set by insert()).
   uint32_t fill_id = 0;  ///< Opaque, set by the owner; names the fill for a checker.
 
   /// First virtual address covered, given the cache's shift for this level.
@@ -194,8 +196,15 @@ class WalkCache {
     if (evicted_out != nullptr) {
       *evicted_out = displaced ? m_entries[slot] : WalkCacheEntry{};
     }
-    m_entries[slot] =
-        WalkCacheEntry{prefix, table, asid, static_cast<uint8_t>(level), true, fill_id};
+    WalkCacheEntry& e = m_entries[slot];
+    if (displaced && e.tracked) m_res->left(e);
+    e.prefix = prefix;
+    e.table = table;
+    e.asid = asid;
+    e.level = static_cast<uint8_t>(level);
+    e.valid = true;
+    e.fill_id = fill_id;
+    e.tracked = m_res != nullptr && m_res->filled(m_res_cpu, e);
     m_last_use[slot] = ++m_tick;
     ++stats.inserts;
   }
@@ -274,6 +283,27 @@ class WalkCache {
     }
   }
 
+  /// Reports every entry stored, dropped or displaced to @r as the CPU @cpu's (see
+  /// models/tlb/residency.h); nullptr detaches.
+  void set_residency(Residency* r, unsigned cpu) {
+    m_res = r;
+    m_res_cpu = cpu;
+  }
+  /// Stops tracking every tracked entry e for which @pred(e) is true; the entries
+  /// stay cached. Return: how many.
+  template <class Pred>
+  size_t untrack_if(Pred&& pred) {
+    size_t n = 0;
+    for (WalkCacheEntry& e : m_entries) {
+      if (e.valid && e.tracked && pred(static_cast<const WalkCacheEntry&>(e))) {
+        e.tracked = false;
+        m_res->left(e);
+        ++n;
+      }
+    }
+    return n;
+  }
+
   /// Number of valid entries.
   size_t occupancy() const {
     size_t n = 0;
@@ -296,6 +326,10 @@ class WalkCache {
   template <class OnDrop>
   void drop(uint32_t index, OnDrop& on_drop) {
     on_drop(static_cast<const WalkCacheEntry&>(m_entries[index]));
+    if (m_entries[index].tracked) {
+      m_entries[index].tracked = false;
+      m_res->left(m_entries[index]);
+    }
     m_entries[index].valid = false;
     ++stats.invalidations;
   }
@@ -306,6 +340,8 @@ class WalkCache {
   std::vector<WalkCacheEntry> m_entries;  // [set * ways + way]
   std::vector<uint64_t> m_last_use;       // m_tick at the last touch of each way.
   uint64_t m_tick = 0;
+  Residency* m_res = nullptr;
+  unsigned m_res_cpu = 0;
 };
 
 }  // namespace tlbsim

@@ -76,6 +76,20 @@ class X86CoreMmu : public CoreMmuCounters {
     m_perm_ctx = ctx;
   }
 
+  /// Reports every TLB and paging-structure-cache fill and drop to `r`.
+  void attach_residency(Residency& r) {
+    for (Tlb* t : {&m_l1d, m_l1d_2m.get(), m_stlb.get()}) {
+      if (!t) continue;
+      t->set_residency(&r, m_cpu);
+      r.attach(m_cpu, *t);
+    }
+    for (auto& p : m_pwc) {
+      if (!p) continue;
+      p->set_residency(&r, m_cpu);
+      r.attach(m_cpu, *p);
+    }
+  }
+
   const Tlb& l1d() const { return m_l1d; }
   const Tlb* stlb() const { return m_stlb.get(); }
   const Tlb* l2() const { return m_stlb.get(); }

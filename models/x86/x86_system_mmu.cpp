@@ -15,7 +15,47 @@ using mm::x86::FlushAction;
 
 X86SystemMmu::X86SystemMmu(const mm::X86ArchConfig& cfg, const X86FlushParams& costs,
                            System& sys, StatGroup* stats_parent)
-    : X86ArchMmuBase(cfg, stats_parent), m_costs(costs), m_sys(sys) {}
+    : X86ArchMmuBase(cfg, stats_parent), m_costs(costs), m_sys(sys), m_retired(cfg.nr_cpus) {}
+
+namespace {
+/// The PCID a slot's entries carry (load_cr3): kern_pcid(slot), or 0 without PCIDs.
+uint16_t slot_pcid(bool pcid, unsigned slot) {
+  return pcid ? mm::x86::kern_pcid(static_cast<uint16_t>(slot)) : 0;
+}
+}  // namespace
+
+bool X86SystemMmu::may_use(unsigned cpu, uint16_t pcid, bool walk) const {
+  const mm::x86::CpuTlbState& st = cpu_state(cpu);
+  if (st.loaded_mm && m_sys.core(cpu).asid() == pcid && (walk || !st.is_lazy)) return true;
+  unsigned slot = 0;
+  if (config().pcid) {
+    if (pcid == 0 || pcid > mm::x86::kNrDynAsids) return false;  // init_mm, kernel only
+    slot = pcid - 1u;
+  }
+  const mm::x86::CpuTlbState::Ctx& c = st.ctxs[slot];
+  if (c.ctx_id == 0) return false;
+  const mm::Mm* owner = st.loaded_mm && st.loaded_mm->ctx_id() == c.ctx_id ? st.loaded_mm : nullptr;
+  if (!owner)
+    for (const auto& m : m_sys.kernel().mms())
+      if (m->ctx_id() == c.ctx_id) owner = m.get();
+  return owner && !owner->dead && c.tlb_gen >= owner->tlb_gen();
+}
+
+void X86SystemMmu::tlb_gen_moved(const mm::Mm& mm) {
+  CoherenceChecker* checker = m_sys.checker();
+  if (!checker) return;
+  for (unsigned cpu = 0; cpu < m_sys.nr_cpus(); ++cpu) {
+    const mm::x86::CpuTlbState& st = cpu_state(cpu);
+    for (unsigned s = 0; s < mm::x86::kNrDynAsids; ++s) {
+      const mm::x86::CpuTlbState::Ctx& c = st.ctxs[s];
+      if (c.ctx_id != mm.ctx_id() || (!mm.dead && c.tlb_gen >= mm.tlb_gen())) continue;
+      Retired& r = m_retired[cpu][s];
+      if (!mm.dead && r.ctx_id == c.ctx_id && r.tlb_gen == c.tlb_gen) continue;
+      r = Retired{c.ctx_id, c.tlb_gen};
+      checker->retire(cpu, slot_pcid(config().pcid, s));
+    }
+  }
+}
 
 uint64_t X86SystemMmu::execute(Core& core, const FlushAction& a,
                                const mm::x86::FlushTlbInfo& info) {
@@ -29,11 +69,15 @@ uint64_t X86SystemMmu::execute(Core& core, const FlushAction& a,
     case FlushAction::Kind::kFull:  // flush_tlb_local(): CR3 reload of the current PCID
       core.mmu().apply(x86::Invalidation::cr3(a.pcid, /*noflush=*/false));
       return m_costs.cr3_flush_cycles();
-    case FlushAction::Kind::kLazySwitch:
+    case FlushAction::Kind::kLazySwitch: {
       // switch_mm_irqs_off(init_mm): the user PCID's entries stay, tagged with a
-      // slot whose tlb_gen is now behind; switching back flushes them.
+      // slot whose tlb_gen is now behind; switching back flushes them. With the
+      // PCID out of CR3 its paging-structure entries can no longer be walked.
+      const uint16_t was = core.asid();
       core.set_context(0, Pfn());
+      if (CoherenceChecker* checker = m_sys.checker()) checker->retire(core.id(), was);
       return m_costs.cr3_noflush_cycles();
+    }
     default:
       return 0;
   }

@@ -380,19 +380,27 @@ TEST(CoherenceChecker, ReportsBrokenKernelsAndNothingElse) {
   const uint64_t v = h.violations();
   std::printf(
       "scenario %s machine %s kernel %s: %llu violations (walk cache %llu, bbm %llu, "
-      "freed-before-invalidate %llu, permission %llu, permission in flight %llu), probes "
-      "%llu\n",
+      "freed-before-invalidate %llu, freed while cached %llu, permission %llu, permission in "
+      "flight %llu), probes %llu\n",
       scenario.c_str(), g_opt.machine.c_str(), g_opt.kernel.c_str(),
       static_cast<unsigned long long>(v),
       static_cast<unsigned long long>(h.stat("system.coherence.walk_cache_violations")),
       static_cast<unsigned long long>(h.stat("system.coherence.break_before_make_violations")),
       static_cast<unsigned long long>(
           h.stat("system.coherence.freed_before_invalidate_violations")),
+      static_cast<unsigned long long>(h.stat("system.coherence.freed_while_cached_violations")),
       static_cast<unsigned long long>(h.stat("system.coherence.permission_violations")),
       static_cast<unsigned long long>(h.stat("system.coherence.permission_in_flight")),
       static_cast<unsigned long long>(h.stat("system.cpu[1].probes")));
   if (expect == "violations") {
     EXPECT_GE(v, 1u) << "the coherence checker missed the broken kernel in " << scenario;
+    if (scenario == "free_before_flush" || scenario == "free_table_before_flush" ||
+        scenario == "lazy_freed_tables") {
+      EXPECT_GE(h.stat("system.coherence.freed_while_cached_violations"), 1u)
+          << "a frame or page table freed while a usable translation was cached must be "
+             "caught at the free, whether or not a CPU uses it afterwards: "
+          << scenario;
+    }
     if (scenario == "fork_wrprotect" || scenario == "mprotect_ro" || scenario == "cow_other_cpu") {
       EXPECT_GE(h.stat("system.coherence.permission_violations"), 1u)
           << "the frames stay allocated: only the permission check can see " << scenario;

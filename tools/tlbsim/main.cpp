@@ -406,6 +406,12 @@ int sc_main(int argc, char* argv[]) {
     }
     std::cerr << "tlbsim: " << e.what() << "\n";
     return 2;
+  } catch (const CoherenceStop& e) {
+    asan::unpoison_main_stack_below_caller();
+    std::cerr << "tlbsim: stopped at the first TLB coherence violation "
+                 "(machine.coherence_fail_fast): "
+              << one_line(e.what()) << "\n";
+    return 1;
   } catch (const std::exception& e) {
     asan::unpoison_main_stack_below_caller();
     std::cerr << "tlbsim: internal error: " << one_line(e.what()) << "\n";

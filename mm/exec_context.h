@@ -90,6 +90,7 @@ enum class FlushCause : uint8_t {
   kReclaim,
   kMigration,
   kContpteUnfold,
+  kMremap,
   kOther,
   kCount
 };
@@ -97,7 +98,8 @@ enum class FlushCause : uint8_t {
 inline constexpr std::array<const char*, static_cast<size_t>(FlushCause::kCount)>
     kFlushCauseNames = {"none",     "munmap",    "dontneed",  "exit",
                         "mprotect", "fork",      "cow",       "pmd_split",
-                        "reclaim",  "migration", "contpte_unfold", "other"};
+                        "reclaim",  "migration", "contpte_unfold", "mremap",
+                        "other"};
 
 /// What the kernel touched: the struct page array (vmemmap) or page-table frames.
 enum class MemRefKind : uint8_t { kStructPage, kPteLine, kPageData };

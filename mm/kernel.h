@@ -58,6 +58,22 @@ struct KernelFlushStats : StatGroup {
   std::array<std::unique_ptr<FlushCauseStats>, static_cast<size_t>(FlushCause::kCount)> by_cause;
 };
 
+/// What mremap() did (mm/mremap.c has no vmstat counters; these make its path visible).
+struct MremapStats : StatGroup {
+  explicit MremapStats(StatGroup* parent) : StatGroup(parent, "mremap") {}
+  Scalar calls{this, "calls", "count", "mremap() calls that succeeded."};
+  Scalar shrunk{this, "shrunk", "count", "Calls that only unmapped the tail."};
+  Scalar grown_in_place{this, "grown_in_place", "count", "Calls that grew the VMA over the free range after it (no page table changes)."};
+  Scalar moved{this, "moved", "count", "Calls that moved the mapping (move_vma)."};
+  Scalar pud_tables_moved{this, "pud_tables_moved", "count", "Whole PMD tables re-pointed by move_normal_pud (1 GiB each)."};
+  Scalar pmd_tables_moved{this, "pmd_tables_moved", "count", "Whole PTE tables re-pointed by move_normal_pmd (2 MiB each)."};
+  Scalar huge_pmds_moved{this, "huge_pmds_moved", "count", "PMD-mapped THPs moved as a whole (move_huge_pmd)."};
+  Scalar ptes_moved{this, "ptes_moved", "count", "Non-none PTEs moved one by one or in batches (move_ptes)."};
+};
+
+/// mremap() flags (include/uapi/linux/mman.h).
+inline constexpr unsigned kMremapMaymove = 1, kMremapFixed = 2, kMremapDontunmap = 4;
+
 /// mmap() arguments (after the workload layer resolved sizes and names).
 struct MmapArgs {
   uint64_t addr = 0;  // hint or fixed address; 0 = kernel chooses
@@ -129,6 +145,10 @@ class Kernel {
   }
   /// munmap(): 0 or −errno.
   int sys_munmap(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len);
+  /// mremap(addr, old_len, new_len, flags, new_addr) of private anonymous memory
+  /// (mm/mremap.cpp): the new address, or −errno as a uint64_t (mmap_errno()).
+  uint64_t sys_mremap(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t old_len, uint64_t new_len,
+                      unsigned flags, VirtAddr new_addr);
   /// do_vmi_munmap() with mmap_lock held for write; `downgrade` (munmap(2))
   /// downgrades it to read before the zap and sets *downgraded.
   int do_munmap(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t len, bool downgrade,
@@ -353,6 +373,22 @@ class Kernel {
   // mmap.cpp
   Vma* vma_create(ExecContext& ctx, Mm& mm, VirtAddr start, VirtAddr end, uint64_t flags);
   void vma_split(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr at);
+  // mremap (mremap.cpp)
+  int mremap_resize_is_valid(const Vma& vma, VirtAddr addr, uint64_t old_len) const;
+  bool vma_expandable(const Mm& mm, const Vma& vma, uint64_t delta) const;
+  uint64_t mremap_to(ExecContext& ctx, Mm& mm, VirtAddr addr, uint64_t old_len, uint64_t new_len,
+                     VirtAddr new_addr);
+  uint64_t move_vma(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr old_addr, uint64_t old_len,
+                    uint64_t new_len, VirtAddr new_addr);
+  uint64_t move_page_tables(ExecContext& ctx, Mm& mm, Vma& vma, VirtAddr old_addr, Vma& new_vma,
+                            VirtAddr new_addr, uint64_t len);
+  bool move_huge_pmd(ExecContext& ctx, Mm& mm, VirtAddr old_addr, Pfn old_pmd_table,
+                     uint64_t* old_pmd, Pfn new_pmd_table, uint64_t* new_pmd);
+  void move_ptes(ExecContext& ctx, Mm& mm, uint64_t* old_pmd, VirtAddr old_addr, VirtAddr old_end,
+                 uint64_t* new_pmd, VirtAddr new_addr);
+  /// __get_unmapped_area() of an anonymous private mapping of `len` (THP-aligned
+  /// where the version does it), as mmap() without a hint and mremap's move place it.
+  std::optional<VirtAddr> get_unmapped_area_anon(const Mm& mm, uint64_t len, uint64_t align) const;
   void vma_remove(ExecContext& ctx, Mm& mm, Vma* vma);
   /// Whether `next` (right after `prev`) may merge into `prev`.
   static bool vma_mergeable(const Vma& prev, const Vma& next);
@@ -473,6 +509,7 @@ class Kernel {
   VmStat m_vmstat;
   BuddyStats m_buddy_stats{&m_stats, m_pm};
   KernelFlushStats m_flush_stats;
+  MremapStats m_mremap_stats{&m_stats};
   PageTables m_pt;
   DeferredSplit m_deferred;
   Rmap m_rmap;
@@ -495,6 +532,7 @@ class Kernel {
   bool m_debug_fork_skip_flush = m_profile.debug_fork_skip_flush();
   bool m_debug_mprotect_skip_flush = m_profile.debug_mprotect_skip_flush();
   bool m_debug_cow_skip_flush = m_profile.debug_cow_skip_flush();
+  bool m_mremap_pte_batch = m_profile.mremap_pte_batch();
   // faults (huge_memory.cpp, filemap.cpp)
   ThpSysfs m_thp = ThpSysfs::from(m_profile);
   // madvise's "is this folio shared?" test per release (sharers_estimate); without

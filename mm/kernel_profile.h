@@ -206,6 +206,15 @@ struct KernelProfile : ParamSet {
                            "Page faults take the per-VMA lock instead of mmap_lock "
                            "(lock_vma_under_rcu; Linux 6.4 for anonymous VMAs, 6.6 swap and "
                            "userfaultfd, 6.7 file VMAs)."};
+  Param<bool> mremap_pte_batch{this, "mremap_pte_batch", false, "",
+                               "move_ptes() moves a present PTE of a large folio together with "
+                               "the rest of its batch where the architecture hints one "
+                               "(pte_batch_hint: arm64 contpte blocks; never on x86) instead of "
+                               "one by one (Linux 6.17)."};
+  Param<bool> mremap_multi_vma{this, "mremap_multi_vma", false, "",
+                               "A same-size MREMAP_FIXED move of a range spanning several VMAs "
+                               "moves each (remap_move, Linux 6.17) instead of failing with "
+                               "EFAULT; not modelled yet (refused as not supported)."};
   Param<bool> madvise_vma_lock{this, "madvise_vma_lock", false, "",
                                "MADV_DONTNEED and MADV_FREE of a range inside one VMA run under "
                                "the per-VMA lock instead of mmap_lock (Linux 6.16)."};

@@ -163,6 +163,15 @@ const std::vector<VersionedSwitch>& kernel_version_table() {
         {616, "true",
          "Lorenzo Stoakes, \"mm/madvise: ... per-VMA lock\" (v6.16): MADV_DONTNEED/FREE "
          "under the per-VMA lock"}}},
+      {"mremap_pte_batch",
+       {{kOld, "false", "move_ptes() moves one PTE at a time"},
+        {617, "true",
+         "Dev Jain, \"mm: Optimize mremap() by PTE batching\" (f822a9a81a31, v6.17): "
+         "mremap_folio_pte_batch() where pte_batch_hint() > 1 (arm64 contpte)"}}},
+      {"mremap_multi_vma",
+       {{kOld, "false", "resize_is_valid(): the old range must lie in one VMA (EFAULT)"},
+        {617, "true",
+         "Lorenzo Stoakes, \"mm/mremap: permit mremap() move of multiple VMAs\" (v6.17)"}}},
       {"per_vma_lock",
        {{kOld, "true",
          "lock_vma_under_rcu(): anonymous faults since v6.4, swap v6.6, file v6.7"}}},

@@ -221,6 +221,23 @@ bool Kernel::thp_align_anon(uint64_t len) const {
   }
 }
 
+std::optional<VirtAddr> Kernel::get_unmapped_area_anon(const Mm& mm, uint64_t len,
+                                                       uint64_t align) const {
+  // __get_unmapped_area() → arch_get_unmapped_area_topdown() → vm_unmapped_area():
+  // the highest gap below mmap_base that holds len at the requested alignment; no
+  // gap is left between mappings. Large anonymous mappings are THP-aligned first
+  // (thp_get_unmapped_area_vmflags) where the version does it.
+  std::optional<VirtAddr> found;
+  if (align < kPmdSize && thp_align_anon(len)) found = thp_get_unmapped_area(mm, len);
+  if (!found) found = unmapped_area_topdown(mm, len, align, mm.mmap_base.value());
+  // arch_get_unmapped_area_topdown(): "A failed mmap() very likely causes
+  // application failure, so fall back to the bottom-up function here". The
+  // fallback here searches [mmap_base, TASK_SIZE) top-down as well (Linux:
+  // bottom-up from mmap_legacy_base; reached only when everything below is full).
+  if (!found) found = unmapped_area_topdown(mm, len, align, task_size());
+  return found;
+}
+
 uint64_t Kernel::sys_mmap(ExecContext& ctx, Mm& mm, const MmapArgs& a) {
   // Mirrors mm/mmap.c:do_mmap() for anonymous mappings, with the argument checks of
   // do_mmap() and __get_unmapped_area() / arch_get_unmapped_area().
@@ -259,14 +276,12 @@ uint64_t Kernel::sys_mmap(ExecContext& ctx, Mm& mm, const MmapArgs& a) {
     const uint64_t align = std::max<uint64_t>(a.align, kPageSize);
     if (align > task_size || (align & (align - 1))) return mmap_error(ENOMEM);
     std::optional<VirtAddr> found;
-    if (a.file < 0 && !a.shared && align < kPmdSize && thp_align_anon(len))
-      found = thp_get_unmapped_area(mm, len);
-    if (!found) found = unmapped_area_topdown(mm, len, align, mm.mmap_base.value());
-    // arch_get_unmapped_area_topdown(): "A failed mmap() very likely causes
-    // application failure, so fall back to the bottom-up function here". The
-    // fallback here searches [mmap_base, TASK_SIZE) top-down as well (Linux:
-    // bottom-up from mmap_legacy_base; reached only when everything below is full).
-    if (!found) found = unmapped_area_topdown(mm, len, align, task_size);
+    if (a.file < 0 && !a.shared) {
+      found = get_unmapped_area_anon(mm, len, align);
+    } else {
+      found = unmapped_area_topdown(mm, len, align, mm.mmap_base.value());
+      if (!found) found = unmapped_area_topdown(mm, len, align, task_size);
+    }
     if (!found) return mmap_error(ENOMEM);
     start = *found;
   }

@@ -94,9 +94,12 @@ struct Op {
   uint64_t pages = 0;
   uint64_t target_free = 0;
 
-  // mmap at a fixed address (MAP_FIXED), e.g. for imported traces
+  // mmap at a fixed address (MAP_FIXED), e.g. for imported traces; mremap: the
+  // target of MREMAP_FIXED
   uint64_t addr = 0;
   bool fixed = false;
+  // mremap: `size` is the new length; MREMAP_MAYMOVE
+  bool maymove = true;
 
   // replay: `trace_runs` runs of the trace file from byte `trace_start` over the
   // named mappings, read as a stream (workloads/trace_file.h)

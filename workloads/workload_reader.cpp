@@ -72,6 +72,7 @@ bool op_supported(OpKind k) {
     case OpKind::kMunmap:
     case OpKind::kMprotect:
     case OpKind::kMadvise:
+    case OpKind::kMremap:
     case OpKind::kFork:
     case OpKind::kExit:
     case OpKind::kWait:
@@ -125,6 +126,31 @@ std::vector<std::string> keys_of(const std::map<std::string, OpKind>& m) {
 constexpr uint64_t kMaxOpCycles = uint64_t{1} << 44;
 /// Accesses one touch op may make (count × repeat).
 constexpr uint64_t kMaxOpAccesses = uint64_t{1} << 44;
+
+/// "size" of an mmap or mremap: a length > 0 below TASK_SIZE.
+void read_map_size(ObjectReader& r, Op& op, uint64_t task_size) {
+  op.size = r.size("size", 0, true);
+  if (op.size == 0) throw InputError(r.ptr("size"), "expected a size > 0, got 0");
+  // do_mmap(): a length beyond TASK_SIZE can never be mapped.
+  if (op.size > task_size - kPageSize)
+    throw InputError(r.ptr("size"), "expected a size below TASK_SIZE, the end of this "
+                                    "machine's user address space (" + hex(task_size) +
+                                    "), got " + std::to_string(op.size));
+}
+
+/// "addr" of an mmap or mremap (if given): 4 KiB-aligned, addr + size inside
+/// TASK_SIZE — __get_unmapped_area() / mremap_to() refuse more; the walker would
+/// drop the high bits and alias a low address.
+void read_map_addr(ObjectReader& r, Op& op, uint64_t task_size) {
+  if (!r.get("addr")) return;
+  op.addr = r.size("addr", 0);
+  if (op.addr % kPageSize) throw InputError(r.ptr("addr"), "expected a 4KiB-aligned address");
+  const uint64_t len = (op.size + kPageSize - 1) & kPageMask;
+  if (op.addr > task_size - len)
+    throw InputError(r.ptr("addr"), "expected addr + size at most TASK_SIZE, the end of "
+                                    "this machine's user address space (" + hex(task_size) +
+                                    "), got " + hex(op.addr) + " + " + hex(len));
+}
 
 void parse_prot(ObjectReader& r, Op& op) {
   // "none" (or "" / "-") is PROT_NONE: the mapping exists, every access faults.
@@ -280,13 +306,7 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
   switch (op.kind) {
     case OpKind::kMmap: {
       op.mapping = r.name("name", true);
-      op.size = r.size("size", 0, true);
-      if (op.size == 0) throw InputError(r.ptr("size"), "expected a size > 0, got 0");
-      // do_mmap(): a length beyond TASK_SIZE can never be mapped.
-      if (op.size > scope.task_size - kPageSize)
-        throw InputError(r.ptr("size"), "expected a size below TASK_SIZE, the end of this "
-                                        "machine's user address space (" + hex(scope.task_size) +
-                                        "), got " + std::to_string(op.size));
+      read_map_size(r, op, scope.task_size);
       parse_prot(r, op);
       op.shared = r.boolean("shared", false);
       if (op.shared) throw InputError(r.ptr("shared"), "not supported yet: shared mappings");
@@ -299,18 +319,7 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
       if (op.align > (uint64_t{1} << 30))
         throw InputError(r.ptr("align"), "expected an alignment of at most 1GiB (the largest "
                                          "page size), got " + std::to_string(op.align));
-      if (r.get("addr")) {
-        op.addr = r.size("addr", 0);
-        if (op.addr % kPageSize) throw InputError(r.ptr("addr"), "expected a 4KiB-aligned address");
-        // __get_unmapped_area(): addr > TASK_SIZE - len is -ENOMEM; the walker would
-        // drop the high bits and alias a low address.
-        const uint64_t len = (op.size + kPageSize - 1) & kPageMask;
-        if (op.addr > scope.task_size - len)
-          throw InputError(r.ptr("addr"), "expected addr + size at most TASK_SIZE, the end of "
-                                          "this machine's user address space (" +
-                                          hex(scope.task_size) + "), got " + hex(op.addr) + " + " +
-                                          hex(len));
-      }
+      read_map_addr(r, op, scope.task_size);
       op.fixed = r.boolean("fixed", false);
       if (op.fixed && !op.addr) throw InputError(r.ptr("fixed"), "\"fixed\": true needs an \"addr\"");
       if (r.get("file")) throw InputError(r.ptr("file"), "not supported yet: file mappings");
@@ -377,6 +386,26 @@ Op read_op(const Json& j, const std::string& ptr, Scope& scope) {
         throw InputError(r.ptr("advice"), "not supported yet: MADV_collapse (khugepaged is not "
                                           "modelled yet)");
       break;
+    case OpKind::kMremap: {
+      // mremap(start, size of the mapping, size, flags, addr): the whole mapping,
+      // which then has the new size (and address, if it moved).
+      require_mapping();
+      read_map_size(r, op, scope.task_size);
+      op.maymove = r.boolean("maymove", true);
+      op.fixed = r.boolean("fixed", false);
+      read_map_addr(r, op, scope.task_size);
+      if (r.get("addr") && !op.fixed)
+        throw InputError(r.ptr("addr"), "\"addr\" is the target of \"fixed\": true "
+                                        "(MREMAP_FIXED); without it the kernel places a move");
+      if (op.fixed && !r.get("addr")) throw InputError(r.ptr("fixed"), "\"fixed\": true needs an \"addr\"");
+      if (op.fixed && !op.maymove)
+        throw InputError(r.ptr("fixed"), "\"fixed\": true needs \"maymove\": true "
+                                         "(MREMAP_FIXED without MREMAP_MAYMOVE is EINVAL)");
+      if (r.get("dontunmap"))
+        throw InputError(r.ptr("dontunmap"), "not supported yet: MREMAP_DONTUNMAP");
+      scope.mappings[op.mapping] = op.size;
+      break;
+    }
     case OpKind::kReclaim:
       op.pages = r.uint("pages", 0);
       op.target_free = r.size("target_free", 0);
@@ -563,6 +592,7 @@ void check_barriers(const Workload& w, const std::set<std::string>& names) {
 /// not met yet.
 std::map<std::string, std::pair<uint64_t, size_t>> thread_mmaps(const std::vector<Expanded>& ts) {
   std::map<std::string, std::pair<uint64_t, size_t>> out;
+  std::map<std::pair<std::string, size_t>, uint64_t> resized;  // mremaps by their own thread
   for (size_t ti = 0; ti < ts.size(); ++ti) {
     auto it = ts[ti].value.find("ops");
     if (it == ts[ti].value.end()) continue;
@@ -587,11 +617,26 @@ std::map<std::string, std::pair<uint64_t, size_t>> thread_mmaps(const std::vecto
         if (sz->is_number_unsigned()) size = sz->get<uint64_t>();
         else if (sz->is_string()) size = parse_size(sz->get_ref<const std::string&>());
         if (size && *size) out.emplace(name, std::make_pair(*size, ti));
+      } else if (*op == "mremap") {
+        auto n = j->find("mapping");
+        auto sz = j->find("size");
+        if (n == j->end() || !n->is_string() || sz == j->end()) continue;
+        std::optional<uint64_t> size;
+        if (sz->is_number_unsigned()) size = sz->get<uint64_t>();
+        else if (sz->is_string()) size = parse_size(sz->get_ref<const std::string&>());
+        if (size) {
+          uint64_t& s = resized[{n->get_ref<const std::string&>(), ti}];
+          s = std::max(s, *size);
+        }
       } else if (*op == "region" || *op == "repeat") {
         if (auto b = j->find("ops"); b != j->end()) todo.push_back(&*b);
       }
     }
   }
+  // A mapping its thread resizes: other threads may use it up to the largest size.
+  for (const auto& [key, size] : resized)
+    if (auto at = out.find(key.first); at != out.end() && at->second.second == key.second)
+      at->second.first = std::max(at->second.first, size);
   return out;
 }
 

@@ -182,6 +182,26 @@ void Program::exec_op(const Op& op) {
       if (op.offset == 0 && w.length >= w.mapping_len) m_sys.drop_mapping(m_t.process(), op.mapping);
       break;
     }
+    case OpKind::kMremap: {
+      // mremap(2) of the whole mapping; it keeps its name at the new address and size.
+      auto [start, len] = m_sys.mapping(m_t.process(), op.mapping, op.pointer);
+      TaskThread::KernelEntry entry(m_t, "mremap");
+      m_t.take_stolen();
+      m_t.sync();
+      const uint64_t t0 = m_t.now();
+      ++m_t.core().stats().syscalls;
+      const unsigned flags = (op.maymove ? mm::kMremapMaymove : 0u) | (op.fixed ? mm::kMremapFixed : 0u);
+      const uint64_t r = k.sys_mremap(ctx, mm, start, len, op.size, flags, VirtAddr(op.addr));
+      m_t.charge_kernel();
+      trace_span("syscall", "mremap " + op.mapping, t0,
+                 "{\"pages\":" + std::to_string(len >> kPageShift) + "}");
+      if (const int e = mm::Kernel::mmap_errno(r))
+        throw InputError(op.pointer, "mremap of mapping " + op.mapping + " to " +
+                                         std::to_string(op.size) + " bytes failed with errno " +
+                                         std::to_string(e));
+      m_sys.set_mapping(m_t.process(), op.mapping, VirtAddr(r), op.size);
+      break;
+    }
     case OpKind::kTouch:
       if (m_t.core().is_arm64()) {
         op_touch_with<arm64::Arm64CoreMmu>(op);

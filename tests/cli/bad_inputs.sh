@@ -55,6 +55,16 @@ expect_bad out_of_range_set "--set machine.cpus=5000: /machine/cpus: expected a 
 expect_bad segv "segmentation fault" \
   '{"workload": {"processes": [{"threads": [{"ops": [{"op": "mmap", "name": "b", "size": "4KiB", "prot": "r"}, {"op": "touch", "mapping": "b", "access": "write"}]}]}]}}'
 
+# mremap: a grow that cannot happen in place without MREMAP_MAYMOVE is ENOMEM, an
+# old range past its mapping's VMA (after munmap of its tail) EFAULT — run-time
+# errnos of the workload, exit 2 with the op's pointer.
+expect_bad mremap_enomem "/workload/processes/0/threads/0/ops/2: mremap of mapping b to 2097152 bytes failed with errno 12" \
+  '{"workload": {"processes": [{"threads": [{"ops": [{"op": "mmap", "name": "guard", "size": "4KiB", "prot": "none"}, {"op": "mmap", "name": "b", "size": "1MiB"}, {"op": "mremap", "mapping": "b", "size": "2MiB", "maymove": false}]}]}]}}'
+expect_bad mremap_dontunmap "/workload/processes/0/threads/0/ops/1/dontunmap: not supported yet: MREMAP_DONTUNMAP" \
+  '{"workload": {"processes": [{"threads": [{"ops": [{"op": "mmap", "name": "b", "size": "1MiB"}, {"op": "mremap", "mapping": "b", "size": "1MiB", "dontunmap": true}]}]}]}}'
+expect_bad mremap_overlap "mremap of mapping b to 1048576 bytes failed with errno 22" \
+  '{"workload": {"processes": [{"threads": [{"ops": [{"op": "mmap", "name": "b", "size": "1MiB", "addr": "1GiB", "fixed": true}, {"op": "mremap", "mapping": "b", "size": "1MiB", "fixed": true, "addr": 1074266112}]}]}]}}'
+
 # A failing run must not replace a previous good result.
 printf '%s' "{$W}" > "$tmp/good.json"
 "$TLBSIM" run "$tmp/good.json" --out "$tmp/keep" --quiet || { echo "FAIL good run"; fails=$((fails + 1)); }

@@ -57,6 +57,7 @@ for m in x86_small arm64_small; do
   run "migration.$m" $m $k 4KiB migration '{"size": "2MiB"}'
   run "protnone-reclaim.$m" $m $k 4KiB protnone-reclaim '{"size": "2MiB"}'
   run "pin-fork.$m" $m $k 4KiB pin-fork '{"size": "2MiB", "pin_size": "1MiB"}'
+  run "mremap.$m" $m $k 4KiB mremap '{"size": "4MiB", "new_size": "8MiB"}'
   run "protnone-reclaim.$m.noskip" $m $k 4KiB protnone-reclaim '{"size": "2MiB"}' \
     --set kernel.pte_accessible_skip=false
 done
@@ -70,7 +71,7 @@ declare -A params=(
   [dontneed]='{"size": "2MiB"}' [pte-remap]='{}' [anon-cow-seq]='{"size_per_thread": "1MiB"}'
   [anon-cow-rand]='{"size_per_thread": "1MiB"}' [shootdown-storm]='{}'
   [reclaim]='{"size": "2MiB"}' [migration]='{"size": "2MiB"}' [protnone-reclaim]='{"size": "2MiB"}'
-  [pin-fork]='{"size": "2MiB", "pin_size": "1MiB"}')
+  [pin-fork]='{"size": "2MiB", "pin_size": "1MiB"}' [mremap]='{"size": "2MiB", "new_size": "4MiB"}')
 for m in x86_small arm64_small; do
   for k in linux-6.7 linux-6.8 linux-6.9 linux-6.12 linux-6.18 linux-6.19; do
     for w in "${!params[@]}"; do
@@ -341,7 +342,22 @@ def pin_fork(r):
     r.eq("pgalloc (populate + fork's copies + COW copies)", r.vm("pgalloc"), P + pinned + P - pinned)
 
 
+def mremap(r):
+    # 4 MiB moved as two whole PTE tables (both ranges PMD-aligned), a flush of each
+    # old 2 MiB reaching CPU1, no page copied; the 4 MiB grown part faults once a page.
+    r.eq("region[populate].faults", r.region("populate", "faults"), 2 * P)
+    r.eq("mremap.moved", r.v("kernel/mremap/moved"), 1)
+    r.eq("mremap.pmd_tables_moved", r.v("kernel/mremap/pmd_tables_moved"), 2)
+    r.eq("mremap.ptes_moved", r.v("kernel/mremap/ptes_moved"), 0)
+    r.eq("region[mremap].faults", r.region("mremap", "faults"), 0)
+    r.true("tlb_flush.mremap.requests >= 2 (one per moved PTE table)", r.flush("mremap", "requests") >= 2)
+    r.true("mremap shoots down CPU1", shootdown(r, "mremap") >= 2)
+    r.eq("region[touch-after].faults (the grown part only)", r.region("touch-after", "faults"), 2 * P)
+    r.eq("pgalloc (no page copied)", r.vm("pgalloc"), 4 * P)
+
+
 checks = {
+    "mremap": mremap,
     "populate": populate, "populate.64k": populate_64k,
     "munmap": munmap, "munmap.64k": lambda r: munmap(r, P // 16),
     "fork": fork, "fork-child-exit": fork_child_exit,

@@ -8,6 +8,7 @@
 
 #include "mm/folio.h"
 #include "mm/instant_arch_arm64.h"
+#include "tests/unit/mm/arm64_kernel_fixture.h"
 #include "mm/invariants.h"
 #include "mm/kernel.h"
 
@@ -16,30 +17,9 @@ namespace {
 
 using Kind = Arm64ArchEvent::Kind;
 
-class ForkArm64 : public ::testing::Test {
+class ForkArm64 : public Arm64KernelFixture {
  protected:
-  void SetUp() override {
-    profile.thp.enabled.set("never");
-    profile.thp.hugepages_64kB.set("always");
-    stats = std::make_unique<StatGroup>("");
-    pm = std::make_unique<PhysMem>(256ull << 20);
-    Arm64ArchConfig cfg;
-    cfg.nr_cpus = 2;
-    cfg.phys = pm.get();
-    arch = std::make_unique<InstantArm64Arch>(cfg, stats.get());
-    pm->set_observer(arch.get());
-    kernel = std::make_unique<Kernel>(profile, *pm, *arch, stats.get());
-  }
-  uint64_t* pte_of(Mm& mm, VirtAddr va) {
-    return kernel->page_tables().walk(ctx, mm, va, 1, false);
-  }
-
-  KernelProfile profile;
-  std::unique_ptr<StatGroup> stats;
-  std::unique_ptr<PhysMem> pm;
-  std::unique_ptr<InstantArm64Arch> arch;
-  std::unique_ptr<Kernel> kernel;
-  ExecContext ctx{0};
+  void SetUp() override { build(); }
 };
 
 // T28: P (only on CPU0) owns 64K folio F as a writable contpte block; fork. The

@@ -35,8 +35,32 @@ TEST(WorkloadReader, UnknownOpListsValidOnes) {
 }
 
 TEST(WorkloadReader, KnownButUnsupportedOpSaysSo) {
-  InputError e = error_of(R"({"processes":[{"threads":[{"ops":[{"op":"mremap"}]}]}]})");
+  InputError e = error_of(R"({"processes":[{"threads":[{"ops":[{"op":"mlock"}]}]}]})");
   EXPECT_NE(e.message().find("not supported yet"), std::string::npos) << e.what();
+}
+
+TEST(WorkloadReader, MremapChecksItsKeys) {
+  const std::string pre = R"({"processes":[{"threads":[{"ops":[{"op":"mmap","name":"b","size":"1MiB"},)";
+  auto err = [&](const std::string& op) { return error_of(pre + op + "]}]}]}"); };
+  EXPECT_EQ(err(R"({"op":"mremap","mapping":"c","size":"2MiB"})").where(),
+            "/workload/processes/0/threads/0/ops/1/mapping");
+  EXPECT_EQ(err(R"({"op":"mremap","mapping":"b"})").where(), "/workload/processes/0/threads/0/ops/1");
+  EXPECT_EQ(err(R"({"op":"mremap","mapping":"b","size":0})").where(),
+            "/workload/processes/0/threads/0/ops/1/size");
+  EXPECT_EQ(err(R"({"op":"mremap","mapping":"b","size":"2MiB","fixed":true})").where(),
+            "/workload/processes/0/threads/0/ops/1/fixed");
+  EXPECT_EQ(err(R"({"op":"mremap","mapping":"b","size":"2MiB","addr":"1GiB"})").where(),
+            "/workload/processes/0/threads/0/ops/1/addr");
+  EXPECT_EQ(err(R"({"op":"mremap","mapping":"b","size":"2MiB","addr":"1GiB","fixed":true,"maymove":false})")
+                .where(),
+            "/workload/processes/0/threads/0/ops/1/fixed");
+  InputError d = err(R"({"op":"mremap","mapping":"b","size":"1MiB","dontunmap":true})");
+  EXPECT_EQ(d.where(), "/workload/processes/0/threads/0/ops/1/dontunmap");
+  EXPECT_NE(d.message().find("not supported yet"), std::string::npos) << d.what();
+  // After the op, the mapping has its new size: a window beyond 1 MiB is valid.
+  EXPECT_NO_THROW(read_workload(Json::parse(pre + R"({"op":"mremap","mapping":"b","size":"4MiB"},)"
+                                                 R"({"op":"touch","mapping":"b","offset":"3MiB"}]}]}]})"),
+                                "/workload", 2));
 }
 
 TEST(WorkloadReader, UnknownKeyInOp) {

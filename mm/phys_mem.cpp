@@ -47,7 +47,15 @@ std::optional<Pfn> PhysMem::alloc_folio(unsigned order) {
 
 std::optional<Pfn> PhysMem::alloc_folio(ExecContext& ctx, unsigned order) {
   const uint64_t nr = uint64_t{1} << order;
-  const uint64_t splits = m_buddy.nr_splits();
+  // The split steps of this allocation alone: the buddy call itself never waits, the
+  // zone lock before it may (and other CPUs allocate meanwhile).
+  uint64_t steps = 0;
+  auto buddy_alloc = [&](unsigned o) {
+    const uint64_t splits = m_buddy.nr_splits();
+    auto r = alloc_folio(o);
+    steps = m_buddy.nr_splits() - splits;
+    return r;
+  };
   std::optional<Pfn> pfn;
   if (pcp_allowed_order(order)) {
     // rmqueue_pcplist(): an empty list is refilled under the zone lock (m_pcp is
@@ -57,17 +65,16 @@ std::optional<Pfn> PhysMem::alloc_folio(ExecContext& ctx, unsigned order) {
       ScopedLock zone(ctx, zone_lock);
       pcp += std::max<uint64_t>(kPcpBatch >> order, 2) << order;
     }
-    pfn = alloc_folio(order);
+    pfn = buddy_alloc(order);
     if (pfn) pcp -= nr;
   } else {
     ScopedLock zone(ctx, zone_lock);  // rmqueue_buddy()
-    pfn = alloc_folio(order);
+    pfn = buddy_alloc(order);
   }
   if (!pfn) return pfn;
   ctx.count(pcp_allowed_order(order) ? KOp::kPageAlloc : KOp::kPageAllocBuddy);
   ctx.count(KOp::kPageAllocTail, nr - 1);
   if (order) ctx.count(KOp::kFolioPrepLarge);
-  const uint64_t steps = m_buddy.nr_splits() - splits;
   ctx.count(KOp::kBuddyMerge, steps);
   ctx.struct_pages(*pfn, nr);
   // expand(): each split step marks the upper half's head free (its struct page).
@@ -78,7 +85,14 @@ std::optional<Pfn> PhysMem::alloc_folio(ExecContext& ctx, unsigned order) {
 void PhysMem::free_folio(ExecContext& ctx, Pfn head, const char* what) {
   const unsigned order = m_pages[head.value()].order();
   const uint64_t nr = uint64_t{1} << order;
-  const uint64_t merges = m_buddy.nr_merges();
+  // The merge steps of this free alone (the zone lock before it may wait while
+  // other CPUs free).
+  uint64_t steps = 0;
+  auto buddy_free = [&](Pfn h, const char* w) {
+    const uint64_t merges = m_buddy.nr_merges();
+    free_folio(h, w);
+    steps = m_buddy.nr_merges() - merges;
+  };
   ctx.count(pcp_allowed_order(order) ? KOp::kPageFree : KOp::kPageFreeBuddy);
   ctx.count(KOp::kPageFreeTail, nr - 1);
   if (order) ctx.count(KOp::kFolioFreeLarge);
@@ -92,12 +106,11 @@ void PhysMem::free_folio(ExecContext& ctx, Pfn head, const char* what) {
       ScopedLock zone(ctx, zone_lock);
       pcp -= std::min(pcp, kPcpHigh - kPcpBatch);
     }
-    free_folio(head, what);
+    buddy_free(head, what);
   } else {
     ScopedLock zone(ctx, zone_lock);  // free_one_page()
-    free_folio(head, what);
+    buddy_free(head, what);
   }
-  const uint64_t steps = m_buddy.nr_merges() - merges;
   ctx.count(KOp::kBuddyMerge, steps);
   // __free_one_page(): each merge step reads the buddy's struct page.
   for (uint64_t s = 0; s < steps; ++s) {

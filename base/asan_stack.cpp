@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
+#include <sanitizer/lsan_interface.h>
 #endif
 
 namespace tlbsim::asan {
@@ -56,7 +57,22 @@ void resync_main_stack() {
   const uintptr_t low = t - stack_bytes + kCoroutineMargin;
   if (here > low) unpoison_range(low, here);
 }
+
+CoroutineStackRoots::CoroutineStackRoots(const void* top, size_t stack_bytes) {
+  // The stack lies below `top` (it grows down), bounded by its size plus the margin
+  // SystemC's frames take above `top`; LeakSanitizer scans only the mapped part.
+  const auto t = reinterpret_cast<uintptr_t>(top);
+  m_low = t > stack_bytes ? t - stack_bytes : 0;
+  m_bytes = t + kCoroutineMargin - m_low;
+  __lsan_register_root_region(reinterpret_cast<const void*>(m_low), m_bytes);
+}
+
+CoroutineStackRoots::~CoroutineStackRoots() {
+  __lsan_unregister_root_region(reinterpret_cast<const void*>(m_low), m_bytes);
+}
 #else
+CoroutineStackRoots::CoroutineStackRoots(const void*, size_t) {}
+CoroutineStackRoots::~CoroutineStackRoots() {}
 void unpoison_main_stack_below_caller() {}
 void resync_main_stack() {}
 void unpoison_coroutine_stack_below_caller(const void*, size_t) {}

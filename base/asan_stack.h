@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace tlbsim::asan {
 
@@ -27,5 +28,22 @@ void resync_main_stack();
 /// caller's frame down to `top - stack_bytes` plus a margin for the frames above
 /// `top` that SystemC owns.
 void unpoison_coroutine_stack_below_caller(const void* top, size_t stack_bytes);
+
+/// LeakSanitizer scans a coroutine stack for live pointers while this object lives
+/// on it (__lsan_register_root_region). A run that fails stops the simulation with
+/// other tasks suspended mid-call: their heap blocks are referenced only from their
+/// own stacks, which LeakSanitizer does not know to scan, and were reported as leaks.
+/// `top` and `stack_bytes` as for unpoison_coroutine_stack_below_caller().
+class CoroutineStackRoots {
+ public:
+  CoroutineStackRoots(const void* top, size_t stack_bytes);
+  ~CoroutineStackRoots();
+  CoroutineStackRoots(const CoroutineStackRoots&) = delete;
+  CoroutineStackRoots& operator=(const CoroutineStackRoots&) = delete;
+
+ private:
+  [[maybe_unused]] uintptr_t m_low = 0;
+  [[maybe_unused]] size_t m_bytes = 0;
+};
 
 }  // namespace tlbsim::asan

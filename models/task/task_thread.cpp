@@ -45,6 +45,7 @@ void TaskThread::main() {
   // An exception must not unwind through the SystemC kernel: hand it to the System,
   // which stops the simulation and rethrows it from run().
   const void* const top = __builtin_frame_address(0);
+  const asan::CoroutineStackRoots roots(top, kStackBytes);
   try {
     wait_for_cpu();
     m_started = true;

@@ -40,7 +40,10 @@ FaultResult Kernel::do_swap_page(ExecContext& ctx, VmFault& vmf) {
     }
     ++m_vmstat.pgalloc;
     folio = Folio(m_pm, *pfn);
-    if (*vmf.pte != entry) {  // direct reclaim cannot touch swap entries, but be safe
+    // Direct reclaim may have slept: another fault may have swapped the page in, or
+    // read it into the swap cache meanwhile (__read_swap_cache_async():
+    // swapcache_prepare() fails with -EEXIST and the lookup is redone).
+    if (*vmf.pte != entry || m_swap.cached(slot).value()) {
       folio_put_refs(ctx, folio.pfn(), 1, "do_swap_page(retry)");
       return FaultResult::kRetry;
     }
@@ -88,7 +91,10 @@ FaultResult Kernel::do_swap_page(ExecContext& ctx, VmFault& vmf) {
     }
     rmap_flags = kRmapExclusive;
   }
-  if (fresh) {
+  if (fresh || !folio.test_anon()) {
+    // !folio_test_anon(): a swap-cache folio never mapped yet — this fault's read,
+    // or one a racing fault read and then gave up on (its pte_same failed) — gets
+    // its anon_vma and index here, as Linux decides (not by who read it).
     m_rmap.folio_add_new_anon_rmap(ctx, folio, vma, vmf.address, rmap_flags);
   } else {
     m_rmap.folio_add_anon_rmap_pte(ctx, folio, folio.pfn(), vma, vmf.address, rmap_flags);

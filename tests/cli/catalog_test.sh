@@ -58,6 +58,12 @@ for m in x86_small arm64_small; do
   run "protnone-reclaim.$m" $m $k 4KiB protnone-reclaim '{"size": "2MiB"}'
   run "pin-fork.$m" $m $k 4KiB pin-fork '{"size": "2MiB", "pin_size": "1MiB"}'
   run "mremap.$m" $m $k 4KiB mremap '{"size": "4MiB", "new_size": "8MiB"}'
+  # Fuzz finding (seed 2026, mutant 7917): three readers swapping a working set larger
+  # than memory in concurrently — a swap-cache folio a racing fault read and gave up
+  # on was mapped as if already anonymous (rmap sanity failure), and two faults read
+  # the same slot (add_to_swap_cache on a cached slot).
+  [ $m = x86_small ] && run "shootdown-storm.$m.swap" $m $k 4KiB shootdown-storm \
+    '{"readers": 3, "hot_size": "1100MiB", "touch_repeat": 2, "think_cycles": 0}' --set machine.cpus=8
   run "protnone-reclaim.$m.noskip" $m $k 4KiB protnone-reclaim '{"size": "2MiB"}' \
     --set kernel.pte_accessible_skip=false
 done
@@ -356,8 +362,13 @@ def mremap(r):
     r.eq("pgalloc (no page copied)", r.vm("pgalloc"), 4 * P)
 
 
+def storm_swap(r):
+    r.true("the readers swapped in (pswpin > 0)", r.v("kernel/swap/pswpin") > 0)
+
+
 checks = {
     "mremap": mremap,
+    "shootdown-storm.swap": storm_swap,
     "populate": populate, "populate.64k": populate_64k,
     "munmap": munmap, "munmap.64k": lambda r: munmap(r, P // 16),
     "fork": fork, "fork-child-exit": fork_child_exit,
